@@ -1,0 +1,92 @@
+// Command bulwark is Bulwark's single binary: the daemon (serve) and the CLI
+// that talks to it. Commands stay thin; the work is in internal/.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-project/bulwark/internal/client"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "0.1.0-dev"
+	commit  = ""
+)
+
+type globals struct {
+	socket string
+	output string
+}
+
+func main() {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "bulwark",
+		Short:         "Bulwark: a security-first virtualization host",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if g.output != "table" && g.output != "json" {
+				return fmt.Errorf("--output %q: must be table or json", g.output)
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket (default $BULWARK_SOCKET or "+client.DefaultSocket+")")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.AddCommand(serveCmd(), vmCmd(g), imageCmd(g), versionCmd(g))
+	if err := root.Execute(); err != nil {
+		printError(g, err)
+		os.Exit(1)
+	}
+}
+
+func printError(g *globals, err error) {
+	if g.output == "json" {
+		out := map[string]string{"error": err.Error()}
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.Field != "" {
+			out["field"] = ce.Field
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintln(os.Stderr, string(b))
+		return
+	}
+	fmt.Fprintln(os.Stderr, "error:", err)
+}
+
+func (g *globals) client() *client.Client { return client.New(client.SocketFromEnv(g.socket)) }
+
+// emit prints v as JSON, or calls table to print it for people.
+func (g *globals) emit(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {
+	if g.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
+}
+
+func versionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v := map[string]string{"version": version, "commit": commit}
+			return g.emit(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "bulwark %s %s\n", version, commit)
+			})
+		},
+	}
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-project/bulwark/internal/client"
+	"github.com/bulwark-project/bulwark/internal/consolelog"
+	"github.com/bulwark-project/bulwark/internal/daemon"
+)
+
+// DefaultUIDBase: when the daemon runs as root, VM n's QEMU runs as uid and
+// gid DefaultUIDBase+n, a range no distribution allocates.
+const DefaultUIDBase = 2_000_000_000
+
+func serveCmd() *cobra.Command {
+	cfg := daemon.Config{}
+	var logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the control-plane daemon",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Socket = client.SocketFromEnv(cmd.Flag("socket").Value.String())
+			cfg.Version, cfg.Commit = version, commit
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			return daemon.Run(ctx, cfg, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bulwark", "database, console logs and images")
+	f.StringVar(&cfg.RunDir, "run-dir", "/run/bulwark", "per-VM run directories (sockets, guest RAM files)")
+	f.StringVar(&cfg.QEMU, "qemu", "qemu-system-x86_64", "QEMU binary")
+	f.IntVar(&cfg.UIDBase, "vm-uid-base", DefaultUIDBase, "as root, run VM n's hypervisor as uid/gid base+n (0: keep the daemon's uid)")
+	f.Int64Var(&cfg.ConsoleLogMax, "console-log-max", consolelog.DefaultMaxSize, "bytes per console log file before rotation")
+	f.IntVar(&cfg.ConsoleKeep, "console-log-keep", consolelog.DefaultKeep, "rotated console log files kept per VM")
+	f.DurationVar(&cfg.StopTimeout, "stop-timeout", 30*time.Second, "default wait for a guest to power off before it is killed")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "json", "json or text")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: must be json or text", format)
+}

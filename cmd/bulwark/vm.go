@@ -1,0 +1,288 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-project/bulwark/internal/vm"
+)
+
+func vmCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "vm", Short: "Manage virtual machines"}
+	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmDeleteCmd(g), vmStopCmd(g), vmLogCmd(g))
+	for _, a := range []struct{ name, short string }{
+		{"start", "Start a VM and wait until it runs"},
+		{"pause", "Freeze a VM's vCPUs"},
+		{"resume", "Continue a paused VM"},
+	} {
+		cmd.AddCommand(vmActionCmd(g, a.name, a.short))
+	}
+	return cmd
+}
+
+func printVMs(g *globals, w io.Writer, v any, vms []*vm.VM) error {
+	return g.emit(w, v, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "NAME\tSTATE\tVCPUS\tMEMORY\tACCEL\tPID\tREASON")
+		for _, x := range vms {
+			pid := "-"
+			if x.Runtime.PID > 0 {
+				pid = fmt.Sprint(x.Runtime.PID)
+			}
+			accel := x.Runtime.Accel
+			if accel == "" {
+				accel = x.Spec.Accel
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%dMiB\t%s\t%s\t%s\n", x.Spec.Name, x.State, x.Spec.VCPUs, x.Spec.MemoryMiB, accel, pid, x.Reason)
+		}
+	})
+}
+
+func vmCreateCmd(g *globals) *cobra.Command {
+	var (
+		spec  vm.Spec
+		file  string
+		disks []string
+		nics  []string
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Define a VM (flags, or a JSON spec with --file)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				s, err := readSpecFile(file)
+				if err != nil {
+					return err
+				}
+				if len(args) == 1 {
+					s.Name = args[0]
+				}
+				spec = s
+			} else {
+				if len(args) != 1 {
+					return fmt.Errorf("NAME is required")
+				}
+				spec.Name = args[0]
+				for _, d := range disks {
+					disk, err := parseDisk(d)
+					if err != nil {
+						return err
+					}
+					spec.Disks = append(spec.Disks, disk)
+				}
+				for _, n := range nics {
+					nic, err := parseNIC(n)
+					if err != nil {
+						return err
+					}
+					spec.NICs = append(spec.NICs, nic)
+				}
+			}
+			v, err := g.client().CreateVM(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			return printVMs(g, cmd.OutOrStdout(), v, []*vm.VM{v})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "", "JSON spec file ('-' for stdin); unknown fields are refused")
+	f.IntVar(&spec.VCPUs, "vcpus", 1, "virtual CPUs")
+	f.IntVar(&spec.MemoryMiB, "memory", 256, "memory in MiB")
+	f.StringVar(&spec.Kernel, "kernel", "", "kernel image (absolute path)")
+	f.StringVar(&spec.Initrd, "initrd", "", "initramfs (absolute path)")
+	f.StringVar(&spec.Cmdline, "cmdline", "", "kernel command line (console=ttyS0 is added)")
+	f.StringVar(&spec.Accel, "accel", "auto", "accelerator: auto, kvm or tcg")
+	f.StringArrayVar(&disks, "disk", nil, "disk PATH[:ro] (repeatable)")
+	f.StringArrayVar(&nics, "nic", nil, "NIC as mac=..,network=..,socket=.. (all optional; repeatable)")
+	return cmd
+}
+
+func readSpecFile(path string) (vm.Spec, error) {
+	var (
+		b   []byte
+		err error
+	)
+	if path == "-" {
+		b, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return vm.Spec{}, err
+	}
+	var s vm.Spec
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+func parseDisk(s string) (vm.Disk, error) {
+	d := vm.Disk{Path: s}
+	if p, ok := strings.CutSuffix(s, ":ro"); ok {
+		d.Path, d.ReadOnly = p, true
+	}
+	if d.Path == "" {
+		return d, fmt.Errorf("--disk %q: empty path", s)
+	}
+	return d, nil
+}
+
+func parseNIC(s string) (vm.NIC, error) {
+	var n vm.NIC
+	if s == "" || s == "-" {
+		return n, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return n, fmt.Errorf("--nic %q: %q is not key=value", s, kv)
+		}
+		switch k {
+		case "mac":
+			n.MAC = v
+		case "network":
+			n.Network = v
+		case "socket":
+			n.Socket = v
+		default:
+			return n, fmt.Errorf("--nic %q: unknown key %q (mac, network, socket)", s, k)
+		}
+	}
+	return n, nil
+}
+
+func vmListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "list", Short: "List VMs", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vms, err := g.client().ListVMs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if vms == nil {
+				vms = []*vm.VM{}
+			}
+			return printVMs(g, cmd.OutOrStdout(), vms, vms)
+		},
+	}
+}
+
+func vmShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "show NAME", Short: "Show a VM", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := g.client().GetVM(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) { showVM(tw, v) })
+		},
+	}
+}
+
+func showVM(tw *tabwriter.Writer, v *vm.VM) {
+	p := func(k string, val any) { fmt.Fprintf(tw, "%s:\t%v\n", k, val) }
+	p("name", v.Spec.Name)
+	p("state", v.State)
+	if v.Reason != "" {
+		p("reason", v.Reason)
+	}
+	p("vcpus", v.Spec.VCPUs)
+	p("memory", fmt.Sprintf("%d MiB", v.Spec.MemoryMiB))
+	p("kernel", v.Spec.Kernel)
+	if v.Spec.Initrd != "" {
+		p("initrd", v.Spec.Initrd)
+	}
+	p("cmdline", v.Spec.Cmdline)
+	for i, d := range v.Spec.Disks {
+		p(fmt.Sprintf("disk%d", i), fmt.Sprintf("%s read_only=%v", d.Path, d.ReadOnly))
+	}
+	for i, n := range v.Spec.NICs {
+		p(fmt.Sprintf("nic%d", i), fmt.Sprintf("mac=%s network=%s socket=%s", n.MAC, n.Network, n.Socket))
+	}
+	p("accel", fmt.Sprintf("%s (requested %s) %s", v.Runtime.Accel, v.Spec.Accel, v.Runtime.AccelWhy))
+	if v.Runtime.PID > 0 {
+		p("pid", v.Runtime.PID)
+		p("uid", v.Runtime.UID)
+		p("run_dir", v.Runtime.RunDir)
+	}
+	p("created", v.Created)
+	p("updated", v.Updated)
+}
+
+func vmActionCmd(g *globals, action, short string) *cobra.Command {
+	return &cobra.Command{
+		Use: action + " NAME", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := g.client().Action(cmd.Context(), args[0], action)
+			if err != nil {
+				return err
+			}
+			return printVMs(g, cmd.OutOrStdout(), v, []*vm.VM{v})
+		},
+	}
+}
+
+func vmStopCmd(g *globals) *cobra.Command {
+	var (
+		force   bool
+		timeout int
+	)
+	cmd := &cobra.Command{
+		Use: "stop NAME", Short: "Power a VM off (ACPI), killing it after --timeout or at once with --force", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := g.client().StopVM(cmd.Context(), args[0], force, timeout)
+			if err != nil {
+				return err
+			}
+			return printVMs(g, cmd.OutOrStdout(), v, []*vm.VM{v})
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "kill the hypervisor without asking the guest")
+	cmd.Flags().IntVar(&timeout, "timeout", 0, "seconds to wait for the guest (default: daemon's --stop-timeout)")
+	return cmd
+}
+
+func vmDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "delete NAME", Short: "Delete a VM that is not running", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.client().DeleteVM(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), map[string]string{"deleted": args[0]}, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "deleted %s\n", args[0])
+			})
+		},
+	}
+}
+
+func vmLogCmd(g *globals) *cobra.Command {
+	var n int
+	cmd := &cobra.Command{
+		Use: "log NAME", Short: "Print the tail of a VM's serial console log", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := g.client().ConsoleLog(cmd.Context(), args[0], n)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return g.emit(cmd.OutOrStdout(), map[string]string{"vm": args[0], "log": strings.ToValidUTF8(string(b), "\uFFFD")}, nil)
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&n, "bytes", 0, "bytes from the end (default 65536)")
+	return cmd
+}

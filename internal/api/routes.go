@@ -1,0 +1,53 @@
+// Package api is Bulwark's REST API under /api/v1. Routes are declared as
+// data in one table (routes below); each names the privilege and the object
+// path it needs, so access control can be enforced and audited in one place.
+// openapi.json describes the same routes and a test keeps the two in step.
+package api
+
+import "net/http"
+
+// Route is one API endpoint.
+type Route struct {
+	Method  string
+	Path    string // Go ServeMux pattern syntax, identical to the OpenAPI path
+	OpID    string // OpenAPI operationId
+	Public  bool   // reachable without credentials (health, the API description)
+	Priv    string // privilege required on Object; empty only when Public
+	Object  func(r *http.Request) string
+	Handler func(s *Server, w http.ResponseWriter, r *http.Request) error
+}
+
+func root(*http.Request) string    { return "/" }
+func vmsRoot(*http.Request) string { return "/vms" }
+func vmObj(r *http.Request) string { return "/vms/" + r.PathValue("name") }
+
+// Privileges used by the routes in this file; internal/auth owns the full
+// catalogue once it exists.
+const (
+	PrivVMAudit    = "VM.Audit"
+	PrivVMCreate   = "VM.Create"
+	PrivVMDelete   = "VM.Delete"
+	PrivVMPowerOn  = "VM.PowerOn"
+	PrivVMPowerOff = "VM.PowerOff"
+	PrivVMConsole  = "VM.Console"
+	PrivMonitor    = "Monitor.Read"
+)
+
+func routes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/api/v1/health", OpID: "health", Public: true, Handler: (*Server).health},
+		{Method: "GET", Path: "/api/v1/openapi.json", OpID: "openapi", Public: true, Handler: (*Server).openapi},
+		{Method: "GET", Path: "/api/v1/version", OpID: "version", Priv: PrivMonitor, Object: root, Handler: (*Server).version},
+		{Method: "GET", Path: "/api/v1/host", OpID: "host", Priv: PrivMonitor, Object: root, Handler: (*Server).host},
+		{Method: "GET", Path: "/api/v1/vms", OpID: "listVMs", Priv: PrivVMAudit, Object: vmsRoot, Handler: (*Server).listVMs},
+		{Method: "POST", Path: "/api/v1/vms", OpID: "createVM", Priv: PrivVMCreate, Object: vmsRoot, Handler: (*Server).createVM},
+		{Method: "GET", Path: "/api/v1/vms/{name}", OpID: "getVM", Priv: PrivVMAudit, Object: vmObj, Handler: (*Server).getVM},
+		{Method: "DELETE", Path: "/api/v1/vms/{name}", OpID: "deleteVM", Priv: PrivVMDelete, Object: vmObj, Handler: (*Server).deleteVM},
+		{Method: "POST", Path: "/api/v1/vms/{name}/start", OpID: "startVM", Priv: PrivVMPowerOn, Object: vmObj, Handler: (*Server).startVM},
+		{Method: "POST", Path: "/api/v1/vms/{name}/stop", OpID: "stopVM", Priv: PrivVMPowerOff, Object: vmObj, Handler: (*Server).stopVM},
+		{Method: "POST", Path: "/api/v1/vms/{name}/pause", OpID: "pauseVM", Priv: PrivVMPowerOff, Object: vmObj, Handler: (*Server).pauseVM},
+		{Method: "POST", Path: "/api/v1/vms/{name}/resume", OpID: "resumeVM", Priv: PrivVMPowerOn, Object: vmObj, Handler: (*Server).resumeVM},
+		{Method: "GET", Path: "/api/v1/vms/{name}/console/log", OpID: "vmConsoleLog", Priv: PrivVMConsole, Object: vmObj, Handler: (*Server).consoleLog},
+		{Method: "GET", Path: "/metrics", OpID: "metrics", Priv: PrivMonitor, Object: root, Handler: (*Server).metrics},
+	}
+}

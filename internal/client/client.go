@@ -1,0 +1,174 @@
+// Package client is the Go client of Bulwark's REST API, used by the CLI and
+// by tests. It speaks HTTP over the daemon's Unix socket.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/bulwark-project/bulwark/internal/vm"
+)
+
+// DefaultSocket is where the daemon listens unless told otherwise.
+const DefaultSocket = "/run/bulwark/bulwark.sock"
+
+// SocketFromEnv returns flag if set, else $BULWARK_SOCKET, else DefaultSocket.
+func SocketFromEnv(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if s := os.Getenv("BULWARK_SOCKET"); s != "" {
+		return s
+	}
+	return DefaultSocket
+}
+
+// Client talks to one daemon.
+type Client struct {
+	hc   *http.Client
+	base string
+}
+
+// New returns a client for the daemon's Unix socket.
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://bulwark"}
+}
+
+// Error is an error response from the daemon.
+type Error struct {
+	Status  int
+	Message string `json:"error"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" && !bytes.Contains([]byte(e.Message), []byte(e.Field)) {
+		return fmt.Sprintf("%s (field %s)", e.Message, e.Field)
+	}
+	return e.Message
+}
+
+// Do sends a request and decodes a JSON answer into out (if non-nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	body, err := c.raw(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	if out == nil || len(body) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) raw(ctx context.Context, method, path string, in any) ([]byte, error) {
+	var rd io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 400 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(body, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
+		}
+		return nil, e
+	}
+	return body, nil
+}
+
+// ListVMs returns every VM.
+func (c *Client) ListVMs(ctx context.Context) ([]*vm.VM, error) {
+	var out []*vm.VM
+	return out, c.Do(ctx, "GET", "/api/v1/vms", nil, &out)
+}
+
+// CreateVM defines a VM.
+func (c *Client) CreateVM(ctx context.Context, spec vm.Spec) (*vm.VM, error) {
+	var out vm.VM
+	return &out, c.Do(ctx, "POST", "/api/v1/vms", spec, &out)
+}
+
+// GetVM returns one VM.
+func (c *Client) GetVM(ctx context.Context, name string) (*vm.VM, error) {
+	var out vm.VM
+	return &out, c.Do(ctx, "GET", "/api/v1/vms/"+url.PathEscape(name), nil, &out)
+}
+
+// DeleteVM deletes a VM that is not running.
+func (c *Client) DeleteVM(ctx context.Context, name string) error {
+	return c.Do(ctx, "DELETE", "/api/v1/vms/"+url.PathEscape(name), nil, nil)
+}
+
+// Action runs start, pause or resume.
+func (c *Client) Action(ctx context.Context, name, action string) (*vm.VM, error) {
+	var out vm.VM
+	return &out, c.Do(ctx, "POST", "/api/v1/vms/"+url.PathEscape(name)+"/"+action, nil, &out)
+}
+
+// StopVM powers a VM off; timeoutSec 0 uses the daemon's default.
+func (c *Client) StopVM(ctx context.Context, name string, force bool, timeoutSec int) (*vm.VM, error) {
+	q := url.Values{}
+	if force {
+		q.Set("force", "true")
+	}
+	if timeoutSec > 0 {
+		q.Set("timeout", strconv.Itoa(timeoutSec))
+	}
+	var out vm.VM
+	p := "/api/v1/vms/" + url.PathEscape(name) + "/stop"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	return &out, c.Do(ctx, "POST", p, nil, &out)
+}
+
+// ConsoleLog returns the last n bytes of a VM's serial console (0 = default).
+func (c *Client) ConsoleLog(ctx context.Context, name string, n int) ([]byte, error) {
+	p := "/api/v1/vms/" + url.PathEscape(name) + "/console/log"
+	if n > 0 {
+		p += "?bytes=" + strconv.Itoa(n)
+	}
+	return c.raw(ctx, "GET", p, nil)
+}
+
+// Host returns the daemon's host facts.
+func (c *Client) Host(ctx context.Context) (map[string]any, error) {
+	var out map[string]any
+	return out, c.Do(ctx, "GET", "/api/v1/host", nil, &out)
+}

@@ -1,0 +1,128 @@
+// Package daemon wires the control plane together for `bulwark serve`: the
+// store, the hypervisor backend, the VM manager and the API listener. It is
+// the only place that knows all of them.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bulwark-project/bulwark/internal/api"
+	"github.com/bulwark-project/bulwark/internal/hv"
+	"github.com/bulwark-project/bulwark/internal/hv/qemu"
+	"github.com/bulwark-project/bulwark/internal/manager"
+	"github.com/bulwark-project/bulwark/internal/store"
+)
+
+// Config is `bulwark serve`'s configuration; every field has a documented
+// default in cmd/bulwark.
+type Config struct {
+	Socket        string
+	StateDir      string
+	RunDir        string
+	QEMU          string
+	UIDBase       int
+	ConsoleLogMax int64
+	ConsoleKeep   int
+	StopTimeout   time.Duration
+	Version       string
+	Commit        string
+}
+
+// Run serves until ctx is cancelled, then shuts down cleanly, leaving VMs
+// running for the next daemon to re-attach.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	st, err := store.Open(ctx, cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	probe := hv.ProbeKVM()
+	auto, _ := hv.Decide("auto", probe)
+	log.Info("accelerator", "auto", auto.Name, "reason", auto.Reason)
+	accel := func(req string) (hv.Accel, error) { return hv.Decide(req, probe) }
+
+	mgr, err := manager.New(st, qemu.New(cfg.QEMU), accel, manager.Config{
+		RunRoot: filepath.Join(cfg.RunDir, "vms"), LogRoot: filepath.Join(cfg.StateDir, "logs"),
+		UIDBase: cfg.UIDBase, ConsoleLogMax: cfg.ConsoleLogMax, ConsoleKeep: cfg.ConsoleKeep,
+		StopTimeout: cfg.StopTimeout,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	if err := mgr.Recover(ctx); err != nil {
+		return fmt.Errorf("recover VMs: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr)
+	host, _ := os.Hostname()
+	srv := api.New(mgr, api.Info{
+		Version: cfg.Version, Commit: cfg.Commit, GoVersion: runtime.Version(), Backend: "qemu",
+		Accel: auto, Hostname: host, StateDir: cfg.StateDir,
+	}, reg, log)
+
+	ln, err := ListenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	hs := api.NewHTTPServer(srv, log)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("bulwark serving", "socket", cfg.Socket, "state_dir", cfg.StateDir, "run_dir", cfg.RunDir)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; VMs keep running")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	os.Remove(cfg.Socket)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// ListenUnix listens on a Unix socket that only the owner can use (0600). A
+// stale socket from a dead daemon is replaced; a live one is an error.
+func ListenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, err
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another daemon is listening on %s", path)
+	}
+	os.Remove(path)
+	// The umask makes the socket 0600 from the moment it exists; there is no
+	// window in which another user could connect.
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}

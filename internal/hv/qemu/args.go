@@ -1,0 +1,117 @@
+// Package qemu is the hypervisor backend that runs each VM in a hardened QEMU
+// process: -nodefaults, a seccomp sandbox with every optional syscall class
+// denied, the microvm machine with virtio-mmio devices only and no option
+// ROMs, guest RAM in a shared file of the VM's private run directory, and an
+// unprivileged uid per VM. The daemon talks to it over QMP and reads the
+// serial console, both on Unix sockets in the run directory.
+package qemu
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Args is the resolved input to the QEMU command line. Paths of files the
+// daemon opened itself are /proc/self/fd/N or /dev/fdset/N, so the
+// unprivileged QEMU needs no access to their directories.
+type Args struct {
+	Name          string
+	Accel         string // "kvm" or "tcg"
+	VCPUs         int
+	MemoryMiB     int
+	MemPath       string // guest RAM backing file (pre-created 0600)
+	Kernel        string
+	Initrd        string
+	Cmdline       string
+	QMPSocket     string
+	ConsoleSocket string
+	Disks         []DiskArg
+	NICs          []NICArg
+	FDSets        []FDSet
+}
+
+// DiskArg is one virtio-blk device.
+type DiskArg struct {
+	Path     string
+	ReadOnly bool
+}
+
+// NICArg is one virtio-net device on a Unix datagram socket pair.
+type NICArg struct {
+	MAC    string
+	Local  string // socket QEMU binds
+	Remote string // socket QEMU sends to
+}
+
+// FDSet passes an inherited descriptor to QEMU with -add-fd.
+type FDSet struct {
+	FD, Set int
+}
+
+// Sandbox denies every optional class of the QEMU seccomp filter. spawn and
+// elevateprivileges deny fork/exec and set*id: QEMU is started unprivileged
+// by the daemon, so it never needs -runas (which would need setuid).
+const Sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+// Machine is microvm: no PCI, no legacy devices beyond the serial port, no
+// firmware option ROMs; virtio-mmio devices are found through ACPI.
+const Machine = "microvm,acpi=on,x-option-roms=off,isa-serial=on,memory-backend=mem0"
+
+// BaseCmdline is prepended to the operator's kernel command line.
+const BaseCmdline = "console=ttyS0"
+
+// Build returns the argv (without the program name).
+func (a Args) Build() []string {
+	argv := []string{
+		"-name", "guest=" + a.Name + ",debug-threads=on",
+		"-nodefaults", "-no-user-config", "-nographic",
+		"-sandbox", Sandbox,
+		"-machine", Machine,
+		"-accel", a.Accel,
+		"-smp", strconv.Itoa(a.VCPUs),
+		"-m", strconv.Itoa(a.MemoryMiB) + "M",
+		"-object", fmt.Sprintf("memory-backend-file,id=mem0,size=%dM,mem-path=%s,share=on", a.MemoryMiB, a.MemPath),
+		"-global", "virtio-mmio.force-legacy=false",
+	}
+	if a.Accel == "kvm" {
+		argv = append(argv, "-cpu", "host")
+	}
+	for _, f := range a.FDSets {
+		argv = append(argv, "-add-fd", fmt.Sprintf("fd=%d,set=%d", f.FD, f.Set))
+	}
+	argv = append(argv, "-kernel", a.Kernel)
+	if a.Initrd != "" {
+		argv = append(argv, "-initrd", a.Initrd)
+	}
+	argv = append(argv, "-append", kernelCmdline(a.Cmdline))
+	argv = append(argv,
+		"-chardev", "socket,id=qmp,path="+a.QMPSocket+",server=on,wait=off",
+		"-mon", "chardev=qmp,mode=control",
+		"-chardev", "socket,id=serial0,path="+a.ConsoleSocket+",server=on,wait=off",
+		"-serial", "chardev:serial0",
+	)
+	for i, d := range a.Disks {
+		ro := "off"
+		if d.ReadOnly {
+			ro = "on"
+		}
+		argv = append(argv,
+			"-blockdev", fmt.Sprintf("driver=file,node-name=disk%df,filename=%s,read-only=%s", i, d.Path, ro),
+			"-blockdev", fmt.Sprintf("driver=raw,node-name=disk%d,file=disk%df,read-only=%s", i, i, ro),
+			"-device", fmt.Sprintf("virtio-blk-device,drive=disk%d", i))
+	}
+	for i, n := range a.NICs {
+		argv = append(argv,
+			"-netdev", fmt.Sprintf("dgram,id=net%d,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", i, n.Local, n.Remote),
+			"-device", fmt.Sprintf("virtio-net-device,netdev=net%d,mac=%s", i, n.MAC))
+	}
+	return argv
+}
+
+func kernelCmdline(user string) string {
+	if strings.Contains(" "+user, " console=") {
+		return user
+	}
+	return strings.TrimSpace(BaseCmdline + " " + user)
+}

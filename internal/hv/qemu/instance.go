@@ -1,0 +1,186 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bulwark-project/bulwark/internal/hv"
+)
+
+// instance is one QEMU process.
+type instance struct {
+	handle hv.Handle
+	done   chan struct{}
+
+	mu        sync.Mutex
+	qmp       *QMP
+	requested bool // a SHUTDOWN event was seen or the daemon asked to quit
+	exit      hv.Exit
+}
+
+func newInstance(pid int, runDir string) *instance {
+	return &instance{handle: hv.Handle{PID: pid, RunDir: runDir}, done: make(chan struct{})}
+}
+
+// connect waits for the QMP socket and checks the VM runs.
+func (in *instance) connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	path := filepath.Join(in.handle.RunDir, qmpSock)
+	for {
+		q, err := DialQMP(ctx, path)
+		if err == nil {
+			in.mu.Lock()
+			in.qmp = q
+			in.mu.Unlock()
+			go in.watchEvents(q)
+			return nil
+		}
+		select {
+		case <-in.done:
+			return errors.New("qemu exited")
+		case <-ctx.Done():
+			return fmt.Errorf("qmp: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (in *instance) watchEvents(q *QMP) {
+	for {
+		select {
+		case ev := <-q.Events():
+			if ev.Name == "SHUTDOWN" {
+				in.mu.Lock()
+				in.requested = true
+				in.mu.Unlock()
+			}
+		case <-q.Done():
+			return
+		}
+	}
+}
+
+// reap waits for a child QEMU and records its exit.
+func (in *instance) reap(cmd *exec.Cmd) {
+	err := cmd.Wait()
+	status := "exit status 0"
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			status = fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+		} else {
+			status = ee.Error()
+		}
+	} else if err != nil {
+		status = err.Error()
+	}
+	in.finish(status)
+}
+
+// watchPidfd waits for a re-attached (non-child) QEMU to exit.
+func (in *instance) watchPidfd(fd int) {
+	waitPidfd(fd)
+	syscall.Close(fd)
+	in.finish("exited (status unknown: not a child of this daemon)")
+}
+
+func (in *instance) finish(status string) {
+	// Give the event reader a moment to see a SHUTDOWN that raced the exit.
+	in.mu.Lock()
+	q := in.qmp
+	in.mu.Unlock()
+	if q != nil {
+		select {
+		case <-q.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	in.mu.Lock()
+	in.exit = hv.Exit{Requested: in.requested, Status: status, Message: logTail(in.handle.RunDir)}
+	if in.qmp != nil {
+		in.qmp.Close()
+	}
+	in.mu.Unlock()
+	close(in.done)
+}
+
+func (in *instance) Handle() hv.Handle     { return in.handle }
+func (in *instance) Done() <-chan struct{} { return in.done }
+
+func (in *instance) Exit() hv.Exit {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.exit
+}
+
+func (in *instance) exec(ctx context.Context, cmd string, args, out any) error {
+	in.mu.Lock()
+	q := in.qmp
+	in.mu.Unlock()
+	if q == nil {
+		return errors.New("qmp not connected")
+	}
+	return q.Execute(ctx, cmd, args, out)
+}
+
+func (in *instance) Status(ctx context.Context) (string, error) {
+	var st struct {
+		Status string `json:"status"`
+	}
+	err := in.exec(ctx, "query-status", nil, &st)
+	return st.Status, err
+}
+
+func (in *instance) Pause(ctx context.Context) error  { return in.exec(ctx, "stop", nil, nil) }
+func (in *instance) Resume(ctx context.Context) error { return in.exec(ctx, "cont", nil, nil) }
+
+func (in *instance) Shutdown(ctx context.Context) error {
+	return in.exec(ctx, "system_powerdown", nil, nil)
+}
+
+// Kill asks QEMU to quit, and sends SIGKILL if it has not gone within a second.
+func (in *instance) Kill(ctx context.Context) error {
+	in.mu.Lock()
+	in.requested = true
+	in.mu.Unlock()
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	_ = in.exec(qctx, "quit", nil, nil)
+	cancel()
+	select {
+	case <-in.done:
+		return nil
+	case <-time.After(time.Second):
+	}
+	// The PID cannot have been recycled before done closes: for a child we
+	// have not reaped it yet, for an attached process the pidfd pins it.
+	if err := syscall.Kill(in.handle.PID, syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) && err != syscall.ESRCH {
+		return err
+	}
+	select {
+	case <-in.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (in *instance) DialConsole(ctx context.Context) (net.Conn, error) {
+	return dialConsole(ctx, in.handle.RunDir)
+}
+
+func (in *instance) Detach() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.qmp != nil {
+		in.qmp.Close()
+	}
+}

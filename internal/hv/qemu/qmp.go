@@ -1,0 +1,178 @@
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// maxQMPLine bounds one QMP message. QEMU's own replies are small; the bound
+// only matters if the process has been subverted by its guest.
+const maxQMPLine = 1 << 20
+
+// QMP is a client of the QEMU Machine Protocol on a Unix socket. Commands are
+// serialised: QMP answers in order, so one in flight at a time is enough.
+type QMP struct {
+	conn    net.Conn
+	cmdMu   sync.Mutex // one command in flight
+	replies chan qmpMsg
+	events  chan Event
+	done    chan struct{} // closed when the reader ends (QEMU gone or Close)
+	errMu   sync.Mutex
+	err     error
+}
+
+// Event is an asynchronous QMP event such as SHUTDOWN or STOP.
+type Event struct {
+	Name string          `json:"event"`
+	Data json.RawMessage `json:"data"`
+}
+
+type qmpMsg struct {
+	Return json.RawMessage `json:"return"`
+	Error  *struct {
+		Class string `json:"class"`
+		Desc  string `json:"desc"`
+	} `json:"error"`
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
+	QMP   json.RawMessage `json:"QMP"`
+}
+
+// DialQMP connects, reads the greeting and negotiates capabilities.
+func DialQMP(ctx context.Context, path string) (*QMP, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	q := &QMP{conn: conn, replies: make(chan qmpMsg, 1), events: make(chan Event, 64), done: make(chan struct{})}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetReadDeadline(dl)
+	}
+	greet, err := readMsg(br)
+	if err != nil || greet.QMP == nil {
+		conn.Close()
+		return nil, fmt.Errorf("qmp %s: no greeting: %v", path, err)
+	}
+	conn.SetReadDeadline(time.Time{})
+	go q.readLoop(br)
+	if err := q.Execute(ctx, "qmp_capabilities", nil, nil); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("qmp %s: capabilities: %w", path, err)
+	}
+	return q, nil
+}
+
+func readMsg(br *bufio.Reader) (qmpMsg, error) {
+	var m qmpMsg
+	line, err := readLine(br)
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(line, &m); err != nil {
+		return m, fmt.Errorf("qmp: bad message: %w", err)
+	}
+	return m, nil
+}
+
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		if err != nil {
+			return nil, err
+		}
+		buf = append(buf, chunk...)
+		if len(buf) > maxQMPLine {
+			return nil, errors.New("qmp: message too long")
+		}
+		if !isPrefix {
+			return buf, nil
+		}
+	}
+}
+
+func (q *QMP) readLoop(br *bufio.Reader) {
+	defer close(q.done)
+	for {
+		m, err := readMsg(br)
+		if err != nil {
+			q.setErr(err)
+			return
+		}
+		if m.Event != "" {
+			select {
+			case q.events <- Event{Name: m.Event, Data: m.Data}:
+			default: // a slow consumer loses events, never blocks replies
+			}
+			continue
+		}
+		select {
+		case q.replies <- m:
+		default:
+			q.setErr(errors.New("qmp: unsolicited reply"))
+			return
+		}
+	}
+}
+
+func (q *QMP) setErr(err error) {
+	q.errMu.Lock()
+	if q.err == nil {
+		q.err = err
+	}
+	q.errMu.Unlock()
+}
+
+// Events delivers asynchronous events; it is never closed, watch Done.
+func (q *QMP) Events() <-chan Event { return q.events }
+
+// Done is closed when the connection ends.
+func (q *QMP) Done() <-chan struct{} { return q.done }
+
+// Execute runs one command; out, if non-nil, receives the "return" value.
+func (q *QMP) Execute(ctx context.Context, cmd string, args any, out any) error {
+	q.cmdMu.Lock()
+	defer q.cmdMu.Unlock()
+	req := map[string]any{"execute": cmd}
+	if args != nil {
+		req["arguments"] = args
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		q.conn.SetWriteDeadline(dl)
+	}
+	if _, err := q.conn.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("qmp %s: %w", cmd, err)
+	}
+	select {
+	case m := <-q.replies:
+		if m.Error != nil {
+			return fmt.Errorf("qmp %s: %s: %s", cmd, m.Error.Class, m.Error.Desc)
+		}
+		if out != nil && m.Return != nil {
+			return json.Unmarshal(m.Return, out)
+		}
+		return nil
+	case <-q.done:
+		return fmt.Errorf("qmp %s: connection closed", cmd)
+	case <-ctx.Done():
+		// The reply may still arrive; drop the connection so the next
+		// command cannot read a stale answer.
+		q.conn.Close()
+		return fmt.Errorf("qmp %s: %w", cmd, ctx.Err())
+	}
+}
+
+// Close drops the connection.
+func (q *QMP) Close() error { return q.conn.Close() }

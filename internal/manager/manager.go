@@ -1,0 +1,336 @@
+// Package manager drives VMs through their lifecycle on a hypervisor backend,
+// recording every state change in the store and supervising each hypervisor
+// process (crash detection, console logging, re-attach after a restart).
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bulwark-project/bulwark/internal/hv"
+	"github.com/bulwark-project/bulwark/internal/vm"
+)
+
+// Store is what the manager needs from the database (internal/store).
+type Store interface {
+	CreateVM(ctx context.Context, spec vm.Spec) (*vm.VM, error)
+	GetVM(ctx context.Context, name string) (*vm.VM, error)
+	ListVMs(ctx context.Context) ([]*vm.VM, error)
+	SetState(ctx context.Context, name string, st vm.State, reason string, rt vm.Runtime) error
+	DeleteVM(ctx context.Context, name string) error
+}
+
+// Config holds the host-side settings of the manager.
+type Config struct {
+	RunRoot string // per-VM run directories live here (0711; each VM dir 0700)
+	LogRoot string // per-VM console logs live here
+	// UIDBase: when the daemon is root, VM n runs as uid/gid UIDBase+id.
+	// Zero keeps the daemon's own uid (development only).
+	UIDBase       int
+	ConsoleLogMax int64
+	ConsoleKeep   int
+	StopTimeout   time.Duration
+}
+
+// Manager drives VMs through their lifecycle. Every state change is written
+// to the store before the call returns, so the store is the truth after a
+// crash of the daemon; the live instances are only a cache of connections.
+type Manager struct {
+	store   Store
+	backend hv.Backend
+	accel   func(request string) (hv.Accel, error)
+	cfg     Config
+	log     *slog.Logger
+
+	metrics metrics
+
+	closing   chan struct{} // closed by Close: supervisors stop recording
+	closeOnce sync.Once
+
+	mu      sync.Mutex // guards entries
+	entries map[string]*entry
+}
+
+// entry serialises operator operations on one VM and holds its live instance.
+type entry struct {
+	opMu sync.Mutex // one operation at a time per VM
+
+	// wmu orders runtime state writes against the supervisor's final write:
+	// after an instance's Done is closed only its supervisor writes state.
+	wmu   sync.Mutex
+	inst  hv.Instance
+	super chan struct{} // closed when the supervisor has recorded the exit
+}
+
+// NewManager wires a manager. accel resolves "auto|kvm|tcg" for this host.
+func New(st Store, b hv.Backend, accel func(string) (hv.Accel, error), cfg Config, log *slog.Logger) (*Manager, error) {
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 30 * time.Second
+	}
+	for _, d := range []string{cfg.RunRoot, cfg.LogRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	// VM uids must traverse RunRoot to reach their own 0700 directory.
+	if err := os.Chmod(cfg.RunRoot, 0o711); err != nil {
+		return nil, err
+	}
+	if cfg.UIDBase > 0 && os.Geteuid() == 0 {
+		if err := checkTraversable(cfg.RunRoot); err != nil {
+			return nil, err
+		}
+	}
+	return &Manager{store: st, backend: b, accel: accel, cfg: cfg, log: log, metrics: newMetrics(),
+		closing: make(chan struct{}), entries: map[string]*entry{}}, nil
+}
+
+func checkTraversable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("run root %s: %s is not searchable by others (mode %v); unprivileged VM processes could not reach their run directories", abs, d, fi.Mode().Perm())
+		}
+		if d == "/" {
+			return nil
+		}
+	}
+}
+
+func (m *Manager) entry(name string) *entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entries[name]
+	if e == nil {
+		e = &entry{}
+		m.entries[name] = e
+	}
+	return e
+}
+
+// Create validates and stores a new VM definition.
+func (m *Manager) Create(ctx context.Context, spec vm.Spec) (*vm.VM, error) {
+	spec.Normalize()
+	if err := spec.Validate(os.Stat); err != nil {
+		return nil, err
+	}
+	return m.store.CreateVM(ctx, spec)
+}
+
+// Get returns one VM.
+func (m *Manager) Get(ctx context.Context, name string) (*vm.VM, error) {
+	return m.store.GetVM(ctx, name)
+}
+
+// List returns all VMs.
+func (m *Manager) List(ctx context.Context) ([]*vm.VM, error) { return m.store.ListVMs(ctx) }
+
+func (m *Manager) runDir(name string) string { return filepath.Join(m.cfg.RunRoot, name) }
+
+// ConsoleLogPath is where a VM's serial output is kept.
+func (m *Manager) ConsoleLogPath(name string) string {
+	return filepath.Join(m.cfg.LogRoot, name, "console.log")
+}
+
+// Start launches a defined, stopped or crashed VM and returns once it runs.
+func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
+	e := m.entry(name)
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	v, err := m.store.GetVM(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := vm.CheckOp(v.State, vm.OpStart); err != nil {
+		return nil, err
+	}
+	// Re-validate: a kernel file may have vanished since the VM was defined.
+	if err := v.Spec.Validate(os.Stat); err != nil {
+		return nil, err
+	}
+	choice, err := m.accel(v.Spec.Accel)
+	if err != nil {
+		return nil, &vm.FieldError{Field: "accel", Msg: err.Error()}
+	}
+	rt := vm.Runtime{ID: v.Runtime.ID, Accel: choice.Name, AccelWhy: choice.Reason, RunDir: m.runDir(name), UID: -1}
+	if m.cfg.UIDBase > 0 && os.Geteuid() == 0 {
+		rt.UID = m.cfg.UIDBase + int(v.Runtime.ID)
+	}
+	if err := m.store.SetState(ctx, name, vm.Starting, "", rt); err != nil {
+		return nil, err
+	}
+	inst, err := m.backend.Launch(ctx, hv.LaunchConfig{Spec: v.Spec, RunDir: rt.RunDir, Accel: choice, UID: rt.UID, GID: rt.UID})
+	if err != nil {
+		m.log.Warn("vm start failed", "vm", name, "err", err)
+		if serr := m.store.SetState(context.Background(), name, vm.Crashed, err.Error(), rt); serr != nil {
+			return nil, serr
+		}
+		return m.store.GetVM(ctx, name)
+	}
+	h := inst.Handle()
+	rt.PID, rt.StartTime = h.PID, h.StartTime
+	if err := m.store.SetState(ctx, name, vm.Running, "", rt); err != nil {
+		inst.Kill(context.Background())
+		return nil, err
+	}
+	m.metrics.starts.Inc()
+	m.log.Info("vm started", "vm", name, "pid", rt.PID, "accel", rt.Accel, "accel_reason", rt.AccelWhy)
+	m.supervise(name, e, inst)
+	return m.store.GetVM(ctx, name)
+}
+
+// live returns the running instance of a VM or a conflict error.
+func (m *Manager) live(ctx context.Context, name string, e *entry, op vm.Op) (*vm.VM, hv.Instance, error) {
+	v, err := m.store.GetVM(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := vm.CheckOp(v.State, op); err != nil {
+		return nil, nil, err
+	}
+	e.wmu.Lock()
+	inst := e.inst
+	e.wmu.Unlock()
+	if inst == nil {
+		return nil, nil, fmt.Errorf("vm %q is %s but has no live hypervisor connection", name, v.State)
+	}
+	return v, inst, nil
+}
+
+// setLive writes a state for a live instance unless it has already exited,
+// in which case the supervisor's record stands.
+func (m *Manager) setLive(ctx context.Context, e *entry, inst hv.Instance, v *vm.VM, st vm.State, reason string) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	select {
+	case <-inst.Done():
+		return errors.New("hypervisor exited during the operation")
+	default:
+	}
+	return m.store.SetState(ctx, v.Spec.Name, st, reason, v.Runtime)
+}
+
+// Pause freezes the guest's vCPUs.
+func (m *Manager) Pause(ctx context.Context, name string) (*vm.VM, error) {
+	return m.pauseResume(ctx, name, vm.OpPause, vm.Paused, "paused")
+}
+
+// Resume continues a paused guest.
+func (m *Manager) Resume(ctx context.Context, name string) (*vm.VM, error) {
+	return m.pauseResume(ctx, name, vm.OpResume, vm.Running, "running")
+}
+
+func (m *Manager) pauseResume(ctx context.Context, name string, op vm.Op, to vm.State, want string) (*vm.VM, error) {
+	e := m.entry(name)
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	v, inst, err := m.live(ctx, name, e, op)
+	if err != nil {
+		return nil, err
+	}
+	if op == vm.OpPause {
+		err = inst.Pause(ctx)
+	} else {
+		err = inst.Resume(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: %s: %w", name, op, err)
+	}
+	if got, err := inst.Status(ctx); err != nil || got != want {
+		return nil, fmt.Errorf("vm %q: %s: hypervisor reports %q (%v)", name, op, got, err)
+	}
+	if err := m.setLive(ctx, e, inst, v, to, ""); err != nil {
+		return nil, err
+	}
+	return m.store.GetVM(ctx, name)
+}
+
+// Stop shuts a VM down: an ACPI power-off request first, then, after
+// timeout (or at once with force), the hypervisor process is killed.
+func (m *Manager) Stop(ctx context.Context, name string, force bool, timeout time.Duration) (*vm.VM, error) {
+	e := m.entry(name)
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	v, inst, err := m.live(ctx, name, e, vm.OpStop)
+	if err != nil {
+		return nil, err
+	}
+	if timeout <= 0 {
+		timeout = m.cfg.StopTimeout
+	}
+	if err := m.setLive(ctx, e, inst, v, vm.Stopping, ""); err == nil && !force {
+		if v.State == vm.Paused {
+			// A paused guest cannot see the power button.
+			_ = inst.Resume(ctx)
+		}
+		if err := inst.Shutdown(ctx); err != nil {
+			m.log.Warn("graceful shutdown request failed", "vm", name, "err", err)
+		}
+	}
+	select {
+	case <-inst.Done():
+	case <-time.After(timeout):
+		m.log.Warn("vm did not power off in time, killing", "vm", name, "timeout", timeout)
+	case <-ctx.Done():
+	}
+	if force || !isClosed(inst.Done()) {
+		if err := inst.Kill(context.Background()); err != nil {
+			return nil, fmt.Errorf("vm %q: kill: %w", name, err)
+		}
+	}
+	e.wmu.Lock()
+	sup := e.super
+	e.wmu.Unlock()
+	if sup != nil {
+		<-sup
+	}
+	return m.store.GetVM(context.Background(), name)
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// Delete removes a VM that is not running, with its run directory and logs.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	e := m.entry(name)
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	v, err := m.store.GetVM(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := vm.CheckOp(v.State, vm.OpDelete); err != nil {
+		return err
+	}
+	if err := m.store.DeleteVM(ctx, name); err != nil {
+		return err
+	}
+	os.RemoveAll(m.runDir(name))
+	os.RemoveAll(filepath.Dir(m.ConsoleLogPath(name)))
+	m.mu.Lock()
+	delete(m.entries, name)
+	m.mu.Unlock()
+	return nil
+}
+
+// ConsoleKeep is how many rotated console log files are kept.
+func (m *Manager) ConsoleKeep() int { return m.cfg.ConsoleKeep }

@@ -1,0 +1,63 @@
+// Package vm holds the VM model: the spec an operator submits, its validation,
+// the lifecycle state machine and the manager that drives a hypervisor backend.
+//
+// Validation and the state machine are pure (no I/O beyond an injected stat
+// function) so they are tested exhaustively; the manager is the edge that
+// touches the store, processes and files.
+package vm
+
+import "time"
+
+// Spec is the operator's definition of a VM. It is stored verbatim (as JSON) and
+// is the only input the backend needs to launch the VM.
+type Spec struct {
+	Name      string `json:"name"`
+	VCPUs     int    `json:"vcpus"`
+	MemoryMiB int    `json:"memory_mib"`
+	Kernel    string `json:"kernel"`
+	Initrd    string `json:"initrd,omitempty"`
+	Cmdline   string `json:"cmdline,omitempty"`
+	Disks     []Disk `json:"disks,omitempty"`
+	NICs      []NIC  `json:"nics,omitempty"`
+	// Accel is "auto" (default), "kvm" or "tcg".
+	Accel string `json:"accel,omitempty"`
+}
+
+// Disk is a raw disk image or block device given to the guest as virtio-blk.
+type Disk struct {
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// NIC is a virtio-net device. Until the virtual switch exists a NIC is either
+// unattached or connected to a Unix datagram socket (one Ethernet frame per
+// datagram, QEMU's -netdev dgram framing).
+type NIC struct {
+	MAC     string `json:"mac,omitempty"`
+	Network string `json:"network,omitempty"`
+	// Socket is the remote datagram socket the NIC sends frames to; empty
+	// leaves the NIC unattached (link up, frames dropped).
+	Socket string `json:"socket,omitempty"`
+}
+
+// VM is a spec plus its runtime record, as stored and as reported by the API.
+type VM struct {
+	Spec    Spec      `json:"spec"`
+	State   State     `json:"state"`
+	Reason  string    `json:"reason,omitempty"`
+	Runtime Runtime   `json:"runtime"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// Runtime is what the daemon must remember about a running VM to re-attach to
+// it after a restart.
+type Runtime struct {
+	ID        int64  `json:"id"`
+	PID       int    `json:"pid,omitempty"`
+	StartTime uint64 `json:"start_time,omitempty"` // /proc/PID/stat field 22, guards against PID reuse
+	Accel     string `json:"accel,omitempty"`
+	AccelWhy  string `json:"accel_reason,omitempty"`
+	RunDir    string `json:"run_dir,omitempty"`
+	UID       int    `json:"uid,omitempty"` // host uid the hypervisor process runs as
+}

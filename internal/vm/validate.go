@@ -1,0 +1,220 @@
+package vm
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Limits on a spec. They bound what one API call can ask of the host; the
+// memory ceiling is a sanity bound, admission against host capacity is the
+// resource pool's job.
+const (
+	MaxNameLen    = 63
+	MinMemoryMiB  = 32
+	MaxMemoryMiB  = 1 << 20 // 1 TiB
+	MaxVCPUs      = 64
+	MaxCmdlineLen = 2048 // x86 COMMAND_LINE_SIZE
+	MaxDisks      = 8
+	MaxNICs       = 8
+	MaxPathLen    = 1024
+	MaxSocketPath = 107 // sun_path is 108 bytes including the NUL
+)
+
+// FieldError names the spec field that is wrong so the API and CLI can point at it.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// A DNS label: it becomes a directory name, a hostname and a metric label, so
+// nothing that could walk a path ("..", "/") or confuse a shell is allowed.
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// ValidateName checks a VM or network name.
+func ValidateName(field, name string) error {
+	switch {
+	case name == "":
+		return fieldErr(field, "must not be empty")
+	case len(name) > MaxNameLen:
+		return fieldErr(field, "longer than %d characters", MaxNameLen)
+	case !nameRE.MatchString(name):
+		return fieldErr(field, "%q must be lower-case letters, digits and '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+// StatFunc reports on a host path; validation takes it as a parameter so that
+// it stays testable without touching the file system.
+type StatFunc func(path string) (fs.FileInfo, error)
+
+// Normalize fills defaults that are part of the stored definition (so a later
+// default change does not alter an existing VM) and generates missing MACs.
+func (s *Spec) Normalize() {
+	if s.VCPUs == 0 {
+		s.VCPUs = 1
+	}
+	if s.Accel == "" {
+		s.Accel = "auto"
+	}
+	for i := range s.NICs {
+		if s.NICs[i].MAC == "" {
+			s.NICs[i].MAC = RandomMAC()
+		} else {
+			s.NICs[i].MAC = strings.ToLower(s.NICs[i].MAC)
+		}
+	}
+}
+
+// RandomMAC returns a locally administered unicast MAC in QEMU's 52:54:00 prefix.
+func RandomMAC() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", b[0], b[1], b[2])
+}
+
+// Validate checks every field of a normalized spec and returns the first
+// problem as a *FieldError.
+func (s *Spec) Validate(stat StatFunc) error {
+	if err := ValidateName("name", s.Name); err != nil {
+		return err
+	}
+	if s.VCPUs < 1 || s.VCPUs > MaxVCPUs {
+		return fieldErr("vcpus", "%d out of range 1..%d", s.VCPUs, MaxVCPUs)
+	}
+	if s.MemoryMiB < MinMemoryMiB || s.MemoryMiB > MaxMemoryMiB {
+		return fieldErr("memory_mib", "%d out of range %d..%d", s.MemoryMiB, MinMemoryMiB, MaxMemoryMiB)
+	}
+	switch s.Accel {
+	case "auto", "kvm", "tcg":
+	default:
+		return fieldErr("accel", "%q is not one of auto, kvm, tcg", s.Accel)
+	}
+	if err := checkFile("kernel", s.Kernel, true, stat); err != nil {
+		return err
+	}
+	if err := checkFile("initrd", s.Initrd, false, stat); err != nil {
+		return err
+	}
+	if err := checkCmdline(s.Cmdline); err != nil {
+		return err
+	}
+	if len(s.Disks) > MaxDisks {
+		return fieldErr("disks", "%d disks, at most %d", len(s.Disks), MaxDisks)
+	}
+	for i, d := range s.Disks {
+		if err := checkDisk(fmt.Sprintf("disks[%d].path", i), d.Path, stat); err != nil {
+			return err
+		}
+	}
+	return s.validateNICs()
+}
+
+func (s *Spec) validateNICs() error {
+	if len(s.NICs) > MaxNICs {
+		return fieldErr("nics", "%d NICs, at most %d", len(s.NICs), MaxNICs)
+	}
+	seen := map[string]bool{}
+	for i, n := range s.NICs {
+		f := fmt.Sprintf("nics[%d]", i)
+		hw, err := net.ParseMAC(n.MAC)
+		if err != nil || len(hw) != 6 {
+			return fieldErr(f+".mac", "%q is not a MAC address", n.MAC)
+		}
+		if hw[0]&1 != 0 {
+			return fieldErr(f+".mac", "%s is a multicast address", n.MAC)
+		}
+		if seen[n.MAC] {
+			return fieldErr(f+".mac", "%s used twice", n.MAC)
+		}
+		seen[n.MAC] = true
+		if n.Network != "" {
+			if err := ValidateName(f+".network", n.Network); err != nil {
+				return err
+			}
+		}
+		if n.Socket != "" {
+			if !filepath.IsAbs(n.Socket) || len(n.Socket) > MaxSocketPath || filepath.Clean(n.Socket) != n.Socket {
+				return fieldErr(f+".socket", "must be a clean absolute path of at most %d bytes", MaxSocketPath)
+			}
+		}
+	}
+	return nil
+}
+
+func checkCmdline(c string) error {
+	if len(c) > MaxCmdlineLen {
+		return fieldErr("cmdline", "longer than %d bytes", MaxCmdlineLen)
+	}
+	for _, r := range c {
+		if r < 0x20 || r == 0x7f {
+			return fieldErr("cmdline", "contains a control character")
+		}
+	}
+	return nil
+}
+
+func checkPath(field, p string) error {
+	if !filepath.IsAbs(p) {
+		return fieldErr(field, "%q must be an absolute path", p)
+	}
+	if len(p) > MaxPathLen {
+		return fieldErr(field, "longer than %d bytes", MaxPathLen)
+	}
+	if strings.ContainsAny(p, ",\x00\n") {
+		// A comma would split a QEMU option string; refuse rather than escape.
+		return fieldErr(field, "%q contains ',' or a control character", p)
+	}
+	return nil
+}
+
+func checkFile(field, p string, required bool, stat StatFunc) error {
+	if p == "" {
+		if required {
+			return fieldErr(field, "is required")
+		}
+		return nil
+	}
+	if err := checkPath(field, p); err != nil {
+		return err
+	}
+	fi, err := stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fieldErr(field, "%s does not exist", p)
+		}
+		return fieldErr(field, "%s: %v", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fieldErr(field, "%s is not a regular file", p)
+	}
+	if fi.Size() == 0 {
+		return fieldErr(field, "%s is empty", p)
+	}
+	return nil
+}
+
+func checkDisk(field, p string, stat StatFunc) error {
+	if err := checkPath(field, p); err != nil {
+		return err
+	}
+	fi, err := stat(p)
+	if err != nil {
+		return fieldErr(field, "%s: %v", p, err)
+	}
+	if !fi.Mode().IsRegular() && fi.Mode()&fs.ModeDevice == 0 {
+		return fieldErr(field, "%s is neither a file nor a block device", p)
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Writes internal/api/openapi.json. Edit here, run, commit both; the Go test
+TestOpenAPIMatchesRoutes fails if the file and the route table disagree."""
+import json, os
+
+def ref(n): return {"$ref": "#/components/schemas/" + n}
+def jbody(schema): return {"content": {"application/json": {"schema": schema}}}
+def ok(desc, schema=None, code="200"):
+    r = {"description": desc}
+    if schema: r.update(jbody(schema))
+    return {code: r}
+ERR = {k: {"description": d, **jbody(ref("Error"))} for k, d in [
+    ("400", "invalid request; `field` names the offending field"),
+    ("404", "no such VM"), ("409", "conflict with the VM's current state or name"),
+    ("413", "request body too large"), ("500", "internal error")]}
+NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", "maxLength": 63}}
+
+def op(opid, summary, priv, responses, params=None, body=None, errors=("400", "404", "409", "500")):
+    o = {"operationId": opid, "summary": summary, "x-bulwark-privilege": priv, "responses": dict(responses)}
+    for e in errors: o["responses"][e] = ERR[e]
+    if params: o["parameters"] = params
+    if body: o["requestBody"] = {"required": True, **jbody(body)}
+    return o
+
+vmop = lambda opid, s, priv, extra=None: op(opid, s, priv, ok("the VM after the operation", ref("VM")), [NAME] + (extra or []))
+spec = {
+  "openapi": "3.0.3",
+  "info": {"title": "Bulwark API", "version": "v1",
+           "description": "Control-plane API of the Bulwark daemon. Served on a Unix socket (mode 0600) by default. Every route names the privilege it needs in x-bulwark-privilege."},
+  "paths": {
+    "/api/v1/health": {"get": op("health", "Liveness check", "public", ok("daemon is up", {"type": "object", "properties": {"status": {"type": "string"}}}), errors=())},
+    "/api/v1/openapi.json": {"get": op("openapi", "This document", "public", ok("OpenAPI description", {"type": "object"}), errors=())},
+    "/api/v1/version": {"get": op("version", "Daemon version", "Monitor.Read", ok("version", {"type": "object", "additionalProperties": {"type": "string"}}), errors=("500",))},
+    "/api/v1/host": {"get": op("host", "Host facts: backend, accelerator chosen for auto and why", "Monitor.Read", ok("host", ref("Host")), errors=("500",))},
+    "/api/v1/vms": {
+      "get": op("listVMs", "List VMs", "VM.Audit", ok("all VMs ordered by name", {"type": "array", "items": ref("VM")}), errors=("500",)),
+      "post": op("createVM", "Define a VM (state defined)", "VM.Create", ok("created", ref("VM"), "201"), body=ref("Spec"), errors=("400", "409", "413", "500")),
+    },
+    "/api/v1/vms/{name}": {
+      "get": op("getVM", "Show a VM", "VM.Audit", ok("the VM", ref("VM")), [NAME], errors=("404", "500")),
+      "delete": op("deleteVM", "Delete a VM that is not running", "VM.Delete", {"204": {"description": "deleted"}}, [NAME], errors=("404", "409", "500")),
+    },
+    "/api/v1/vms/{name}/start": {"post": vmop("startVM", "Start a defined, stopped or crashed VM; returns once running or crashed (reason holds the hypervisor's message)", "VM.PowerOn")},
+    "/api/v1/vms/{name}/stop": {"post": vmop("stopVM", "ACPI power-off, then kill after the timeout (or at once with force)", "VM.PowerOff", [
+        {"name": "force", "in": "query", "schema": {"type": "boolean", "default": False}},
+        {"name": "timeout", "in": "query", "description": "seconds to wait for the guest, default 30", "schema": {"type": "integer", "minimum": 1, "maximum": 600}}])},
+    "/api/v1/vms/{name}/pause": {"post": vmop("pauseVM", "Freeze the guest's vCPUs", "VM.PowerOff")},
+    "/api/v1/vms/{name}/resume": {"post": vmop("resumeVM", "Continue a paused guest", "VM.PowerOn")},
+    "/api/v1/vms/{name}/console/log": {"get": op("vmConsoleLog", "Tail of the serial console log (guest-controlled bytes)", "VM.Console",
+        {"200": {"description": "raw bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+        [NAME, {"name": "bytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304, "default": 65536}}], errors=("400", "404", "500"))},
+    "/metrics": {"get": op("metrics", "Prometheus metrics", "Monitor.Read", {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}, errors=())},
+  },
+  "components": {"schemas": {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "field": {"type": "string"}}},
+    "Disk": {"type": "object", "additionalProperties": False, "required": ["path"], "properties": {"path": {"type": "string"}, "read_only": {"type": "boolean"}}},
+    "NIC": {"type": "object", "additionalProperties": False, "properties": {"mac": {"type": "string"}, "network": {"type": "string"}, "socket": {"type": "string", "description": "Unix datagram socket the NIC sends frames to; empty = unattached"}}},
+    "Spec": {"type": "object", "additionalProperties": False, "required": ["name", "memory_mib", "kernel"], "properties": {
+        "name": NAME["schema"], "vcpus": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1},
+        "memory_mib": {"type": "integer", "minimum": 32, "maximum": 1048576},
+        "kernel": {"type": "string"}, "initrd": {"type": "string"}, "cmdline": {"type": "string", "maxLength": 2048},
+        "disks": {"type": "array", "maxItems": 8, "items": ref("Disk")}, "nics": {"type": "array", "maxItems": 8, "items": ref("NIC")},
+        "accel": {"type": "string", "enum": ["auto", "kvm", "tcg"], "default": "auto"}}},
+    "Runtime": {"type": "object", "properties": {"id": {"type": "integer"}, "pid": {"type": "integer"}, "start_time": {"type": "integer"},
+        "accel": {"type": "string"}, "accel_reason": {"type": "string"}, "run_dir": {"type": "string"}, "uid": {"type": "integer"}}},
+    "VM": {"type": "object", "properties": {"spec": ref("Spec"), "state": {"type": "string", "enum": ["defined", "starting", "running", "paused", "stopping", "stopped", "crashed"]},
+        "reason": {"type": "string"}, "runtime": ref("Runtime"), "created": {"type": "string", "format": "date-time"}, "updated": {"type": "string", "format": "date-time"}}},
+    "Host": {"type": "object", "properties": {"version": {"type": "string"}, "commit": {"type": "string"}, "go_version": {"type": "string"}, "backend": {"type": "string"},
+        "accel": {"type": "object", "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}}, "hostname": {"type": "string"}, "state_dir": {"type": "string"}}},
+  }},
+}
+out = os.path.join(os.path.dirname(__file__), "..", "internal", "api", "openapi.json")
+with open(out, "w") as f:
+    json.dump(spec, f, indent=2); f.write("\n")
