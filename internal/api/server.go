@@ -194,6 +194,10 @@ func DecodeSpec(r io.Reader) (vm.Spec, error) {
 		return spec, decodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) { // a small object padded past the limit
+			return spec, err
+		}
 		return spec, badRequest("", "request body must hold exactly one JSON object")
 	}
 	return spec, nil

@@ -1,7 +1,10 @@
 package hv
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 )
 
@@ -84,4 +87,34 @@ func (p KVMProbe) hardwareKVM() (bool, string) {
 		return false, "KVM_CREATE_VM: " + p.CreateVMErr.Error()
 	}
 	return true, fmt.Sprintf("hardware KVM (%s, %s)", flag, mod)
+}
+
+// parseTSCkHz reads the first CPU's "cpu MHz" and "flags" from a
+// /proc/cpuinfo stream; see HostTSCkHz.
+func parseTSCkHz(r io.Reader) int {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	mhz, constant, nonstop := 0.0, false, false
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			if strings.TrimSpace(sc.Text()) == "" && mhz > 0 {
+				break // end of the first CPU's block
+			}
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "cpu MHz":
+			mhz, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		case "flags":
+			for _, f := range strings.Fields(v) {
+				constant = constant || f == "constant_tsc"
+				nonstop = nonstop || f == "nonstop_tsc"
+			}
+		}
+	}
+	if !constant || !nonstop || !(mhz >= 100 && mhz <= 10000) { // NaN fails too
+		return 0
+	}
+	return int(mhz * 1000)
 }

@@ -72,3 +72,19 @@ func kvmModules() []string {
 	}
 	return out
 }
+
+// HostTSCkHz returns the host TSC frequency in kHz when /proc/cpuinfo shows an
+// invariant TSC (constant_tsc and nonstop_tsc), else 0.
+//
+// Under TCG the guest's TSC runs at the host's rate, and microvm offers the
+// guest no HPET or ACPI PM timer to calibrate it against; on a loaded host
+// the PIT calibration fails and the guest kernel can stall early in boot.
+// Passing the rate as tsc_early_khz skips that calibration.
+func HostTSCkHz() int {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	return parseTSCkHz(f)
+}

@@ -97,7 +97,7 @@ fi
 # system_powerdown); the button driver turns it into an input event that
 # acpid maps to PWRF/00000080, which syncs and powers off.
 mkdir -p /etc/acpi/PWRF
-printf '#!/bin/sh\necho "bulwark-guest-poweroff"\nsync\npoweroff -f\n' >/etc/acpi/PWRF/00000080
+printf '#!/bin/sh\necho "bulwark-guest-poweroff" >/dev/console\nsync\npoweroff -f\n' >/etc/acpi/PWRF/00000080
 chmod 0755 /etc/acpi/PWRF/00000080
 mkdir -p /var/log /var/run
 acpid -c /etc/acpi -l /var/log/acpid.log -p /var/run/acpid.pid || echo "bulwark: acpid failed"

@@ -21,7 +21,11 @@ func (m *Manager) supervise(name string, e *entry, inst hv.Instance) {
 	e.wmu.Lock()
 	e.inst, e.super = inst, sup
 	e.wmu.Unlock()
-	go m.pumpConsole(name, inst)
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		m.pumpConsole(name, inst)
+	}()
 	go func() {
 		select {
 		case <-inst.Done():
@@ -29,6 +33,12 @@ func (m *Manager) supervise(name string, e *entry, inst hv.Instance) {
 			// Daemon shutting down: the VM keeps running and the next
 			// daemon re-attaches; record nothing.
 			return
+		}
+		// Let the console reach EOF so the log holds the guest's last words
+		// before the exit is reported.
+		select {
+		case <-pumped:
+		case <-time.After(2 * time.Second):
 		}
 		m.recordExit(name, e, inst, sup)
 	}()
@@ -108,14 +118,18 @@ func (m *Manager) pumpConsole(name string, inst hv.Instance) {
 		conn, err := inst.DialConsole(ctx)
 		cancel()
 		if err == nil {
+			// QEMU's exit closes the stream (EOF); only a detaching daemon
+			// cuts it short.
+			stop := make(chan struct{})
 			go func() {
 				select {
-				case <-inst.Done():
+				case <-stop:
 				case <-m.closing:
 				}
 				conn.Close()
 			}()
 			_, err = io.CopyBuffer(lg, conn, buf)
+			close(stop)
 			conn.Close()
 		}
 		select {

@@ -38,6 +38,17 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("store: state dir %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "bulwark.db")
+	// Create the file 0600 before SQLite does: SQLite gives its -wal and
+	// -shm files, which hold the same data, the mode of the database file.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", path, err)
+	}
+	err = f.Chmod(0o600) // an older binary may have left it 0644
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("store: chmod %s: %w", path, err)
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
 	db, err := sql.Open("sqlite", dsn)

@@ -69,9 +69,14 @@ func (s *Spec) Normalize() {
 		s.Accel = "auto"
 	}
 	for i := range s.NICs {
-		if s.NICs[i].MAC == "" {
+		switch hw, err := net.ParseMAC(s.NICs[i].MAC); {
+		case s.NICs[i].MAC == "":
 			s.NICs[i].MAC = RandomMAC()
-		} else {
+		case err == nil && len(hw) == 6:
+			// One spelling per address: QEMU parses only the colon (or
+			// dash) form, and duplicates must compare equal.
+			s.NICs[i].MAC = hw.String()
+		default:
 			s.NICs[i].MAC = strings.ToLower(s.NICs[i].MAC)
 		}
 	}
@@ -135,10 +140,10 @@ func (s *Spec) validateNICs() error {
 		if hw[0]&1 != 0 {
 			return fieldErr(f+".mac", "%s is a multicast address", n.MAC)
 		}
-		if seen[n.MAC] {
+		if seen[hw.String()] {
 			return fieldErr(f+".mac", "%s used twice", n.MAC)
 		}
-		seen[n.MAC] = true
+		seen[hw.String()] = true
 		if n.Network != "" {
 			if err := ValidateName(f+".network", n.Network); err != nil {
 				return err
@@ -147,6 +152,11 @@ func (s *Spec) validateNICs() error {
 		if n.Socket != "" {
 			if !filepath.IsAbs(n.Socket) || len(n.Socket) > MaxSocketPath || filepath.Clean(n.Socket) != n.Socket {
 				return fieldErr(f+".socket", "must be a clean absolute path of at most %d bytes", MaxSocketPath)
+			}
+			// The socket goes into QEMU's -netdev option string, where a
+			// comma would start a new option.
+			if strings.ContainsAny(n.Socket, ",\x00\n") {
+				return fieldErr(f+".socket", "%q contains ',' or a control character", n.Socket)
 			}
 		}
 	}

@@ -24,6 +24,7 @@ type Args struct {
 	Kernel        string
 	Initrd        string
 	Cmdline       string
+	TSCkHz        int // TCG only: host TSC rate passed as tsc_early_khz (0: none)
 	QMPSocket     string
 	ConsoleSocket string
 	Disks         []DiskArg
@@ -84,7 +85,7 @@ func (a Args) Build() []string {
 	if a.Initrd != "" {
 		argv = append(argv, "-initrd", a.Initrd)
 	}
-	argv = append(argv, "-append", kernelCmdline(a.Cmdline))
+	argv = append(argv, "-append", a.kernelCmdline())
 	argv = append(argv,
 		"-chardev", "socket,id=qmp,path="+a.QMPSocket+",server=on,wait=off",
 		"-mon", "chardev=qmp,mode=control",
@@ -109,9 +110,15 @@ func (a Args) Build() []string {
 	return argv
 }
 
-func kernelCmdline(user string) string {
-	if strings.Contains(" "+user, " console=") {
-		return user
+// kernelCmdline prepends what the host must set (the serial console, and
+// under TCG the TSC rate) unless the operator already set it.
+func (a Args) kernelCmdline() string {
+	var pre []string
+	if !strings.Contains(" "+a.Cmdline, " console=") {
+		pre = append(pre, BaseCmdline)
 	}
-	return strings.TrimSpace(BaseCmdline + " " + user)
+	if a.Accel == "tcg" && a.TSCkHz > 0 && !strings.Contains(" "+a.Cmdline, " tsc_early_khz=") {
+		pre = append(pre, "tsc_early_khz="+strconv.Itoa(a.TSCkHz))
+	}
+	return strings.Join(append(pre, strings.Fields(a.Cmdline)...), " ")
 }

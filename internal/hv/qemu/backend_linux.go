@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -154,7 +155,7 @@ func openInputs(cfg hv.LaunchConfig) ([]*os.File, Args, error) {
 	s := cfg.Spec
 	a := Args{
 		Name: s.Name, Accel: cfg.Accel.Name, VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB,
-		MemPath: MemPath(cfg.RunDir), Cmdline: s.Cmdline,
+		MemPath: MemPath(cfg.RunDir), Cmdline: s.Cmdline, TSCkHz: hostTSC(),
 		QMPSocket: filepath.Join(cfg.RunDir, qmpSock), ConsoleSocket: ConsoleSocket(cfg.RunDir),
 	}
 	var files []*os.File
@@ -218,6 +219,16 @@ func logTail(runDir string) string {
 	}
 	b, _ := io.ReadAll(io.LimitReader(f, max))
 	return strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+}
+
+var (
+	tscOnce sync.Once
+	tscKHz  int
+)
+
+func hostTSC() int {
+	tscOnce.Do(func() { tscKHz = hv.HostTSCkHz() })
+	return tscKHz
 }
 
 // DialConsole connects to a run directory's console socket.

@@ -56,7 +56,10 @@ func DialQMP(ctx context.Context, path string) (*QMP, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetReadDeadline(dl)
 	}
+	// A cancelled context without a deadline must also end the wait.
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	greet, err := readMsg(br)
+	stop()
 	if err != nil || greet.QMP == nil {
 		conn.Close()
 		return nil, fmt.Errorf("qmp %s: no greeting: %v", path, err)
@@ -101,6 +104,9 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 
 func (q *QMP) readLoop(br *bufio.Reader) {
 	defer close(q.done)
+	// Once the reader stops (EOF, a bad or oversized message) nothing reads
+	// the socket again: close it so QEMU's writes fail instead of blocking.
+	defer q.conn.Close()
 	for {
 		m, err := readMsg(br)
 		if err != nil {
@@ -117,6 +123,12 @@ func (q *QMP) readLoop(br *bufio.Reader) {
 		select {
 		case q.replies <- m:
 		default:
+			// A protocol violation: drop the queued reply too, so no
+			// command can take an answer to something it never asked.
+			select {
+			case <-q.replies:
+			default:
+			}
 			q.setErr(errors.New("qmp: unsolicited reply"))
 			return
 		}
@@ -149,14 +161,14 @@ func (q *QMP) Execute(ctx context.Context, cmd string, args any, out any) error 
 	if err != nil {
 		return err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		q.conn.SetWriteDeadline(dl)
-	}
+	// Always set: a zero deadline clears the one an earlier command left,
+	// which would otherwise fail every later write once it passed.
+	dl, _ := ctx.Deadline()
+	q.conn.SetWriteDeadline(dl)
 	if _, err := q.conn.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("qmp %s: %w", cmd, err)
 	}
-	select {
-	case m := <-q.replies:
+	reply := func(m qmpMsg) error {
 		if m.Error != nil {
 			return fmt.Errorf("qmp %s: %s: %s", cmd, m.Error.Class, m.Error.Desc)
 		}
@@ -164,8 +176,22 @@ func (q *QMP) Execute(ctx context.Context, cmd string, args any, out any) error 
 			return json.Unmarshal(m.Return, out)
 		}
 		return nil
+	}
+	select {
+	case m := <-q.replies:
+		return reply(m)
 	case <-q.done:
-		return fmt.Errorf("qmp %s: connection closed", cmd)
+		// QEMU answers quit and then closes: a reply queued before the
+		// reader ended still counts.
+		select {
+		case m := <-q.replies:
+			return reply(m)
+		default:
+		}
+		q.errMu.Lock()
+		err := q.err
+		q.errMu.Unlock()
+		return fmt.Errorf("qmp %s: connection closed: %v", cmd, err)
 	case <-ctx.Done():
 		// The reply may still arrive; drop the connection so the next
 		// command cannot read a stale answer.

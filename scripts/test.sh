@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs every check and the
+# whole test suite (unit, fuzz seed corpora, and integration tests that boot
+# real Linux guests under QEMU). Run as root on Debian 12.
+set -euo pipefail
+BULWARK_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$BULWARK_ROOT"
+. scripts/deps.sh
+bulwark_deps
+
+echo "== gofmt"
+bad=$(gofmt -l cmd internal)
+if [ -n "$bad" ]; then echo "gofmt needed:"; echo "$bad"; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== go test"
+# -p 1: integration tests boot guests and the machine has two cores.
+go test -count=1 -p 1 -timeout 40m ./...
