@@ -80,7 +80,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	hs := api.NewHTTPServer(srv, log)
+	hs := apiHTTPServer(srv, log)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("bulwark serving", "socket", cfg.Socket, "state_dir", cfg.StateDir, "run_dir", cfg.RunDir)
@@ -100,6 +100,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	return err
 }
+
+// apiHTTPServer is the server configuration used for every API listener.
+var apiHTTPServer = api.NewHTTPServer
 
 // ListenUnix listens on a Unix socket that only the owner can use (0600). A
 // stale socket from a dead daemon is replaced; a live one is an error.

@@ -59,6 +59,15 @@ func (b *Backend) Launch(ctx context.Context, cfg hv.LaunchConfig) (hv.Instance,
 	if err := prepareRunDir(cfg); err != nil {
 		return nil, err
 	}
+	inst, err := b.launch(ctx, bin, cfg)
+	if err != nil {
+		// No guest RAM file outlives a failed start.
+		os.Remove(MemPath(cfg.RunDir))
+	}
+	return inst, err
+}
+
+func (b *Backend) launch(ctx context.Context, bin string, cfg hv.LaunchConfig) (hv.Instance, error) {
 	files, args, err := openInputs(cfg)
 	defer closeAll(files)
 	if err != nil {
