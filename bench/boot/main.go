@@ -82,6 +82,7 @@ func run() int {
 
 	res, err := bench(ctx, cfg)
 	if res != nil {
+		res.summarize()
 		fmt.Print(markdown(res))
 		if cfg.jsonOut != "" {
 			if werr := writeJSON(cfg.jsonOut, res); werr != nil {
@@ -184,9 +185,8 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	}
 	time.Sleep(cfg.rssSettle)
 	if rss, err := d.rssMiB(); err == nil {
-		res.RSS = append(res.RSS, rssReading{State: fmt.Sprintf("idle again after %d boots (VMs deleted)", (cfg.n+cfg.warmup)), MiB: rss})
+		res.RSS = append(res.RSS, rssReading{State: "idle again after the boot runs (all VMs deleted)", MiB: rss})
 	}
-	res.summarize()
 	return res, nil
 }
 

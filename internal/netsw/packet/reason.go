@@ -1,0 +1,66 @@
+package packet
+
+// Reason says why the switch dropped (or rejected) a frame. Counters, logs
+// and metrics are keyed by it. The zero value means "not dropped".
+type Reason uint8
+
+// Drop reasons, grouped by the pipeline stage that gives them.
+const (
+	OK Reason = iota
+
+	// Parsing (package packet).
+	TooShort        // shorter than its headers claim
+	TooLong         // over MaxFrame (jumbo)
+	VLANTagged      // 802.1Q/802.1ad tag from a guest
+	UnknownEther    // EtherType the switch does not forward
+	BadARP          // ARP not Ethernet/IPv4 or truncated
+	BadIPHeader     // version, IHL or total length inconsistent
+	IPFragment      // IPv4 fragment (MF set or offset != 0)
+	IPv6ExtHeader   // IPv6 extension header chain
+	TruncatedL4     // transport header cut short
+	BadICMPEmbedded // ICMP error whose quoted packet is malformed
+
+	// Port security (package portsec).
+	SpoofedMAC   // source MAC is not the port's
+	SpoofedIP    // source IP is not bound to the port
+	SpoofedARP   // ARP claiming an address the port does not own
+	SpoofedND    // IPv6 neighbour advertisement for a foreign address
+	RogueDHCP    // DHCP server reply from a VM
+	RogueRA      // IPv6 router advertisement from a VM
+	StormControl // broadcast/multicast over the port's rate
+	PortDown     // destination port gone
+
+	// Connection tracking (package conntrack).
+	CTInvalid // packet that fits no state (e.g. mid-stream ACK with no flow)
+	CTFull    // flow table full and nothing evictable
+
+	// Firewall (package firewall).
+	FWDrop    // a drop rule matched
+	FWReject  // a reject rule matched (a TCP RST or ICMP unreachable was sent)
+	FWDefault // no rule matched and the default policy denies
+	FWRevoked // an established flow no longer allowed after a rule change
+
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	OK: "ok", TooShort: "too_short", TooLong: "too_long", VLANTagged: "vlan_tagged",
+	UnknownEther: "unknown_ethertype", BadARP: "bad_arp", BadIPHeader: "bad_ip_header",
+	IPFragment: "ip_fragment", IPv6ExtHeader: "ipv6_ext_header", TruncatedL4: "truncated_l4",
+	BadICMPEmbedded: "bad_icmp_embedded",
+	SpoofedMAC:      "spoofed_mac", SpoofedIP: "spoofed_ip", SpoofedARP: "spoofed_arp", SpoofedND: "spoofed_nd",
+	RogueDHCP: "rogue_dhcp", RogueRA: "rogue_ra", StormControl: "storm_control", PortDown: "port_down",
+	CTInvalid: "ct_invalid", CTFull: "ct_full",
+	FWDrop: "fw_drop", FWReject: "fw_reject", FWDefault: "fw_default_deny", FWRevoked: "fw_revoked",
+}
+
+// String returns the reason's metric label.
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// NumReasons is the number of defined reasons, for counter arrays.
+const NumReasons = int(numReasons)
