@@ -104,6 +104,19 @@ acpid -c /etc/acpi -l /var/log/acpid.log -p /var/run/acpid.pid || echo "bulwark:
 
 echo "bulwark-guest-ready hostname=$hn"
 
+# User data: a virtio disk whose first line is "#!bulwark-userdata" holds a
+# script (the operator's, like a cloud-init config drive) run once in the
+# background with output on the console. At most 64 KiB is read.
+for d in /dev/vd[a-h]; do
+	[ -b "$d" ] || continue
+	head -c 65536 "$d" 2>/dev/null | tr -d '\000' >/run/userdata
+	if [ "$(head -n 1 /run/userdata)" = "#!bulwark-userdata" ]; then
+		echo "bulwark-userdata start $d"
+		(sh /run/userdata; echo "bulwark-userdata exit $?") </dev/null >/dev/console 2>&1 &
+		break
+	fi
+done
+
 # setsid + cttyhack give the shell a controlling terminal, which job control
 # and Ctrl-C need; the console device itself (/dev/console) cannot be one.
 while :; do
