@@ -33,10 +33,16 @@ type Disk struct {
 // unattached or connected to a Unix datagram socket (one Ethernet frame per
 // datagram, QEMU's -netdev dgram framing).
 type NIC struct {
-	MAC     string `json:"mac,omitempty"`
+	MAC string `json:"mac,omitempty"`
+	// Network puts the NIC on a port of Bulwark's virtual switch, where
+	// anti-spoofing binds MAC and IP and the security groups apply.
 	Network string `json:"network,omitempty"`
-	// Socket is the remote datagram socket the NIC sends frames to; empty
-	// leaves the NIC unattached (link up, frames dropped).
+	// IP is the NIC's IPv4 address on the network (bound by anti-spoofing).
+	IP string `json:"ip,omitempty"`
+	// Groups are the security groups the NIC belongs to, in evaluation order.
+	Groups []string `json:"groups,omitempty"`
+	// Socket, without Network, sends frames to a Unix datagram socket of the
+	// operator's; with neither the NIC is unattached (frames dropped).
 	Socket string `json:"socket,omitempty"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -144,10 +145,8 @@ func (s *Spec) validateNICs() error {
 			return fieldErr(f+".mac", "%s used twice", n.MAC)
 		}
 		seen[hw.String()] = true
-		if n.Network != "" {
-			if err := ValidateName(f+".network", n.Network); err != nil {
-				return err
-			}
+		if err := validateNICNet(f, n); err != nil {
+			return err
 		}
 		if n.Socket != "" {
 			if !filepath.IsAbs(n.Socket) || len(n.Socket) > MaxSocketPath || filepath.Clean(n.Socket) != n.Socket {
@@ -225,6 +224,44 @@ func checkDisk(field, p string, stat StatFunc) error {
 	}
 	if !fi.Mode().IsRegular() && fi.Mode()&fs.ModeDevice == 0 {
 		return fieldErr(field, "%s is neither a file nor a block device", p)
+	}
+	return nil
+}
+
+// MaxGroups bounds the security groups of one NIC.
+const MaxGroups = 16
+
+func validateNICNet(f string, n NIC) error {
+	if n.Network == "" {
+		if n.IP != "" || len(n.Groups) > 0 {
+			return fieldErr(f+".network", "ip and groups need a network")
+		}
+		return nil
+	}
+	if err := ValidateName(f+".network", n.Network); err != nil {
+		return err
+	}
+	if n.Socket != "" {
+		return fieldErr(f+".socket", "a NIC on a network gets its socket from the switch")
+	}
+	if n.IP != "" {
+		a, err := netip.ParseAddr(n.IP)
+		if err != nil || !a.Is4() {
+			return fieldErr(f+".ip", "%q is not an IPv4 address", n.IP)
+		}
+	}
+	if len(n.Groups) > MaxGroups {
+		return fieldErr(f+".groups", "%d groups, at most %d", len(n.Groups), MaxGroups)
+	}
+	seen := map[string]bool{}
+	for j, g := range n.Groups {
+		if err := ValidateName(fmt.Sprintf("%s.groups[%d]", f, j), g); err != nil {
+			return err
+		}
+		if seen[g] {
+			return fieldErr(fmt.Sprintf("%s.groups[%d]", f, j), "%q listed twice", g)
+		}
+		seen[g] = true
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"net"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -112,7 +113,7 @@ func goodSpec() Spec {
 		Initrd:    "/boot/initrd",
 		Cmdline:   "console=ttyS0 root=/dev/vda rw quiet",
 		Disks:     []Disk{{Path: "/img/root.raw"}, {Path: "/dev/vdb", ReadOnly: true}},
-		NICs:      []NIC{{MAC: "52:54:00:12:34:56", Network: "lan", Socket: "/run/bulwark/sw0.sock"}, {MAC: "52:54:00:12:34:57"}},
+		NICs:      []NIC{{MAC: "52:54:00:12:34:56", Network: "lan", IP: "10.0.0.2", Groups: []string{"web"}}, {MAC: "52:54:00:12:34:58", Socket: "/run/bulwark/sw0.sock"}, {MAC: "52:54:00:12:34:57"}},
 		Accel:     "auto",
 	}
 }
@@ -354,7 +355,7 @@ func TestNormalizeIdempotent(t *testing.T) {
 	first.NICs = append([]NIC(nil), s.NICs...)
 	s.Normalize()
 	for i := range s.NICs {
-		if s.NICs[i] != first.NICs[i] {
+		if !reflect.DeepEqual(s.NICs[i], first.NICs[i]) {
 			t.Errorf("nics[%d] changed on second Normalize: %+v -> %+v", i, first.NICs[i], s.NICs[i])
 		}
 	}
