@@ -12,7 +12,7 @@ def ok(desc, schema=None, code="200"):
 ERR = {k: {"description": d, **jbody(ref("Error"))} for k, d in [
     ("400", "invalid request; `field` names the offending field"),
     ("404", "no such VM"), ("409", "conflict with the VM's current state or name"),
-    ("413", "request body too large"), ("500", "internal error")]}
+    ("413", "request body too large"), ("500", "internal error"), ("503", "virtual switch not running")]}
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", "maxLength": 63}}
 
 def op(opid, summary, priv, responses, params=None, body=None, errors=("400", "404", "409", "500")):
@@ -49,12 +49,63 @@ spec = {
     "/api/v1/vms/{name}/console/log": {"get": op("vmConsoleLog", "Tail of the serial console log (guest-controlled bytes)", "VM.Console",
         {"200": {"description": "raw bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
         [NAME, {"name": "bytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304, "default": 65536}}], errors=("400", "404", "500"))},
+    "/api/v1/networks": {
+      "get": op("listNetworks", "List networks", "Network.Audit", ok("networks", {"type": "array", "items": ref("Network")}), errors=("503",)),
+      "post": op("createNetwork", "Create a network (isolated L2 segment, optional uplink)", "Network.Config", ok("created", ref("Network"), "201"), body=ref("Network"), errors=("400", "409", "413", "503")),
+    },
+    "/api/v1/networks/{name}": {
+      "get": op("getNetwork", "Show a network", "Network.Audit", ok("network", ref("Network")), [NAME], errors=("404", "503")),
+      "delete": op("deleteNetwork", "Delete a network no VM uses", "Network.Config", {"204": {"description": "deleted"}}, [NAME], errors=("404", "409", "503")),
+    },
+    "/api/v1/security-groups": {
+      "get": op("listSecurityGroups", "List security groups", "Firewall.Read", ok("groups", {"type": "array", "items": ref("SecurityGroup")}), errors=("503",)),
+      "post": op("createSecurityGroup", "Create a security group; the new policy is compiled and installed atomically", "Firewall.Config", ok("created", ref("SecurityGroup"), "201"), body=ref("SecurityGroup"), errors=("400", "409", "413", "503")),
+    },
+    "/api/v1/security-groups/{name}": {
+      "get": op("getSecurityGroup", "Show a security group and its ordered rules", "Firewall.Read", ok("group", ref("SecurityGroup")), [NAME], errors=("404", "503")),
+      "delete": op("deleteSecurityGroup", "Delete a group no NIC or rule refers to", "Firewall.Config", {"204": {"description": "deleted"}}, [NAME], errors=("404", "409", "503")),
+    },
+    "/api/v1/security-groups/{name}/rules": {"post": op("addRule", "Insert a rule (appended unless position is given); live, atomic, existing flows re-evaluated", "Firewall.Config",
+        ok("the group after the change", ref("SecurityGroup")), [NAME, {"name": "position", "in": "query", "schema": {"type": "integer", "minimum": 0}}], body=ref("Rule"), errors=("400", "404", "413", "503"))},
+    "/api/v1/security-groups/{name}/rules/{id}": {"delete": op("removeRule", "Remove a rule; flows it allowed are cut", "Firewall.Config",
+        ok("the group after the change", ref("SecurityGroup")), [NAME, {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}], errors=("404", "503"))},
+    "/api/v1/ip-sets": {
+      "get": op("listIPSets", "List IP sets", "Firewall.Read", ok("ip sets", {"type": "array", "items": ref("IPSet")}), errors=("503",)),
+      "post": op("createIPSet", "Create an IP set usable as a rule's remote", "Firewall.Config", ok("created", ref("IPSet"), "201"), body=ref("IPSet"), errors=("400", "409", "413", "503")),
+    },
+    "/api/v1/ip-sets/{name}": {"delete": op("deleteIPSet", "Delete an IP set no rule refers to", "Firewall.Config", {"204": {"description": "deleted"}}, [NAME], errors=("404", "409", "503"))},
+    "/api/v1/ports": {"get": op("listPorts", "Switch ports with rx/tx counters and drops by reason", "Firewall.Read", ok("ports", {"type": "array", "items": ref("Port")}), errors=("503",))},
+    "/api/v1/firewall/rule-hits": {"get": op("ruleHits", "Hit counter of every rule", "Firewall.Read", ok("hits", {"type": "array", "items": {"type": "object", "properties": {"group": {"type": "string"}, "rule_id": {"type": "string"}, "hits": {"type": "integer"}}}}), errors=("503",))},
+    "/api/v1/firewall/log": {"get": op("firewallLog", "Tail of the firewall event log (JSON lines, rate-limited)", "Firewall.Read",
+        {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+        [{"name": "bytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304}}], errors=("400", "503"))},
     "/metrics": {"get": op("metrics", "Prometheus metrics", "Monitor.Read", {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}, errors=())},
   },
   "components": {"schemas": {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "field": {"type": "string"}}},
     "Disk": {"type": "object", "additionalProperties": False, "required": ["path"], "properties": {"path": {"type": "string"}, "read_only": {"type": "boolean"}}},
-    "NIC": {"type": "object", "additionalProperties": False, "properties": {"mac": {"type": "string"}, "network": {"type": "string"}, "socket": {"type": "string", "description": "Unix datagram socket the NIC sends frames to; empty = unattached"}}},
+    "NIC": {"type": "object", "additionalProperties": False, "properties": {"mac": {"type": "string"}, "network": {"type": "string", "description": "switch network; the NIC becomes a filtered port"},
+        "ip": {"type": "string", "description": "IPv4 address bound by anti-spoofing; assigned from the subnet if empty"},
+        "groups": {"type": "array", "items": {"type": "string"}, "maxItems": 16, "description": "security groups, in evaluation order"},
+        "socket": {"type": "string", "description": "without network: Unix datagram socket the NIC sends frames to; neither = unattached"}}},
+    "Network": {"type": "object", "additionalProperties": False, "required": ["name", "subnet"], "properties": {
+        "name": NAME["schema"], "subnet": {"type": "string", "description": "IPv4 CIDR /8../30"}, "gateway": {"type": "string"},
+        "default_ingress": {"type": "string", "enum": ["same-group", "deny", "allow"], "default": "same-group"},
+        "default_egress": {"type": "string", "enum": ["allow", "deny"], "default": "allow"},
+        "storm_pps": {"type": "integer", "minimum": 1, "default": 100, "description": "broadcast/multicast frames per second per VM port"},
+        "uplink": {"type": "object", "additionalProperties": False, "required": ["kind", "interface"], "properties": {"kind": {"type": "string", "enum": ["interface", "tap"]}, "interface": {"type": "string"}}}}},
+    "Rule": {"type": "object", "additionalProperties": False, "required": ["direction", "action"], "properties": {
+        "id": {"type": "string"}, "direction": {"type": "string", "enum": ["ingress", "egress"]}, "action": {"type": "string", "enum": ["allow", "drop", "reject"]},
+        "protocol": {"type": "string", "enum": ["any", "tcp", "udp", "icmp"], "default": "any"},
+        "port_min": {"type": "integer", "minimum": 0, "maximum": 65535}, "port_max": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "icmp_type": {"type": "integer", "minimum": -1, "maximum": 255},
+        "remote_cidr": {"type": "string"}, "remote_ip_set": {"type": "string"}, "remote_group": {"type": "string"}, "description": {"type": "string"}}},
+    "SecurityGroup": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {"name": NAME["schema"], "rules": {"type": "array", "items": ref("Rule")}}},
+    "IPSet": {"type": "object", "additionalProperties": False, "required": ["name", "cidrs"], "properties": {"name": NAME["schema"], "cidrs": {"type": "array", "items": {"type": "string"}}}},
+    "Port": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "kind": {"type": "string", "enum": ["vm", "uplink"]}, "network": {"type": "string"},
+        "vm": {"type": "string"}, "mac": {"type": "string"}, "ips": {"type": "array", "items": {"type": "string"}}, "groups": {"type": "array", "items": {"type": "string"}},
+        "rx_frames": {"type": "integer"}, "rx_bytes": {"type": "integer"}, "tx_frames": {"type": "integer"}, "tx_bytes": {"type": "integer"}, "tx_dropped_full": {"type": "integer"},
+        "drops": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "drops by reason"}}},
     "Spec": {"type": "object", "additionalProperties": False, "required": ["name", "memory_mib", "kernel"], "properties": {
         "name": NAME["schema"], "vcpus": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1},
         "memory_mib": {"type": "integer", "minimum": 32, "maximum": 1048576},

@@ -19,6 +19,11 @@ import (
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
+// forceStopTimeout is passed with force=true: the manager's Stop currently
+// waits for the timeout even when forced before it kills, so the smallest
+// timeout the API takes (1 s) keeps teardown between boots short.
+const forceStopTimeout = 1
+
 // daemon is one `bulwark serve` with its own state, run directory and socket.
 type daemon struct {
 	dir     string
@@ -28,7 +33,7 @@ type daemon struct {
 	c       *client.Client
 }
 
-func startDaemon(ctx context.Context, bin, qemuPath, dir string) (*daemon, error) {
+func startDaemon(ctx context.Context, bin, qemuPath, dir string, extra []string) (*daemon, error) {
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		return nil, err
 	}
@@ -40,8 +45,9 @@ func startDaemon(ctx context.Context, bin, qemuPath, dir string) (*daemon, error
 		return nil, err
 	}
 	defer logf.Close()
-	d.cmd = exec.Command(bin, "serve", "--socket", socket, "--state-dir", filepath.Join(dir, "state"),
-		"--run-dir", filepath.Join(dir, "run"), "--qemu", qemuPath, "--log-format", "text", "--stop-timeout", "10s")
+	args := []string{"serve", "--socket", socket, "--state-dir", filepath.Join(dir, "state"),
+		"--run-dir", filepath.Join(dir, "run"), "--qemu", qemuPath, "--log-format", "text", "--stop-timeout", "10s"}
+	d.cmd = exec.Command(bin, append(args, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start daemon: %w", err)
@@ -86,21 +92,12 @@ func (d *daemon) shutdown() error {
 		}
 		for _, v := range vms {
 			if v.State.Active() {
-				if _, err := d.c.StopVM(ctx, v.Spec.Name, true, 0); err != nil {
+				if _, err := d.c.StopVM(ctx, v.Spec.Name, true, forceStopTimeout); err != nil {
 					errs = append(errs, fmt.Errorf("stop %s: %w", v.Spec.Name, err))
 				}
 			}
 		}
-		// Re-read: PIDs of anything still alive, for the fallback below.
-		if vms2, err := d.c.ListVMs(ctx); err == nil {
-			vms = vms2
-		}
 		cancel()
-		for _, v := range vms {
-			if v.Runtime.PID > 0 {
-				d.killIfOurs(v.Runtime.PID)
-			}
-		}
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-d.exited:
@@ -109,14 +106,41 @@ func (d *daemon) shutdown() error {
 			<-d.exited
 		}
 	}
+	// Whatever survived (the daemon died early, a stop failed): a QEMU of
+	// ours names our private run directory on its command line.
+	if n := d.killLeftovers(); n > 0 {
+		errs = append(errs, fmt.Errorf("killed %d QEMU process(es) the daemon had left running", n))
+	}
 	return errors.Join(errs...)
 }
 
-// killIfOurs SIGKILLs pid if its command line names our run directory.
-func (d *daemon) killIfOurs(pid int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err == nil && bytes.Contains(b, []byte(d.dir)) {
-		syscall.Kill(pid, syscall.SIGKILL)
+// killLeftovers SIGKILLs every process whose command line names this
+// daemon's run directory, and returns how many it found.
+func (d *daemon) killLeftovers() int {
+	mark := []byte(filepath.Join(d.dir, "run") + "/")
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && bytes.Contains(b, mark) {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// gone reports an error once the daemon process has exited.
+func (d *daemon) gone() error {
+	select {
+	case <-d.exited:
+		return fmt.Errorf("the daemon exited unexpectedly (%v); log tail:\n%s", d.cmd.ProcessState, tail(d.logPath, 1024))
+	default:
+		return nil
 	}
 }
 
@@ -153,7 +177,7 @@ func (d *daemon) remove(ctx context.Context, name string) error {
 		return err
 	}
 	if v.State.Active() {
-		if _, err := d.c.StopVM(ctx, name, true, 0); err != nil {
+		if _, err := d.c.StopVM(ctx, name, true, forceStopTimeout); err != nil {
 			return fmt.Errorf("stop %s: %w", name, err)
 		}
 	}
@@ -162,14 +186,16 @@ func (d *daemon) remove(ctx context.Context, name string) error {
 
 // bulwarkRunner boots guests through the daemon's API.
 type bulwarkRunner struct {
-	d    *daemon
-	g    guestConfig
-	poll time.Duration
+	d      *daemon
+	g      guestConfig
+	poll   time.Duration
+	detect string // "api": poll GET .../console/log; "file": watch the daemon's log file
 }
 
 // boot measures from just before POST /vms/{name}/start until the ready line
-// shows in GET /vms/{name}/console/log, polled every r.poll. The VM must have
-// been created (untimed) already; it is stopped and deleted afterwards.
+// shows in GET /vms/{name}/console/log, polled every r.poll (or, with detect
+// "file", in the daemon's console log file). The VM must have been created
+// (untimed) already; it is stopped and deleted afterwards.
 func (r *bulwarkRunner) boot(ctx context.Context, name string) (s sample, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.g.timeout)
 	defer cancel()
@@ -189,11 +215,45 @@ func (r *bulwarkRunner) boot(ctx context.Context, name string) (s sample, err er
 	if v.State != vm.Running {
 		return s, fmt.Errorf("bulwark %s: start left it %s: %s", name, v.State, v.Reason)
 	}
-	if err := r.waitReady(ctx, name); err != nil {
-		return s, err
+	if r.detect == "file" {
+		err = watchFile(ctx, r.d.consoleLogPath(name), readyLine(name), r.d.exited)
+	} else {
+		err = r.waitReady(ctx, name)
+	}
+	if err != nil {
+		return s, fmt.Errorf("bulwark %s: waiting for the ready line: %w", name, err)
 	}
 	s.Total = time.Since(t0)
 	return s, nil
+}
+
+// consoleLogPath is where this daemon keeps a VM's console log: an internal
+// layout (state-dir/logs/NAME/console.log), read only for the secondary
+// "in the daemon's log file" time.
+func (d *daemon) consoleLogPath(name string) string {
+	return filepath.Join(d.dir, "state", "logs", name, "console.log")
+}
+
+// watchFile returns once want is in the file at path. It stats the file
+// every millisecond and reads it only when its size changed, so it costs far
+// less than polling the API.
+func watchFile(ctx context.Context, path string, want []byte, daemonExited <-chan struct{}) error {
+	var size int64 = -1
+	for {
+		if fi, err := os.Stat(path); err == nil && fi.Size() != size {
+			size = fi.Size()
+			if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, want) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-daemonExited:
+			return errors.New("the daemon exited unexpectedly")
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 func (r *bulwarkRunner) waitReady(ctx context.Context, name string) error {
@@ -204,7 +264,10 @@ func (r *bulwarkRunner) waitReady(ctx context.Context, name string) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("bulwark %s: waiting for the ready line: %w (console: %q)", name, ctx.Err(), lastBytes(b, 300))
+			return fmt.Errorf("%w (console: %q)", ctx.Err(), lastBytes(b, 300))
+		}
+		if err := r.d.gone(); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -265,7 +328,7 @@ func measureRSS(ctx context.Context, d *daemon, g guestConfig, cfg config, res *
 	if cfg.rssRunning == 0 {
 		return nil
 	}
-	r := &bulwarkRunner{d: d, g: g, poll: 20 * time.Millisecond}
+	r := &bulwarkRunner{d: d, g: g, poll: 20 * time.Millisecond, detect: "api"}
 	var wg sync.WaitGroup
 	errs := make([]error, cfg.rssRunning)
 	for i := range cfg.rssRunning {
@@ -279,7 +342,9 @@ func measureRSS(ctx context.Context, d *daemon, g guestConfig, cfg config, res *
 				err = fmt.Errorf("start %s left it %s: %s", names[i], v.State, v.Reason)
 			}
 			if err == nil {
-				err = r.waitReady(bctx, names[i])
+				if err = r.waitReady(bctx, names[i]); err != nil {
+					err = fmt.Errorf("%s: waiting for the ready line: %w", names[i], err)
+				}
 			}
 			errs[i] = err
 		}()

@@ -39,10 +39,13 @@ type config struct {
 	bin, img            string
 	jsonOut             string
 	poll                time.Duration
+	detect              string
 	bootTimeout         time.Duration
 	rssVMs, rssRunning  int
 	rssSettle           time.Duration
 	keep                bool
+	serveArgs           string
+	rawUID              int
 }
 
 func main() {
@@ -62,17 +65,24 @@ func run() int {
 	flag.StringVar(&cfg.img, "img", "", "use this directory's vmlinuz and initrd.img instead of running `bulwark image build`")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.DurationVar(&cfg.poll, "poll", 5*time.Millisecond, "how often the Bulwark side polls the console log API for the marker")
+	flag.StringVar(&cfg.detect, "detect", "api", "how the Bulwark side sees the ready line: api (poll the console log API) or file (watch the daemon's console log file; no API load)")
 	flag.DurationVar(&cfg.bootTimeout, "boot-timeout", 60*time.Second, "give up on one boot after this long")
 	flag.IntVar(&cfg.rssVMs, "rss-vms", 10, "VMs defined (not started) for the daemon RSS measurement")
 	flag.IntVar(&cfg.rssRunning, "rss-running", 2, "of those, VMs then started for a third RSS measurement (0: skip)")
 	flag.DurationVar(&cfg.rssSettle, "rss-settle", 2*time.Second, "idle time before each RSS reading")
-	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (daemon log, QEMU logs) for inspection")
+	flag.StringVar(&cfg.serveArgs, "serve-args", "", "extra space-separated arguments for `bulwark serve` (e.g. \"--vm-uid-base 0\" to run its QEMU as root like the raw side)")
+	flag.IntVar(&cfg.rawUID, "raw-uid", -1, "run the raw QEMU as this uid/gid, as the daemon runs its VMs (-1: as root)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (binary, image, daemon state and log) for inspection")
 	flag.Parse()
 	if cfg.n < 1 || cfg.parallel < 1 || cfg.warmup < 0 || cfg.rssVMs < 0 || cfg.rssRunning < 0 {
 		fmt.Fprintln(os.Stderr, "boot: -n and -parallel must be ≥ 1; -warmup, -rss-vms and -rss-running ≥ 0")
 		return 2
 	}
 	cfg.rssRunning = min(cfg.rssRunning, cfg.rssVMs)
+	if cfg.detect != "api" && cfg.detect != "file" {
+		fmt.Fprintln(os.Stderr, "boot: -detect must be api or file")
+		return 2
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "boot: must run as root (the daemon runs each VM's QEMU as its own uid)")
 		return 1
@@ -117,22 +127,26 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// VM processes run as their own uids and must traverse to their run dir.
-	if err := os.Chmod(root, 0o711); err != nil {
-		return nil, err
-	}
 	defer func() {
-		if cfg.keep || err != nil {
+		if cfg.keep {
 			fmt.Fprintf(os.Stderr, "boot: kept %s\n", root)
 			return
 		}
 		os.RemoveAll(root)
 	}()
+	// VM processes run as their own uids and must traverse to their run dir.
+	if err := os.Chmod(root, 0o711); err != nil {
+		return nil, err
+	}
 
-	bin := cfg.bin
+	bin, source := cfg.bin, "prebuilt "+cfg.bin
 	if bin == "" {
 		bin = filepath.Join(root, "bulwark")
-		if err := step("build bulwark", func() error { return buildBinary(ctx, bin) }); err != nil {
+		if err := step("build bulwark", func() error {
+			var err error
+			source, err = buildBinary(ctx, bin)
+			return err
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -154,19 +168,25 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 
 	res = &result{
 		Date:    time.Now().UTC().Format(time.RFC3339),
+		Source:  source,
 		Machine: machineInfo(qemuPath),
 		Config: resultConfig{N: cfg.n, Parallel: cfg.parallel, Warmup: cfg.warmup, VCPUs: cfg.vcpus, MemoryMiB: cfg.memMiB,
-			Accel: accel.Name, AccelReason: accel.Reason, PollMS: ms(cfg.poll), Marker: image.ReadyMarker},
+			Accel: accel.Name, AccelReason: accel.Reason, Detect: cfg.detect, PollMS: ms(cfg.poll), Marker: image.ReadyMarker,
+			RawUID: cfg.rawUID, ServeArgs: cfg.serveArgs},
 	}
 	guest := guestConfig{accel: accel.Name, vcpus: cfg.vcpus, memMiB: cfg.memMiB, kernel: kernel, initrd: initrd, timeout: cfg.bootTimeout}
 
-	d, err := startDaemon(ctx, bin, qemuPath, filepath.Join(root, "daemon"))
+	d, err := startDaemon(ctx, bin, qemuPath, filepath.Join(root, "daemon"), strings.Fields(cfg.serveArgs))
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if cerr := d.shutdown(); cerr != nil && err == nil {
-			err = cerr
+		if cerr := d.shutdown(); cerr != nil {
+			if err == nil {
+				err = cerr
+			} else {
+				fmt.Fprintln(os.Stderr, "boot: cleanup:", cerr)
+			}
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "boot: daemon log tail:\n%s\n", tail(d.logPath, 4096))
@@ -176,11 +196,12 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	if err := step("daemon RSS", func() error { return measureRSS(ctx, d, guest, cfg, res) }); err != nil {
 		return res, err
 	}
-	raw := &rawRunner{qemu: qemuPath, root: filepath.Join(root, "raw"), g: guest}
-	if err := os.MkdirAll(raw.root, 0o700); err != nil {
+	raw := &rawRunner{qemu: qemuPath, root: filepath.Join(root, "raw"), g: guest, uid: cfg.rawUID}
+	// 0711 like the daemon's run root, so a -raw-uid QEMU reaches its dir.
+	if err := os.Mkdir(raw.root, 0o711); err != nil {
 		return res, err
 	}
-	bw := &bulwarkRunner{d: d, g: guest, poll: cfg.poll}
+	bw := &bulwarkRunner{d: d, g: guest, poll: cfg.poll, detect: cfg.detect}
 	if err := runBoots(ctx, cfg, raw, bw, res); err != nil {
 		return res, err
 	}
@@ -202,21 +223,31 @@ func step(what string, f func() error) error {
 	return nil
 }
 
-func buildBinary(ctx context.Context, out string) error {
+// buildBinary builds ./cmd/bulwark of the enclosing module into out and
+// describes the source revision it built.
+func buildBinary(ctx context.Context, out string) (string, error) {
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
 	mod := strings.TrimSpace(string(gomod))
 	if mod == "" || mod == os.DevNull {
-		return fmt.Errorf("run from inside the bulwark module")
+		return "", fmt.Errorf("run from inside the bulwark module")
 	}
+	dir := filepath.Dir(mod)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/bulwark")
-	cmd.Dir = filepath.Dir(mod)
+	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v\n%s", err, b)
+		return "", fmt.Errorf("%v\n%s", err, b)
 	}
-	return nil
+	source := "working tree"
+	if b, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--short", "HEAD").Output(); err == nil {
+		source = "git " + strings.TrimSpace(string(b))
+		if st, err := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			source += " + uncommitted changes"
+		}
+	}
+	return source, nil
 }
 
 func runQuiet(ctx context.Context, bin string, args ...string) error {

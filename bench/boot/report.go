@@ -55,6 +55,7 @@ type machine struct {
 	Go          string `json:"go"`
 	TSCkHz      int    `json:"tsc_khz"`
 	Load1Before string `json:"loadavg_before"`
+	Load1After  string `json:"loadavg_after"`
 }
 
 type resultConfig struct {
@@ -65,12 +66,16 @@ type resultConfig struct {
 	MemoryMiB   int     `json:"memory_mib"`
 	Accel       string  `json:"accel"`
 	AccelReason string  `json:"accel_reason"`
+	Detect      string  `json:"detect"`
 	PollMS      float64 `json:"poll_ms"`
 	Marker      string  `json:"marker"`
+	RawUID      int     `json:"raw_uid"`
+	ServeArgs   string  `json:"serve_args,omitempty"`
 }
 
 type result struct {
 	Date    string       `json:"date"`
+	Source  string       `json:"source"`
 	Machine machine      `json:"machine"`
 	Config  resultConfig `json:"config"`
 	Runs    []bootRun    `json:"runs"`
@@ -161,6 +166,7 @@ func runBoots(ctx context.Context, cfg config, raw *rawRunner, bw *bulwarkRunner
 			return err
 		}
 	}
+	defer func() { res.Machine.Load1After = loadavg() }()
 	p := cfg.parallel
 	for round := 0; round*p < cfg.n; round++ {
 		lo, hi := round*p, min(cfg.n, (round+1)*p)
@@ -191,7 +197,7 @@ func runBoots(ctx context.Context, cfg config, raw *rawRunner, bw *bulwarkRunner
 			x := bootRun{Index: lo + j + 1, Round: round + 1, Order: kinds[0] + "→" + kinds[1],
 				RawMS: ms(got["raw"][j].Total), BulwarkMS: ms(got["bulwark"][j].Total), BulwarkStartAPIMS: ms(got["bulwark"][j].StartAPI)}
 			res.Runs = append(res.Runs, x)
-			fmt.Fprintf(os.Stderr, "boot: #%d (%s): raw %.0f ms, bulwark %.0f ms (start API %.1f ms)\n",
+			fmt.Fprintf(os.Stderr, "boot: #%d (%s): raw %.0f ms, bulwark %.0f ms (start API returned at %.1f ms)\n",
 				x.Index, x.Order, x.RawMS, x.BulwarkMS, x.BulwarkStartAPIMS)
 		}
 	}
@@ -274,12 +280,20 @@ func markdown(r *result) string {
 		mode = fmt.Sprintf("%d at a time", c.Parallel)
 	}
 	p("\n## Boot to `%s`: Bulwark vs raw QEMU\n\n", c.Marker)
-	p("- date: %s\n", r.Date)
+	p("- date: %s; bulwark built from %s\n", r.Date, r.Source)
 	p("- machine: %d CPUs (%s), kernel %s, %s, %s\n", m.NProc, m.CPUModel, m.Kernel, m.QEMU, m.Go)
 	p("- guests: %d vCPU, %d MiB, accel %s (%s), TSC %d kHz\n", c.VCPUs, c.MemoryMiB, c.Accel, c.AccelReason, m.TSCkHz)
-	p("- runs: %d timed boots of each kind, %s, %d untimed warm-up of each, order alternating per round; load average before: %s\n",
-		c.N, mode, c.Warmup, m.Load1Before)
-	p("- Bulwark side polls the console log API every %g ms\n\n", c.PollMS)
+	p("- runs: %d timed boots of each kind, %s, %d untimed warm-up of each, order alternating per round; load average before: %s, after: %s\n",
+		c.N, mode, c.Warmup, m.Load1Before, m.Load1After)
+	if c.Detect == "file" {
+		p("- Bulwark side: ready line detected in the daemon's console log file (stat every 1 ms), not through the API\n")
+	} else {
+		p("- Bulwark side: ready line detected by polling `GET /api/v1/vms/NAME/console/log?bytes=4096` every %g ms\n", c.PollMS)
+	}
+	if c.RawUID >= 0 || c.ServeArgs != "" {
+		p("- variations: raw QEMU uid %d (-1 = root); extra serve args %q\n", c.RawUID, c.ServeArgs)
+	}
+	p("\n")
 	if len(r.Runs) > 0 {
 		p("| # | order | raw QEMU (ms) | Bulwark (ms) | Bulwark − raw (ms) | Bulwark start API returned (ms) |\n")
 		p("|---|---|---:|---:|---:|---:|\n")
@@ -287,24 +301,19 @@ func markdown(r *result) string {
 			p("| %d | %s | %.0f | %.0f | %+.0f | %.1f |\n", x.Index, x.Order, x.RawMS, x.BulwarkMS, x.BulwarkMS-x.RawMS, x.BulwarkStartAPIMS)
 		}
 		p("\n| statistic | raw QEMU (ms) | Bulwark (ms) | Bulwark / raw |\n|---|---:|---:|---:|\n")
-		row := func(name string, a, b float64) {
-			ratio := "–"
-			if a > 0 {
-				ratio = fmt.Sprintf("%.3f", b/a)
-			}
-			p("| %s | %.0f | %.0f | %s |\n", name, a, b, ratio)
-		}
+		row := func(name string, a, b float64) { p("| %s | %.0f | %.0f | %s |\n", name, a, b, ratio(b, a)) }
 		row("median", r.Raw.MedianMS, r.Bulwark.MedianMS)
 		row("mean", r.Raw.MeanMS, r.Bulwark.MeanMS)
 		row("min", r.Raw.MinMS, r.Bulwark.MinMS)
 		row("max", r.Raw.MaxMS, r.Bulwark.MaxMS)
 		p("| stdev | %.0f | %.0f | |\n", r.Raw.StdevMS, r.Bulwark.StdevMS)
-		verdict := "within"
+		verdict := "met"
 		if r.OverheadPctMedian >= 10 {
-			verdict = "OVER"
+			verdict = "not met"
 		}
-		p("\nOverhead (medians): **%+.1f%%** (ratio %.3f; target < 10%%: %s). Mean-based: %+.1f%%. Median paired difference: %+.0f ms. Median time for POST start to return: %.1f ms.\n",
-			r.OverheadPctMedian, r.RatioMedian, verdict, r.OverheadPctMean, r.PairedDiffMedianMS, r.BulwarkStartAPI.MedianMS)
+		p("\nBulwark overhead over raw QEMU (medians): **%+.1f%%** (ratio %.3f; target < 10%%: %s).\n", r.OverheadPctMedian, r.RatioMedian, verdict)
+		p("Mean-based: %+.1f%%. Median paired difference: %+.0f ms. Median time for POST start to return: %.1f ms.\n",
+			r.OverheadPctMean, r.PairedDiffMedianMS, r.BulwarkStartAPI.MedianMS)
 	}
 	if len(r.RSS) > 0 {
 		p("\n## Daemon memory (VmRSS of `bulwark serve`)\n\n| state | VmRSS (MiB) |\n|---|---:|\n")
@@ -313,4 +322,11 @@ func markdown(r *result) string {
 		}
 	}
 	return b.String()
+}
+
+func ratio(b, a float64) string {
+	if a <= 0 || b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f", b/a)
 }

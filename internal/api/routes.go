@@ -31,6 +31,10 @@ const (
 	PrivVMPowerOff = "VM.PowerOff"
 	PrivVMConsole  = "VM.Console"
 	PrivMonitor    = "Monitor.Read"
+	PrivNetAudit   = "Network.Audit"
+	PrivNetConfig  = "Network.Config"
+	PrivFWRead     = "Firewall.Read"
+	PrivFWConfig   = "Firewall.Config"
 )
 
 func routes() []Route {
@@ -48,6 +52,22 @@ func routes() []Route {
 		{Method: "POST", Path: "/api/v1/vms/{name}/pause", OpID: "pauseVM", Priv: PrivVMPowerOff, Object: vmObj, Handler: (*Server).pauseVM},
 		{Method: "POST", Path: "/api/v1/vms/{name}/resume", OpID: "resumeVM", Priv: PrivVMPowerOn, Object: vmObj, Handler: (*Server).resumeVM},
 		{Method: "GET", Path: "/api/v1/vms/{name}/console/log", OpID: "vmConsoleLog", Priv: PrivVMConsole, Object: vmObj, Handler: (*Server).consoleLog},
+		{Method: "GET", Path: "/api/v1/networks", OpID: "listNetworks", Priv: PrivNetAudit, Object: netRoot, Handler: (*Server).listNetworks},
+		{Method: "POST", Path: "/api/v1/networks", OpID: "createNetwork", Priv: PrivNetConfig, Object: netRoot, Handler: (*Server).createNetwork},
+		{Method: "GET", Path: "/api/v1/networks/{name}", OpID: "getNetwork", Priv: PrivNetAudit, Object: netObj, Handler: (*Server).getNetwork},
+		{Method: "DELETE", Path: "/api/v1/networks/{name}", OpID: "deleteNetwork", Priv: PrivNetConfig, Object: netObj, Handler: (*Server).deleteNetwork},
+		{Method: "GET", Path: "/api/v1/security-groups", OpID: "listSecurityGroups", Priv: PrivFWRead, Object: sgRoot, Handler: (*Server).listGroups},
+		{Method: "POST", Path: "/api/v1/security-groups", OpID: "createSecurityGroup", Priv: PrivFWConfig, Object: sgRoot, Handler: (*Server).createGroup},
+		{Method: "GET", Path: "/api/v1/security-groups/{name}", OpID: "getSecurityGroup", Priv: PrivFWRead, Object: sgObj, Handler: (*Server).getGroup},
+		{Method: "DELETE", Path: "/api/v1/security-groups/{name}", OpID: "deleteSecurityGroup", Priv: PrivFWConfig, Object: sgObj, Handler: (*Server).deleteGroup},
+		{Method: "POST", Path: "/api/v1/security-groups/{name}/rules", OpID: "addRule", Priv: PrivFWConfig, Object: sgObj, Handler: (*Server).addRule},
+		{Method: "DELETE", Path: "/api/v1/security-groups/{name}/rules/{id}", OpID: "removeRule", Priv: PrivFWConfig, Object: sgObj, Handler: (*Server).removeRule},
+		{Method: "GET", Path: "/api/v1/ip-sets", OpID: "listIPSets", Priv: PrivFWRead, Object: ipsetRoot, Handler: (*Server).listIPSets},
+		{Method: "POST", Path: "/api/v1/ip-sets", OpID: "createIPSet", Priv: PrivFWConfig, Object: ipsetRoot, Handler: (*Server).createIPSet},
+		{Method: "DELETE", Path: "/api/v1/ip-sets/{name}", OpID: "deleteIPSet", Priv: PrivFWConfig, Object: ipsetObj, Handler: (*Server).deleteIPSet},
+		{Method: "GET", Path: "/api/v1/ports", OpID: "listPorts", Priv: PrivFWRead, Object: netRoot, Handler: (*Server).listPorts},
+		{Method: "GET", Path: "/api/v1/firewall/rule-hits", OpID: "ruleHits", Priv: PrivFWRead, Object: sgRoot, Handler: (*Server).ruleHits},
+		{Method: "GET", Path: "/api/v1/firewall/log", OpID: "firewallLog", Priv: PrivFWRead, Object: sgRoot, Handler: (*Server).firewallLog},
 		{Method: "GET", Path: "/metrics", OpID: "metrics", Priv: PrivMonitor, Object: root, Handler: (*Server).metrics},
 	}
 }

@@ -90,7 +90,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 
 func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 	known := map[string]bool{PrivVMAudit: true, PrivVMCreate: true, PrivVMDelete: true, PrivVMPowerOn: true,
-		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true}
+		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true,
+		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true}
 	for _, rt := range Routes() {
 		key := rt.Method + " " + rt.Path
 		if rt.Handler == nil {
@@ -142,11 +143,16 @@ func TestRouteObjects(t *testing.T) {
 		mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) { got = rt.Object(r) })
 		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(rt.Method, path, nil))
 		want := "/"
+		coll := strings.Split(strings.TrimPrefix(rt.Path, "/api/v1/"), "/")[0]
 		switch {
 		case strings.Contains(rt.Path, "{name}"):
-			want = "/vms/web-1"
-		case strings.HasSuffix(rt.Path, "/vms"):
-			want = "/vms"
+			want = "/" + coll + "/web-1"
+		case coll == "vms" || coll == "networks" || coll == "security-groups" || coll == "ip-sets":
+			want = "/" + coll
+		case coll == "ports":
+			want = "/networks"
+		case coll == "firewall":
+			want = "/security-groups"
 		}
 		if got != want {
 			t.Errorf("%s %s: object %q, want %q", rt.Method, rt.Path, got, want)

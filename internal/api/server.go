@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/manager"
+	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/store"
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
@@ -41,6 +42,9 @@ type Server struct {
 	log  *slog.Logger
 	reg  *prometheus.Registry
 	mux  *http.ServeMux
+
+	net       *netsw.Service // nil until SetNetwork
+	fwLogPath string
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -150,6 +154,7 @@ func (s *Server) writeErr(w http.ResponseWriter, rt Route, err error) {
 	var (
 		he  *httpError
 		fe  *vm.FieldError
+		nfe *netsw.FieldError
 		ce  *vm.ConflictError
 		mbe *http.MaxBytesError
 	)
@@ -158,6 +163,10 @@ func (s *Server) writeErr(w http.ResponseWriter, rt Route, err error) {
 		writeError(w, he.code, he.msg, he.field)
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, fe.Error(), fe.Field)
+	case errors.As(err, &nfe):
+		writeError(w, http.StatusBadRequest, nfe.Error(), nfe.Field)
+	case errors.Is(err, netsw.ErrInUse):
+		writeError(w, http.StatusConflict, err.Error(), "")
 	case errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit), "")
 	case errors.As(err, &ce), errors.Is(err, store.ErrExists):

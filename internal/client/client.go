@@ -112,6 +112,11 @@ func (c *Client) raw(ctx context.Context, method, path string, in any) ([]byte, 
 	return body, nil
 }
 
+// Raw sends a request and returns the raw body of a successful answer.
+func (c *Client) Raw(ctx context.Context, method, path string) ([]byte, error) {
+	return c.raw(ctx, method, path, nil)
+}
+
 // ListVMs returns every VM.
 func (c *Client) ListVMs(ctx context.Context) ([]*vm.VM, error) {
 	var out []*vm.VM

@@ -20,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bulwark-project/bulwark/internal/api"
+	"github.com/bulwark-project/bulwark/internal/consolelog"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/hv/qemu"
 	"github.com/bulwark-project/bulwark/internal/manager"
+	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/store"
 )
 
@@ -64,17 +66,34 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer mgr.Close()
+
+	// The virtual switch: ports of running VMs are re-created by Recover
+	// below, so the switch must exist first.
+	fwPath := filepath.Join(cfg.StateDir, "logs", "firewall.jsonl")
+	fwLog, err := consolelog.Open(fwPath, consolelog.DefaultMaxSize, consolelog.DefaultKeep)
+	if err != nil {
+		return err
+	}
+	defer fwLog.Close()
+	sw := netsw.New(log, netsw.NewEventLog(fwLog, 100))
+	defer sw.Close()
+	netSvc, err := netsw.NewService(ctx, sw, st, filepath.Join(cfg.RunDir, "sw"), log)
+	if err != nil {
+		return fmt.Errorf("virtual switch: %w", err)
+	}
+	mgr.SetNetwork(netSvc)
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recover VMs: %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr, sw)
 	host, _ := os.Hostname()
 	srv := api.New(mgr, api.Info{
 		Version: cfg.Version, Commit: cfg.Commit, GoVersion: runtime.Version(), Backend: "qemu",
 		Accel: auto, Hostname: host, StateDir: cfg.StateDir,
 	}, reg, log)
+	srv.SetNetwork(netSvc, fwPath)
 
 	ln, err := ListenUnix(cfg.Socket)
 	if err != nil {

@@ -18,6 +18,9 @@ type LaunchConfig struct {
 	Accel  Accel  // resolved accelerator
 	// UID and GID the hypervisor process runs as; -1 keeps the daemon's own.
 	UID, GID int
+	// NICRemotes[i], if set, is the switch port socket NIC i sends frames
+	// to; it overrides Spec.NICs[i].Socket.
+	NICRemotes []string
 }
 
 // Handle identifies a running hypervisor process well enough to find it again

@@ -38,6 +38,19 @@ type Config struct {
 	StopTimeout   time.Duration
 }
 
+// Network is what the manager needs from the virtual switch: NIC checks at
+// definition time, and ports that exist before a hypervisor starts and go
+// away when it ends.
+type Network interface {
+	// PrepareNICs validates NICs against networks and groups and fills in
+	// missing addresses; errors are *vm.FieldError.
+	PrepareNICs(ctx context.Context, spec *vm.Spec) error
+	// Attach creates the VM's ports and returns per NIC the socket QEMU
+	// sends to ("" for NICs not on a network).
+	Attach(vmName string, uid int, runDir string, nics []vm.NIC) ([]string, error)
+	Detach(vmName string)
+}
+
 // Manager drives VMs through their lifecycle. Every state change is written
 // to the store before the call returns, so the store is the truth after a
 // crash of the daemon; the live instances are only a cache of connections.
@@ -48,7 +61,9 @@ type Manager struct {
 	cfg     Config
 	log     *slog.Logger
 
-	metrics metrics
+	metrics  metrics
+	net      Network    // nil: NICs on networks are refused
+	createMu sync.Mutex // Create: address assignment and insert are one step
 
 	closing   chan struct{} // closed by Close: supervisors stop recording
 	closeOnce sync.Once
@@ -121,13 +136,47 @@ func (m *Manager) entry(name string) *entry {
 	return e
 }
 
+// SetNetwork connects the manager to the virtual switch.
+func (m *Manager) SetNetwork(n Network) { m.net = n }
+
 // Create validates and stores a new VM definition.
 func (m *Manager) Create(ctx context.Context, spec vm.Spec) (*vm.VM, error) {
 	spec.Normalize()
 	if err := spec.Validate(os.Stat); err != nil {
 		return nil, err
 	}
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
+	if err := m.prepareNICs(ctx, &spec); err != nil {
+		return nil, err
+	}
 	return m.store.CreateVM(ctx, spec)
+}
+
+func (m *Manager) prepareNICs(ctx context.Context, spec *vm.Spec) error {
+	if m.net != nil {
+		return m.net.PrepareNICs(ctx, spec)
+	}
+	for i, n := range spec.NICs {
+		if n.Network != "" {
+			return &vm.FieldError{Field: fmt.Sprintf("nics[%d].network", i), Msg: "no virtual switch in this daemon"}
+		}
+	}
+	return nil
+}
+
+// attach creates the VM's switch ports.
+func (m *Manager) attach(name string, rt vm.Runtime, nics []vm.NIC) ([]string, error) {
+	if m.net == nil {
+		return nil, nil
+	}
+	return m.net.Attach(name, rt.UID, rt.RunDir, nics)
+}
+
+func (m *Manager) detach(name string) {
+	if m.net != nil {
+		m.net.Detach(name)
+	}
 }
 
 // Get returns one VM.
@@ -169,11 +218,18 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 	if m.cfg.UIDBase > 0 && os.Geteuid() == 0 {
 		rt.UID = m.cfg.UIDBase + int(v.Runtime.ID)
 	}
+	// Ports exist (and are filtered) before the hypervisor can send a frame.
+	remotes, err := m.attach(name, rt, v.Spec.NICs)
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: network: %w", name, err)
+	}
 	if err := m.store.SetState(ctx, name, vm.Starting, "", rt); err != nil {
+		m.detach(name)
 		return nil, err
 	}
-	inst, err := m.backend.Launch(ctx, hv.LaunchConfig{Spec: v.Spec, RunDir: rt.RunDir, Accel: choice, UID: rt.UID, GID: rt.UID})
+	inst, err := m.backend.Launch(ctx, hv.LaunchConfig{Spec: v.Spec, RunDir: rt.RunDir, Accel: choice, UID: rt.UID, GID: rt.UID, NICRemotes: remotes})
 	if err != nil {
+		m.detach(name)
 		m.log.Warn("vm start failed", "vm", name, "err", err)
 		if serr := m.store.SetState(context.Background(), name, vm.Crashed, err.Error(), rt); serr != nil {
 			return nil, serr

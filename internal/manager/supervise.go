@@ -68,6 +68,7 @@ func (m *Manager) recordExit(name string, e *entry, inst hv.Instance, sup chan s
 	} else {
 		m.log.Info("vm stopped", "vm", name, "status", exit.Status)
 	}
+	m.detach(name)
 	// Guest RAM may hold the tenant's secrets: do not leave it on the host.
 	os.Remove(filepath.Join(inst.Handle().RunDir, "mem"))
 }
@@ -179,6 +180,10 @@ func (m *Manager) recoverOne(ctx context.Context, v *vm.VM) error {
 		rt.PID, rt.StartTime = 0, 0
 		m.metrics.crashes.Inc()
 		return m.store.SetState(ctx, name, vm.Crashed, reason, rt)
+	}
+	// The hypervisor keeps sending to the same port sockets: recreate them.
+	if _, err := m.attach(name, v.Runtime, v.Spec.NICs); err != nil {
+		m.log.Error("re-attach ports", "vm", name, "err", err)
 	}
 	st := v.State
 	switch s, err := inst.Status(ctx); {

@@ -25,6 +25,16 @@ var migrations = []string{
 		created_at   INTEGER NOT NULL,
 		updated_at   INTEGER NOT NULL
 	)`,
+	// 2: virtual-switch objects (networks, security groups, IP sets), each a
+	// JSON document keyed by kind and name; their schemas live in netsw.
+	`CREATE TABLE net_objects (
+		kind       TEXT NOT NULL,
+		name       TEXT NOT NULL,
+		spec       TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (kind, name)
+	)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

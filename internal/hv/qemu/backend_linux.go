@@ -200,6 +200,9 @@ func openInputs(cfg hv.LaunchConfig) ([]*os.File, Args, error) {
 	}
 	for i, n := range s.NICs {
 		remote := n.Socket
+		if i < len(cfg.NICRemotes) && cfg.NICRemotes[i] != "" {
+			remote = cfg.NICRemotes[i]
+		}
 		if remote == "" {
 			// Unattached: frames go to a path nobody binds and are dropped.
 			remote = filepath.Join(cfg.RunDir, fmt.Sprintf("net%d.unattached", i))

@@ -47,8 +47,12 @@ var Broadcast = MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // IsMulticast reports the group bit (broadcast included).
 func (m MAC) IsMulticast() bool { return m[0]&1 != 0 }
 
-// Tuple is a flow's 5-tuple as seen in one packet. For ICMP echo, SrcPort is
-// the echo identifier and DstPort is 0; for other ICMP, both are 0.
+// Tuple is a flow's 5-tuple as seen in one packet. For ICMP and ICMPv6 echo
+// requests and replies alike, SrcPort and DstPort are both the echo
+// identifier, so a reply's Reverse() equals its request's tuple and
+// conntrack needs no ICMP special case to match them; it tells a request
+// from a reply by Frame.ICMPType. For other ICMP, and for IP protocols other
+// than TCP, UDP and ICMP, both ports are 0.
 type Tuple struct {
 	Src, Dst         netip.Addr
 	SrcPort, DstPort uint16
@@ -75,7 +79,7 @@ type Frame struct {
 	ARPSenderIP, ARPTargetIP netip.Addr
 	ARPTargetMAC             MAC
 
-	// IPv4.
+	// IPv4 and IPv6.
 	IPValid  bool
 	Tuple    Tuple  // valid when IPValid
 	IPHeader []byte // the IP header, aliasing Raw
@@ -83,8 +87,12 @@ type Frame struct {
 	TCPFlags uint8
 	ICMPType uint8
 	ICMPCode uint8
-	// DHCPServer is set for UDP from port 67 (a DHCP server's reply).
+	// DHCPServer is set for UDP from port 67 over IPv4 or port 547 over
+	// IPv6: a DHCP server's (or relay agent's) message.
 	DHCPServer bool
+	// NDTarget is the target address of an IPv6 neighbour solicitation
+	// (ICMPv6 135) or advertisement (136).
+	NDTarget netip.Addr
 
 	// ICMP errors (dest unreachable, time exceeded, ...) carry the header of
 	// the packet that caused them; Inner is that packet's tuple as sent.

@@ -1,0 +1,235 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/bulwark-project/bulwark/internal/consolelog"
+	"github.com/bulwark-project/bulwark/internal/netsw"
+	"github.com/bulwark-project/bulwark/internal/netsw/firewall"
+)
+
+// SetNetwork connects the switch's control plane to the API.
+func (s *Server) SetNetwork(n *netsw.Service, firewallLog string) {
+	s.net, s.fwLogPath = n, firewallLog
+}
+
+func netObj(r *http.Request) string   { return "/networks/" + r.PathValue("name") }
+func sgObj(r *http.Request) string    { return "/security-groups/" + r.PathValue("name") }
+func ipsetObj(r *http.Request) string { return "/ip-sets/" + r.PathValue("name") }
+func netRoot(*http.Request) string    { return "/networks" }
+func sgRoot(*http.Request) string     { return "/security-groups" }
+func ipsetRoot(*http.Request) string  { return "/ip-sets" }
+
+// decodeStrict reads exactly one JSON object into v, refusing unknown fields.
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("", "request body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func (s *Server) needNet() error {
+	if s.net == nil {
+		return &httpError{code: http.StatusServiceUnavailable, msg: "virtual switch not running"}
+	}
+	return nil
+}
+
+func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.net.Networks())
+}
+
+func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	var n netsw.Network
+	if err := decodeStrict(r.Body, &n); err != nil {
+		return err
+	}
+	n, err := s.net.CreateNetwork(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, n)
+}
+
+func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	n, err := s.net.Network(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, n)
+}
+
+func (s *Server) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	if err := s.net.DeleteNetwork(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.net.Groups())
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	var g firewall.Group
+	if err := decodeStrict(r.Body, &g); err != nil {
+		return err
+	}
+	g, err := s.net.CreateGroup(r.Context(), g)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, g)
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	g, err := s.net.Group(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, g)
+}
+
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	if err := s.net.DeleteGroup(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) addRule(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	pos := -1
+	if p := r.URL.Query().Get("position"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return badRequest("position", "position=%q must be a non-negative integer", p)
+		}
+		pos = n
+	}
+	var rule firewall.Rule
+	if err := decodeStrict(r.Body, &rule); err != nil {
+		return err
+	}
+	g, err := s.net.AddRule(r.Context(), r.PathValue("name"), rule, pos)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, g)
+}
+
+func (s *Server) removeRule(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	g, err := s.net.RemoveRule(r.Context(), r.PathValue("name"), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, g)
+}
+
+func (s *Server) listIPSets(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.net.IPSets())
+}
+
+func (s *Server) createIPSet(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	var x firewall.IPSet
+	if err := decodeStrict(r.Body, &x); err != nil {
+		return err
+	}
+	x, err := s.net.CreateIPSet(r.Context(), x)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, x)
+}
+
+func (s *Server) deleteIPSet(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	if err := s.net.DeleteIPSet(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.net.Switch().Ports())
+}
+
+func (s *Server) ruleHits(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.net.Switch().RuleHits())
+}
+
+func (s *Server) firewallLog(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needNet(); err != nil {
+		return err
+	}
+	n := int64(defaultLogBytes)
+	if b := r.URL.Query().Get("bytes"); b != "" {
+		v, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || v < 1 || v > maxLogBytes {
+			return badRequest("bytes", "bytes=%q must be 1..%d", b, maxLogBytes)
+		}
+		n = v
+	}
+	data, err := consolelog.Tail(s.fwLogPath, consolelog.DefaultKeep, n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	_, err = w.Write(data)
+	return err
+}

@@ -1,0 +1,78 @@
+package netsw
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/bulwark-project/bulwark/internal/netsw/packet"
+)
+
+// FirewallEvent is one line of the firewall log (JSON lines).
+type FirewallEvent struct {
+	Time    time.Time `json:"time"`
+	Action  string    `json:"action"` // allow (new flow), drop, reject, revoked
+	Group   string    `json:"group,omitempty"`
+	Rule    string    `json:"rule,omitempty"` // empty: the network's default policy decided
+	Network string    `json:"network"`
+	InPort  string    `json:"in_port"`
+	OutPort string    `json:"out_port"`
+	Proto   uint8     `json:"proto"`
+	Src     string    `json:"src"`
+	Dst     string    `json:"dst"`
+	SrcPort uint16    `json:"src_port,omitempty"`
+	DstPort uint16    `json:"dst_port,omitempty"`
+	// Suppressed counts events dropped by the rate limit since the last line.
+	Suppressed uint64 `json:"suppressed,omitempty"`
+}
+
+// eventLog writes firewall events as JSON lines, at most rate per second
+// (burst the same), so a flood of denied packets cannot flood the disk.
+type eventLog struct {
+	mu         sync.Mutex
+	w          io.Writer
+	rate       float64
+	tokens     float64
+	last       time.Time
+	suppressed uint64
+}
+
+// NewEventLog returns a rate-limited firewall log writing to w.
+func NewEventLog(w io.Writer, perSecond int) *eventLog {
+	return &eventLog{w: w, rate: float64(perSecond), tokens: float64(perSecond)}
+}
+
+func (l *eventLog) write(ev FirewallEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := ev.Time
+	if !l.last.IsZero() {
+		l.tokens += now.Sub(l.last).Seconds() * l.rate
+		if l.tokens > l.rate {
+			l.tokens = l.rate
+		}
+	}
+	l.last = now
+	if l.tokens < 1 {
+		l.suppressed++
+		return
+	}
+	l.tokens--
+	ev.Suppressed, l.suppressed = l.suppressed, 0
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	l.w.Write(append(b, '\n'))
+}
+
+func (s *Switch) event(src, dst *Port, f *packet.Frame, action, group, rule string) {
+	if s.fwlog == nil {
+		return
+	}
+	t := f.Tuple
+	s.fwlog.write(FirewallEvent{Time: time.Unix(0, s.now()).UTC(), Action: action, Group: group, Rule: rule,
+		Network: src.net.cfg.Name, InPort: src.Name, OutPort: dst.Name, Proto: t.Proto,
+		Src: t.Src.String(), Dst: t.Dst.String(), SrcPort: t.SrcPort, DstPort: t.DstPort})
+}

@@ -1,0 +1,175 @@
+package netsw
+
+import (
+	"github.com/bulwark-project/bulwark/internal/netsw/conntrack"
+	"github.com/bulwark-project/bulwark/internal/netsw/firewall"
+	"github.com/bulwark-project/bulwark/internal/netsw/packet"
+)
+
+// readBuf is larger than any frame we accept so that an oversized datagram
+// is seen whole (and dropped as too long) rather than truncated.
+const readBuf = 65536
+
+// readLoop is the port's only reader; it runs the pipeline for each frame.
+func (s *Switch) readLoop(p *Port) {
+	buf := make([]byte, readBuf)
+	scratch := make([]byte, 0, packet.MaxFrame)
+	var f packet.Frame
+	for {
+		n, err := p.io.read(buf)
+		if err != nil {
+			if p.closed.Load() {
+				return
+			}
+			s.log.Debug("port read", "port", p.Name, "err", err)
+			continue
+		}
+		p.stats.rxFrames.Add(1)
+		p.stats.rxBytes.Add(uint64(n))
+		scratch = s.process(p, buf[:n], &f, scratch[:0])
+	}
+}
+
+// process runs one frame from port src through the pipeline:
+// parse → port security → storm control → L2 lookup → per destination:
+// conntrack + firewall → send. It returns scratch for reuse.
+func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) []byte {
+	if r := packet.Parse(b, f); r != packet.OK {
+		src.drop(r)
+		return scratch
+	}
+	now := s.now()
+	if src.Kind == VMPort {
+		if r := src.binding.CheckEgress(f); r != packet.OK {
+			src.drop(r)
+			return scratch
+		}
+		if f.Dst.IsMulticast() && !src.storm.Allow(now) {
+			src.drop(packet.StormControl)
+			return scratch
+		}
+	} else {
+		src.net.macs.learn(f.Src, src.ID, now)
+	}
+	n := src.net
+	ports := *s.ports.Load()
+	if !f.Dst.IsMulticast() {
+		if id := n.macs.lookup(f.Dst, now); id >= 0 {
+			if dst := ports[id]; dst != nil && dst != src {
+				return s.forward(src, dst, f, b, now, scratch)
+			}
+			if id == src.ID {
+				return scratch // hairpin to itself: nothing to do
+			}
+		}
+	}
+	// Broadcast, multicast or unknown unicast: flood within the network.
+	for _, dst := range *n.flood.Load() {
+		if dst != src {
+			scratch = s.forward(src, dst, f, b, now, scratch)
+		}
+	}
+	return scratch
+}
+
+// forward applies the stateful firewall between src and dst and sends.
+func (s *Switch) forward(src, dst *Port, f *packet.Frame, b []byte, now int64, scratch []byte) []byte {
+	if !f.IPValid || (src.Kind != VMPort && dst.Kind != VMPort) {
+		dst.send(b) // ARP, or uplink-to-uplink (never happens: one uplink per network)
+		return scratch
+	}
+	ok, scratch := s.filter(src, dst, f, now, scratch)
+	if ok {
+		dst.send(b)
+	}
+	return scratch
+}
+
+func portID(p *Port) int32 {
+	if p.Kind == VMPort {
+		return p.ID
+	}
+	return -1
+}
+
+// filter decides whether an IP packet may go from src to dst.
+func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []byte) (bool, []byte) {
+	pol := s.policy.Load()
+	ct := src.net.ct
+	if f.ICMPError {
+		// Errors about a tracked flow are related to it; others are noise
+		// or probes.
+		if f.InnerValid && ct.LookupRelated(f) != nil {
+			return true, scratch
+		}
+		s.dropAt(src, dst, packet.CTInvalid)
+		return false, scratch
+	}
+	fl, _, r := ct.Lookup(now, f)
+	if r != packet.OK {
+		s.dropAt(src, dst, r)
+		return false, scratch
+	}
+	if fl != nil {
+		if g := pol.Gen(); ct.FlowGen(fl) != g {
+			// Rules changed since this flow was admitted: re-check it in its
+			// original direction; a revoked allow cuts the connection.
+			if !pol.Allows(fl.Orig, fl.ICMPType, fl.OrigPort, fl.ReplyPort) {
+				ct.Delete(fl.Orig)
+				s.dropAt(src, dst, packet.FWRevoked)
+				s.event(src, dst, f, "revoked", "", "")
+				return false, scratch
+			}
+			ct.SetFlowGen(fl, g)
+		}
+		return true, scratch
+	}
+	// A packet to a broadcast or multicast address is never tracked: it is
+	// judged by the rules alone, per destination port.
+	stateless := f.Dst.IsMulticast() || conntrack.Untracked(f)
+	v := pol.Evaluate(f.Tuple, f.ICMPType, portID(src), portID(dst))
+	if v.Action != firewall.Allow {
+		s.dropAt(src, dst, v.Reason)
+		s.event(src, dst, f, v.Action.String(), v.Group, v.RuleID)
+		if v.Action == firewall.Reject && !stateless {
+			scratch = s.reject(src, f, scratch)
+		}
+		return false, scratch
+	}
+	if stateless {
+		return true, scratch
+	}
+	if _, r := ct.Create(now, f, pol.Gen(), portID(src), portID(dst)); r != packet.OK {
+		s.dropAt(src, dst, r)
+		return false, scratch
+	}
+	s.event(src, dst, f, "allow", v.Group, v.RuleID)
+	return true, scratch
+}
+
+// dropAt counts a firewall drop on the VM port whose rule caused it: the
+// sender's for egress decisions, else the receiver's.
+func (s *Switch) dropAt(src, dst *Port, r packet.Reason) {
+	if src.Kind == VMPort {
+		src.drop(r)
+	} else {
+		dst.drop(r)
+	}
+}
+
+// reject answers the sender with a TCP RST or an ICMP port/admin-prohibited
+// unreachable, as the rule asked.
+func (s *Switch) reject(src *Port, f *packet.Frame, scratch []byte) []byte {
+	var out []byte
+	switch f.Tuple.Proto {
+	case packet.ProtoTCP:
+		out = packet.BuildTCPReset(scratch[:0], f)
+	default:
+		out = packet.BuildICMPUnreachable(scratch[:0], f, packet.ICMPv4AdminProhibited)
+	}
+	if out != nil {
+		src.send(out)
+		return out[:0]
+	}
+	return scratch
+}
