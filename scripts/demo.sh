@@ -31,11 +31,37 @@ else
 fi
 
 IMG="$STATE/images/default"
-demo_vm() { # name ip
-	local name=$1 ip=$2
+echo "== demo network and firewall policy"
+"$BIN" network show demo >/dev/null 2>&1 ||
+	"$BIN" network create demo --subnet 10.10.0.0/24 --gateway 10.10.0.1 >/dev/null
+for g in web db; do "$BIN" sg show "$g" >/dev/null 2>&1 || "$BIN" sg create "$g" >/dev/null; done
+# web may reach db on tcp/5432; nothing else crosses the groups (default:
+# ingress only from members of the same group, egress allowed).
+"$BIN" sg show db -o json | grep -q '"id": "postgres"' ||
+	"$BIN" sg rule add db --id postgres --direction ingress --action allow --protocol tcp --port 5432 \
+		--remote-group web --description "web tier to postgres" >/dev/null
+"$BIN" sg show db
+
+# Guest programs come on a user-data disk (config-drive style).
+userdata() { # name script
+	local f="$STATE/images/$1.userdata"
+	printf '#!bulwark-userdata\n%s\n' "$2" >"$f"
+	truncate -s 4096 "$f"
+	echo "$f"
+}
+DB_SCRIPT='nc -ll -p 5432 -e /bin/echo "postgres says hello" &'
+WEB_SCRIPT='while :; do
+  if nc -w 2 10.10.0.20 5432 </dev/null >/dev/null 2>&1; then t=allowed; else t=blocked; fi
+  if ping -c 1 -W 2 10.10.0.20 >/dev/null 2>&1; then p=allowed; else p=blocked; fi
+  echo "demo-check web->db tcp/5432 $t, ping $p"; sleep 10
+done &'
+
+demo_vm() { # name ip group script
+	local name=$1 ip=$2 group=$3 script=$4
 	if ! "$BIN" vm show "$name" >/dev/null 2>&1; then
 		"$BIN" vm create "$name" --vcpus 1 --memory 256 --kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" \
-			--cmdline "bulwark.hostname=$name bulwark.ip=$ip/24 bulwark.heartbeat=10" --nic "network=demo" >/dev/null
+			--cmdline "bulwark.hostname=$name bulwark.ip=$ip/24 bulwark.gw=10.10.0.1" \
+			--nic "network=demo,ip=$ip,group=$group" --disk "$(userdata "$name" "$script"):ro" >/dev/null
 	fi
 	case $("$BIN" vm show "$name" -o json | sed -n 's/^  "state": "\(.*\)",$/\1/p') in
 	running | paused) ;;
@@ -43,21 +69,27 @@ demo_vm() { # name ip
 	esac
 }
 echo "== demo VMs"
-demo_vm demo-web 10.10.0.10
-demo_vm demo-db 10.10.0.20
+demo_vm demo-db 10.10.0.20 db "$DB_SCRIPT"
+demo_vm demo-web 10.10.0.10 web "$WEB_SCRIPT"
 for name in demo-web demo-db; do
 	for _ in $(seq 1 300); do
 		"$BIN" vm log "$name" | grep -q "bulwark-guest-ready" && break
 		sleep 0.2
 	done
 done
+for _ in $(seq 1 100); do "$BIN" vm log demo-web | grep -q "demo-check" && break; sleep 0.3; done
 "$BIN" vm list
 echo
 for name in demo-web demo-db; do
 	echo "--- $name serial console (last lines)"
-	"$BIN" vm log "$name" --bytes 2000 | grep -a -E "bulwark-guest-ready|Linux version|heartbeat" | tail -n 3
+	"$BIN" vm log "$name" --bytes 4000 | grep -a -E "bulwark-guest-ready|demo-check" | tail -n 2
 done
-"$BIN" vm show demo-web | grep -E "^(accel|pid|uid|run_dir):"
+echo
+echo "--- switch ports (counters, drops by reason)"
+"$BIN" port list
+echo "--- firewall log (last events)"
+"$BIN" fw log --bytes 1200 | tail -n 3
+"$BIN" vm show demo-web | grep -E "^(accel|pid|uid|run_dir|nic0):"
 
 cat <<TXT
 
@@ -65,7 +97,9 @@ Bulwark is running.
   export BULWARK_SOCKET=$BULWARK_SOCKET
   $BIN vm list                 # VMs, state, accelerator
   $BIN vm show demo-web        # definition, pid, uid it runs as, why KVM/TCG
-  $BIN vm log demo-web         # serial console log
+  $BIN vm log demo-web         # serial console log (the guest checks its firewall every 10 s)
+  $BIN sg show db; $BIN port list; $BIN fw log; $BIN fw hits
+  $BIN sg rule remove db postgres   # watch demo-web's check flip to blocked
   $BIN vm pause|resume|stop|start demo-web
   curl --unix-socket $BULWARK_SOCKET http://bulwark/api/v1/vms
   curl --unix-socket $BULWARK_SOCKET http://bulwark/metrics
