@@ -29,7 +29,7 @@ func TestNICDatagram(t *testing.T) {
 	h.mustCLI(&v, "vm", "create", "nic", "--kernel", filepath.Join(imgDir, "vmlinuz"),
 		"--initrd", filepath.Join(imgDir, "initrd.img"), "--memory", "256",
 		"--cmdline", "bulwark.hostname=nic bulwark.ip=10.77.0.2/24",
-		"--nic", "mac="+strings.ToUpper(mac)+",network=lab,socket="+sock)
+		"--nic", "mac="+strings.ToUpper(mac)+",socket="+sock)
 	if len(v.Spec.NICs) != 1 || v.Spec.NICs[0].MAC != mac {
 		t.Fatalf("NIC not stored normalised: %+v", v.Spec.NICs)
 	}
