@@ -27,6 +27,8 @@ type testServer struct {
 	srv    *Server
 	kernel string // an existing kernel file
 	dir    string
+	mgr    *manager.Manager
+	st     *store.Store
 }
 
 // newTestServer wires the real store and manager; the QEMU backend is never
@@ -55,7 +57,7 @@ func newTestServer(t *testing.T) *testServer {
 	if err := os.WriteFile(kernel, []byte("not really a kernel"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{t: t, srv: srv, kernel: kernel, dir: dir}
+	return &testServer{t: t, srv: srv, kernel: kernel, dir: dir, mgr: mgr, st: st}
 }
 
 func (ts *testServer) do(method, path string, body io.Reader) *httptest.ResponseRecorder {
