@@ -111,19 +111,7 @@ func TestFirewall(t *testing.T) {
 	h := newHost(t)
 	// External host: a network namespace behind a veth pair whose host end
 	// is the network's uplink.
-	ns := fmt.Sprintf("bwt%d", os.Getpid()%100000)
-	hostIf, nsIf := ns+"a", ns+"b"
-	sh(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() {
-		exec.Command("ip", "link", "del", hostIf).Run()
-		exec.Command("ip", "netns", "del", ns).Run()
-	})
-	sh(t, "ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf)
-	sh(t, "ip", "link", "set", nsIf, "netns", ns)
-	sh(t, "ip", "link", "set", hostIf, "up")
-	sh(t, "ip", "-n", ns, "addr", "add", "10.20.0.254/24", "dev", nsIf)
-	sh(t, "ip", "-n", ns, "link", "set", nsIf, "up")
-	sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	hostIf, ns := extHost(t, "10.20.0.254/24")
 
 	h.mustCLI(nil, "network", "create", "lab", "--subnet", "10.20.0.0/24", "--uplink", "interface:"+hostIf)
 	h.mustCLI(nil, "sg", "create", "web")
