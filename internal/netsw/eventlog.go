@@ -72,7 +72,7 @@ func (s *Switch) event(src, dst *Port, f *packet.Frame, action, group, rule stri
 		return
 	}
 	t := f.Tuple
-	s.fwlog.write(FirewallEvent{Time: time.Unix(0, s.now()).UTC(), Action: action, Group: group, Rule: rule,
+	s.fwlog.write(FirewallEvent{Time: time.Now().UTC(), Action: action, Group: group, Rule: rule,
 		Network: src.net.cfg.Name, InPort: src.Name, OutPort: dst.Name, Proto: t.Proto,
 		Src: t.Src.String(), Dst: t.Dst.String(), SrcPort: t.SrcPort, DstPort: t.DstPort})
 }

@@ -209,6 +209,17 @@ func (ts *testSwitch) waitDrops(n *nic, reason string, want uint64) {
 	})
 }
 
+// barrier returns once the switch has handled every frame n sent before:
+// it sends a frame with a foreign source MAC and waits until the port has
+// counted it (a port's frames are handled in order; rx_frames is counted
+// before a frame is handled, drops after).
+func (ts *testSwitch) barrier(n *nic) {
+	ts.t.Helper()
+	want := ts.status(n).Drops["spoofed_mac"] + 1
+	n.send(packettest.Flow{SrcMAC: packet.MAC{0x02, 0xba, 0xd0, 0, 0, 1}, DstMAC: n.mac, Src: n.ip, Dst: n.ip}.UDP(1, 2, nil))
+	ts.waitDrops(n, "spoofed_mac", want)
+}
+
 // flow returns a frame builder from n to peer.
 func (n *nic) flow(peer *nic) packettest.Flow {
 	return packettest.Flow{SrcMAC: n.mac, DstMAC: peer.mac, Src: n.ip, Dst: peer.ip}

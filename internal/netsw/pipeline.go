@@ -105,10 +105,21 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 		s.dropAt(src, dst, packet.CTInvalid)
 		return false, scratch
 	}
-	fl, _, r := ct.Lookup(now, f)
+	fl, dir, r := ct.Lookup(now, f)
 	if r != packet.OK {
 		s.dropAt(src, dst, r)
 		return false, scratch
+	}
+	if fl != nil && !flowBetween(fl, dir, src, dst) {
+		// The flow was admitted between other ports (this is a flooded copy,
+		// or a frame aimed at another port's MAC): it carries no permission
+		// here, so this port pair's rules decide, without creating state.
+		v := pol.Evaluate(f.Tuple, f.ICMPType, portID(src), portID(dst))
+		if !v.Allowed() {
+			s.dropAt(src, dst, v.Reason)
+			return false, scratch
+		}
+		return true, scratch
 	}
 	if fl != nil {
 		if g := pol.Gen(); ct.FlowGen(fl) != g {
@@ -129,7 +140,11 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 	stateless := f.Dst.IsMulticast() || conntrack.Untracked(f)
 	v := pol.Evaluate(f.Tuple, f.ICMPType, portID(src), portID(dst))
 	if v.Action != firewall.Allow {
-		s.dropAt(src, dst, v.Reason)
+		if v.Direction == firewall.Ingress && dst.Kind == VMPort {
+			dst.drop(v.Reason) // the receiver's ingress policy decided
+		} else {
+			s.dropAt(src, dst, v.Reason)
+		}
 		s.event(src, dst, f, v.Action.String(), v.Group, v.RuleID)
 		if v.Action == firewall.Reject && !stateless {
 			scratch = s.reject(src, f, scratch)
@@ -147,8 +162,9 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 	return true, scratch
 }
 
-// dropAt counts a firewall drop on the VM port whose rule caused it: the
-// sender's for egress decisions, else the receiver's.
+// dropAt counts a drop on the sender's port when it is a VM port (its
+// egress policy decided, or conntrack refused its packet), else on the
+// receiver's. Ingress verdicts are counted on the receiver by filter.
 func (s *Switch) dropAt(src, dst *Port, r packet.Reason) {
 	if src.Kind == VMPort {
 		src.drop(r)
@@ -172,4 +188,13 @@ func (s *Switch) reject(src *Port, f *packet.Frame, scratch []byte) []byte {
 		return out[:0]
 	}
 	return scratch
+}
+
+// flowBetween reports whether a tracked flow was admitted between exactly
+// these two ports, in the direction the packet travels.
+func flowBetween(fl *conntrack.Flow, dir conntrack.Dir, src, dst *Port) bool {
+	if dir == conntrack.Original {
+		return fl.OrigPort == portID(src) && fl.ReplyPort == portID(dst)
+	}
+	return fl.OrigPort == portID(dst) && fl.ReplyPort == portID(src)
 }

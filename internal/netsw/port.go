@@ -125,7 +125,8 @@ func newDgramIO(path, peer string, uid int) (*dgramIO, error) {
 		return nil, err
 	}
 	// Only the VM's own hypervisor uid may send frames into this port.
-	if err := os.Chmod(path, 0o600); err == nil && uid >= 0 && os.Geteuid() == 0 {
+	err = os.Chmod(path, 0o600)
+	if err == nil && uid >= 0 && os.Geteuid() == 0 {
 		err = os.Chown(path, uid, uid)
 	}
 	if err != nil {

@@ -3,6 +3,7 @@ package netsw
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sort"
 	"sync"
@@ -45,7 +46,7 @@ type network struct {
 
 // New returns an empty switch. fwlog receives firewall events (may be nil).
 func New(log *slog.Logger, fwlog *eventLog) *Switch {
-	s := &Switch{log: log, fwlog: fwlog, now: func() int64 { return time.Now().UnixNano() },
+	s := &Switch{log: log, fwlog: fwlog, now: monotonicNanos(),
 		networks: map[string]*network{}, byID: map[int32]*Port{}, counters: firewall.NewCounters()}
 	empty := map[int32]*Port{}
 	s.ports.Store(&empty)
@@ -224,7 +225,9 @@ type VMPortSpec struct {
 }
 
 // AttachVMPort creates a VM port. The port is in the compiled policy before
-// its socket exists, so no frame from it is ever forwarded unfiltered.
+// its reader starts, so no frame from it is ever forwarded unfiltered; and
+// its socket exists before the port is published to the data path, so
+// frames flooded to it always have somewhere to go.
 func (s *Switch) AttachVMPort(spec VMPortSpec) (*Port, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -236,9 +239,34 @@ func (s *Switch) AttachVMPort(spec VMPortSpec) (*Port, error) {
 	if err := b.Validate(); err != nil {
 		return nil, fmt.Errorf("nic %d: %w", spec.NIC, err)
 	}
+	// A second static entry would take over the first port's unicast
+	// traffic, and MACs are chosen by VM owners.
+	for _, q := range s.byID {
+		if q.net == n && q.Kind == VMPort && q.binding.MAC == spec.MAC {
+			return nil, fmt.Errorf("nic %d: MAC %s is already used by port %s on network %q",
+				spec.NIC, net.HardwareAddr(spec.MAC[:]), q.Name, spec.Network)
+		}
+	}
+	name := fmt.Sprintf("%s/nic%d", spec.VM, spec.NIC)
+	io, err := newDgramIO(spec.Socket, spec.Peer, spec.UID)
+	if err != nil {
+		return nil, fmt.Errorf("port %s: %w", name, err)
+	}
+	p, err := s.addVMPortLocked(n, name, spec, b, io)
+	if err != nil {
+		io.close()
+		return nil, err
+	}
+	go s.readLoop(p)
+	return p, nil
+}
+
+// addVMPortLocked publishes a VM port that moves frames through io: in the
+// policy, the data path and the network's MAC table. It starts no reader.
+func (s *Switch) addVMPortLocked(n *network, name string, spec VMPortSpec, b portsec.Binding, io portIO) (*Port, error) {
 	s.nextID++
-	p := &Port{ID: s.nextID, Name: fmt.Sprintf("%s/nic%d", spec.VM, spec.NIC), Kind: VMPort, VM: spec.VM, NIC: spec.NIC,
-		net: n, binding: b, groups: spec.Groups,
+	p := &Port{ID: s.nextID, Name: name, Kind: VMPort, VM: spec.VM, NIC: spec.NIC,
+		net: n, binding: b, groups: spec.Groups, io: io,
 		storm: portsec.NewStorm(n.cfg.StormPPS, n.cfg.StormPPS)}
 	s.byID[p.ID] = p
 	if err := s.recompileLocked(); err != nil {
@@ -246,15 +274,7 @@ func (s *Switch) AttachVMPort(spec VMPortSpec) (*Port, error) {
 		s.recompileLocked()
 		return nil, err
 	}
-	io, err := newDgramIO(spec.Socket, spec.Peer, spec.UID)
-	if err != nil {
-		delete(s.byID, p.ID)
-		s.recompileLocked()
-		return nil, fmt.Errorf("port %s: %w", p.Name, err)
-	}
-	p.io = io
 	n.macs.setStatic(spec.MAC, p.ID)
-	go s.readLoop(p)
 	return p, nil
 }
 
@@ -321,4 +341,11 @@ func (s *Switch) Close() {
 		s.removePortLocked(p)
 	}
 	s.recompileLocked()
+}
+
+// monotonicNanos returns a clock in nanoseconds that never jumps when the
+// wall clock is stepped (timeouts and rate limits depend on it).
+func monotonicNanos() func() int64 {
+	start := time.Now()
+	return func() int64 { return int64(time.Since(start)) + 1 }
 }

@@ -198,20 +198,26 @@ func TestAttachWhileFlooding(t *testing.T) {
 	a := ts.attach("a", 0, "n", 1, "web")
 
 	stop := make(chan struct{})
-	done := make(chan error, 1)
+	type result struct {
+		sent uint64
+		err  error
+	}
+	done := make(chan result, 1)
 	go func() {
 		who := packettest.ARP(packet.Broadcast, a.mac, packet.ARPRequest, a.mac, a.ip, packet.MAC{}, netip.MustParseAddr("10.0.0.200"))
+		var r result
 		for {
 			select {
 			case <-stop:
-				done <- nil
+				done <- r
 				return
 			default:
 			}
-			if err := a.trySend(who); err != nil {
-				done <- err
+			if r.err = a.trySend(who); r.err != nil {
+				done <- r
 				return
 			}
+			r.sent++
 		}
 	}()
 	var last *nic
@@ -219,10 +225,20 @@ func TestAttachWhileFlooding(t *testing.T) {
 		last = ts.attach(fmt.Sprintf("x%d", i), 0, "n", byte(10+i), "web")
 	}
 	close(stop)
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	// Once the flood is handled, empty the last port's queue and check that
+	// it still receives.
+	ts.barrier(a)
+	if st := ts.status(a); st.RxFrames != r.sent+1 {
+		t.Fatalf("a: %d frames read, want %d", st.RxFrames, r.sent+1)
+	}
+	for range ts.status(last).TxFrames {
+		last.recv()
 	}
 	echo := a.flow(last).ICMP(packet.ICMPv4EchoRequest, 0, packettest.Echo(1, 1))
 	a.send(echo)
-	recvUntil(last, echo)
+	last.expect(echo)
 }
