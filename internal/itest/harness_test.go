@@ -82,6 +82,7 @@ func newHost(t *testing.T) *host {
 	t.Cleanup(func() {
 		h.stopVMs()
 		h.kill()
+		h.killStrays()
 		os.RemoveAll(dir)
 	})
 	h.startDaemon()
@@ -122,12 +123,32 @@ func (h *host) stopVMs() {
 	if h.cmd == nil || h.cmd.ProcessState != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	vms, _ := h.c.ListVMs(ctx)
 	for _, v := range vms {
 		if v.State.Active() {
-			h.c.StopVM(ctx, v.Spec.Name, true, 0)
+			start := time.Now()
+			if _, err := h.c.StopVM(ctx, v.Spec.Name, true, 0); err != nil {
+				h.t.Errorf("cleanup: force stop of %s failed after %v: %v", v.Spec.Name, time.Since(start), err)
+			}
+		}
+	}
+}
+
+// killStrays ends any hypervisor still running from this host's run
+// directory, so a failed or interrupted test never leaks VMs.
+func (h *host) killStrays() {
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + p.Name() + "/cmdline")
+		if strings.Contains(string(cmdline), "qemu-system") && strings.Contains(string(cmdline), h.dir+"/") {
+			h.t.Errorf("cleanup: hypervisor pid %d still running; killing it", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }

@@ -336,11 +336,13 @@ func (m *Manager) Stop(ctx context.Context, name string, force bool, timeout tim
 			m.log.Warn("graceful shutdown request failed", "vm", name, "err", err)
 		}
 	}
-	select {
-	case <-inst.Done():
-	case <-time.After(timeout):
-		m.log.Warn("vm did not power off in time, killing", "vm", name, "timeout", timeout)
-	case <-ctx.Done():
+	if !force {
+		select {
+		case <-inst.Done():
+		case <-time.After(timeout):
+			m.log.Warn("vm did not power off in time, killing", "vm", name, "timeout", timeout)
+		case <-ctx.Done():
+		}
 	}
 	if force || !isClosed(inst.Done()) {
 		if err := inst.Kill(context.Background()); err != nil {
