@@ -137,13 +137,9 @@ func (s *Server) consoleLog(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.mgr.Get(r.Context(), name); err != nil {
 		return err
 	}
-	n := int64(defaultLogBytes)
-	if b := r.URL.Query().Get("bytes"); b != "" {
-		v, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || v < 1 || v > maxLogBytes {
-			return badRequest("bytes", "bytes=%q must be 1..%d", b, maxLogBytes)
-		}
-		n = v
+	n, err := bytesParam(r)
+	if err != nil {
+		return err
 	}
 	data, err := consolelog.Tail(s.mgr.ConsoleLogPath(name), s.mgr.ConsoleKeep(), n)
 	if err != nil {
@@ -152,4 +148,17 @@ func (s *Server) consoleLog(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, err = w.Write(data)
 	return err
+}
+
+// bytesParam reads the bounded ?bytes= of the log-tail routes.
+func bytesParam(r *http.Request) (int64, error) {
+	b := r.URL.Query().Get("bytes")
+	if b == "" {
+		return defaultLogBytes, nil
+	}
+	v, err := strconv.ParseInt(b, 10, 64)
+	if err != nil || v < 1 || v > maxLogBytes {
+		return 0, badRequest("bytes", "bytes=%q must be 1..%d", b, maxLogBytes)
+	}
+	return v, nil
 }

@@ -37,24 +37,22 @@ func decodeStrict(r io.Reader, v any) error {
 	return nil
 }
 
-func (s *Server) needNet() error {
-	if s.net == nil {
-		return &httpError{code: http.StatusServiceUnavailable, msg: "virtual switch not running"}
+// needNet wraps the handlers of the switch's routes: without a switch they
+// answer 503.
+func needNet(h func(s *Server, w http.ResponseWriter, r *http.Request) error) func(s *Server, w http.ResponseWriter, r *http.Request) error {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) error {
+		if s.net == nil {
+			return &httpError{code: http.StatusServiceUnavailable, msg: "virtual switch not running"}
+		}
+		return h(s, w, r)
 	}
-	return nil
 }
 
 func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	return writeJSON(w, http.StatusOK, s.net.Networks())
 }
 
 func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	var n netsw.Network
 	if err := decodeStrict(r.Body, &n); err != nil {
 		return err
@@ -67,9 +65,6 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	n, err := s.net.Network(r.PathValue("name"))
 	if err != nil {
 		return err
@@ -78,9 +73,6 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	if err := s.net.DeleteNetwork(r.Context(), r.PathValue("name")); err != nil {
 		return err
 	}
@@ -89,16 +81,10 @@ func (s *Server) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	return writeJSON(w, http.StatusOK, s.net.Groups())
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	var g firewall.Group
 	if err := decodeStrict(r.Body, &g); err != nil {
 		return err
@@ -111,9 +97,6 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	g, err := s.net.Group(r.PathValue("name"))
 	if err != nil {
 		return err
@@ -122,9 +105,6 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	if err := s.net.DeleteGroup(r.Context(), r.PathValue("name")); err != nil {
 		return err
 	}
@@ -133,9 +113,6 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) addRule(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	pos := -1
 	if p := r.URL.Query().Get("position"); p != "" {
 		n, err := strconv.Atoi(p)
@@ -156,9 +133,6 @@ func (s *Server) addRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) removeRule(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	g, err := s.net.RemoveRule(r.Context(), r.PathValue("name"), r.PathValue("id"))
 	if err != nil {
 		return err
@@ -167,16 +141,10 @@ func (s *Server) removeRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listIPSets(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	return writeJSON(w, http.StatusOK, s.net.IPSets())
 }
 
 func (s *Server) createIPSet(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	var x firewall.IPSet
 	if err := decodeStrict(r.Body, &x); err != nil {
 		return err
@@ -189,9 +157,6 @@ func (s *Server) createIPSet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) deleteIPSet(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	if err := s.net.DeleteIPSet(r.Context(), r.PathValue("name")); err != nil {
 		return err
 	}
@@ -200,30 +165,17 @@ func (s *Server) deleteIPSet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	return writeJSON(w, http.StatusOK, s.net.Switch().Ports())
 }
 
 func (s *Server) ruleHits(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
-		return err
-	}
 	return writeJSON(w, http.StatusOK, s.net.Switch().RuleHits())
 }
 
 func (s *Server) firewallLog(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needNet(); err != nil {
+	n, err := bytesParam(r)
+	if err != nil {
 		return err
-	}
-	n := int64(defaultLogBytes)
-	if b := r.URL.Query().Get("bytes"); b != "" {
-		v, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || v < 1 || v > maxLogBytes {
-			return badRequest("bytes", "bytes=%q must be 1..%d", b, maxLogBytes)
-		}
-		n = v
 	}
 	data, err := consolelog.Tail(s.fwLogPath, consolelog.DefaultKeep, n)
 	if err != nil && !errors.Is(err, io.EOF) {
