@@ -19,9 +19,9 @@ import (
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
-// forceStopTimeout is passed with force=true: the manager's Stop currently
-// waits for the timeout even when forced before it kills, so the smallest
-// timeout the API takes (1 s) keeps teardown between boots short.
+// forceStopTimeout is passed with force=true. Current daemons kill at once
+// when forced; earlier ones waited out the timeout first, so the smallest
+// value the API takes (1 s) keeps teardown between boots short on both.
 const forceStopTimeout = 1
 
 // daemon is one `bulwark serve` with its own state, run directory and socket.

@@ -88,6 +88,9 @@ type result struct {
 	OverheadPctMedian float64 `json:"overhead_pct_median"`
 	RatioMean         float64 `json:"ratio_mean"`
 	OverheadPctMean   float64 `json:"overhead_pct_mean"`
+	// Of the minimums: host noise only ever adds time, so on a busy host the
+	// fastest boot of each kind is the least disturbed one.
+	OverheadPctMin float64 `json:"overhead_pct_min"`
 	// Median of the per-index differences bulwark - raw.
 	PairedDiffMedianMS float64 `json:"paired_diff_median_ms"`
 
@@ -111,6 +114,9 @@ func (r *result) summarize() {
 	if r.Raw.MeanMS > 0 {
 		r.RatioMean = r.Bulwark.MeanMS / r.Raw.MeanMS
 		r.OverheadPctMean = (r.RatioMean - 1) * 100
+	}
+	if r.Raw.MinMS > 0 {
+		r.OverheadPctMin = (r.Bulwark.MinMS/r.Raw.MinMS - 1) * 100
 	}
 }
 
@@ -312,8 +318,8 @@ func markdown(r *result) string {
 			verdict = "not met"
 		}
 		p("\nBulwark overhead over raw QEMU (medians): **%+.1f%%** (ratio %.3f; target < 10%%: %s).\n", r.OverheadPctMedian, r.RatioMedian, verdict)
-		p("Mean-based: %+.1f%%. Median paired difference: %+.0f ms. Median time for POST start to return: %.1f ms.\n",
-			r.OverheadPctMean, r.PairedDiffMedianMS, r.BulwarkStartAPI.MedianMS)
+		p("Of the means: %+.1f%%. Of the minimums (the least disturbed boots): %+.1f%%. Median paired difference: %+.0f ms. Median time for POST start to return: %.1f ms.\n",
+			r.OverheadPctMean, r.OverheadPctMin, r.PairedDiffMedianMS, r.BulwarkStartAPI.MedianMS)
 	}
 	if len(r.RSS) > 0 {
 		p("\n## Daemon memory (VmRSS of `bulwark serve`)\n\n| state | VmRSS (MiB) |\n|---|---:|\n")

@@ -79,7 +79,9 @@ func bulwarkLeg(ctx context.Context, dur time.Duration, rules int) (legResult, e
 		leg.Notes = append(leg.Notes, n)
 	}
 	if b, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen"); err == nil {
-		leg.Notes = append(leg.Notes, "net.unix.max_dgram_qlen = "+strings.TrimSpace(string(b)))
+		q := strings.TrimSpace(string(b))
+		leg.Path = fmt.Sprintf("Bulwark netsw (max_dgram_qlen %s)", q)
+		leg.Notes = append(leg.Notes, "net.unix.max_dgram_qlen = "+q)
 	}
 	return leg, nil
 }

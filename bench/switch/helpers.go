@@ -139,7 +139,11 @@ func helperSend(args []string) int {
 	time.AfterFunc(*dur, func() { stop.Store(true) })
 	for !stop.Load() {
 		if _, err := unix.Write(fd, b); err != nil {
-			r.Errors++
+			// EINTR: a blocked send (SO_SNDTIMEO set) interrupted by the Go
+			// runtime's preemption signal; the frame was not sent, retry.
+			if err != unix.EINTR {
+				r.Errors++
+			}
 			continue
 		}
 		r.Sent++

@@ -23,7 +23,7 @@
 // created and deleted (also on error or SIGINT/SIGTERM).
 //
 //	go run ./bench/switch
-//	go run ./bench/switch -duration 3s -unix-qlen 512
+//	go run ./bench/switch -duration 3s -unix-qlen 128,512 -json /tmp/sw.json
 //
 // See bench/switch/RESULTS.md for results and caveats.
 package main
@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,9 +64,13 @@ func run() int {
 	dur := flag.Duration("duration", 5*time.Second, "sending time of each path")
 	rules := flag.Int("rules", 1000, "non-matching firewall rules on both paths")
 	stateless := flag.Bool("stateless", true, "also measure the bridge with a stateless bridge-family rule set")
-	qlens := flag.String("unix-qlen", "", "comma-separated net.unix.max_dgram_qlen values: also measure Bulwark in a private namespace with each")
+	qlens := flag.String("unix-qlen", "512", "comma-separated net.unix.max_dgram_qlen values: also measure Bulwark in a private namespace with each (\"\" for none; 512 is what systemd sets)")
+	nrounds := flag.Int("rounds", 1, "measure every path this many times, interleaved, and report the totals")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	flag.Parse()
+	if *nrounds < 1 {
+		*nrounds = 1
+	}
 
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "switch benchmark: needs root (network namespaces, nftables)")
@@ -95,45 +100,52 @@ func run() int {
 	cleanupNamespaces() // leftovers of a run that was killed hard
 	defer cleanupNamespaces()
 
-	var legs []legResult
 	fail := func(what string, err error) int {
 		fmt.Fprintf(os.Stderr, "switch benchmark: %s: %v\n", what, err)
 		return 1
 	}
 	start := time.Now()
-
-	leg, err := bulwarkLeg(ctx, *dur, *rules)
-	if err != nil {
-		return fail("bulwark", err)
-	}
-	legs = append(legs, leg)
-	for _, q := range extraQlen {
-		leg, err := bulwarkInNamespace(ctx, *dur, *rules, q)
+	// Each round measures every path once, so that changing load from
+	// elsewhere on the machine falls on all of them more evenly.
+	var rounds [][]legResult
+	for round := range *nrounds {
+		var legs []legResult
+		leg, err := bulwarkLeg(ctx, *dur, *rules)
 		if err != nil {
-			return fail("bulwark (private namespace)", err)
+			return fail("bulwark", err)
 		}
 		legs = append(legs, leg)
-	}
-
-	if err := setupBridge(ctx); err != nil {
-		return fail("bridge setup", err)
-	}
-	leg, err = bridgeLeg(ctx, *dur, *rules, true)
-	if err != nil {
-		return fail("bridge (stateful)", err)
-	}
-	legs = append(legs, leg)
-	if *stateless {
-		leg, err := bridgeLeg(ctx, *dur, *rules, false)
+		for _, q := range extraQlen {
+			leg, err := bulwarkInNamespace(ctx, *dur, *rules, q)
+			if err != nil {
+				return fail("bulwark (private namespace)", err)
+			}
+			legs = append(legs, leg)
+		}
+		// A fresh bridge each round: no conntrack entry survives from the last.
+		cleanupNamespaces()
+		if err := setupBridge(ctx); err != nil {
+			return fail("bridge setup", err)
+		}
+		leg, err = bridgeLeg(ctx, *dur, *rules, true)
 		if err != nil {
-			return fail("bridge (stateless)", err)
+			return fail("bridge (stateful)", err)
 		}
 		legs = append(legs, leg)
+		if *stateless {
+			leg, err := bridgeLeg(ctx, *dur, *rules, false)
+			if err != nil {
+				return fail("bridge (stateless)", err)
+			}
+			legs = append(legs, leg)
+		}
+		rounds = append(rounds, legs)
+		fmt.Fprintf(os.Stderr, "round %d/%d done\n", round+1, *nrounds)
 	}
-
-	report(legs, *dur, *rules, time.Since(start))
+	legs := aggregate(rounds)
+	report(legs, len(rounds), *dur, *rules, time.Since(start))
 	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(legs, "", "  ")
+		b, _ := json.MarshalIndent(rounds, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
 			return fail("json", err)
 		}
@@ -192,6 +204,18 @@ func nproc() string {
 	return strconv.Itoa(runtime.NumCPU())
 }
 
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func kernel() string {
 	var u syscall.Utsname
 	if syscall.Uname(&u) != nil {
@@ -207,24 +231,88 @@ func kernel() string {
 	return b.String()
 }
 
-func report(legs []legResult, dur time.Duration, rules int, total time.Duration) {
-	fmt.Printf("## Switch benchmark: 64-byte UDP frames, one flow, %v per path, %d non-matching rules\n\n", dur, rules)
-	fmt.Printf("CPU: %s; nproc: %s; kernel: %s; GOMAXPROCS %d; %s\n\n", cpuModel(), nproc(), kernel(), runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Println("| path | sent | delivered | frames/s delivered | loss % |")
+// aggregate sums each path's counts over the rounds; its rate is then the
+// mean over the rounds, and rates lists each round's.
+func aggregate(rounds [][]legResult) []aggLeg {
+	var out []aggLeg
+	for i := range rounds[0] {
+		a := aggLeg{legResult: legResult{Path: rounds[0][i].Path}}
+		for k, legs := range rounds {
+			l := legs[i]
+			a.Sent += l.Sent
+			a.SendErrs += l.SendErrs
+			a.Delivered += l.Delivered
+			a.Elapsed += l.Elapsed
+			a.rates = append(a.rates, l.rate())
+			for _, n := range l.Notes {
+				if len(rounds) > 1 {
+					n = fmt.Sprintf("round %d: %s", k+1, n)
+				}
+				a.Notes = append(a.Notes, n)
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+type aggLeg struct {
+	legResult
+	rates []float64 // per round
+}
+
+func (a aggLeg) spread() string {
+	if len(a.rates) < 2 {
+		return ""
+	}
+	lo, hi := slices.Min(a.rates), slices.Max(a.rates)
+	return fmt.Sprintf(" (%.0f–%.0f)", lo, hi)
+}
+
+func report(legs []aggLeg, rounds int, dur time.Duration, rules int, total time.Duration) {
+	fmt.Printf("## Switch benchmark: 64-byte UDP frames, one flow, %v per path, %d round(s), %d non-matching rules\n\n", dur, rounds, rules)
+	fmt.Printf("CPU: %s; nproc: %s; kernel: %s; GOMAXPROCS %d; %s; load average at the end: %s\n\n",
+		cpuModel(), nproc(), kernel(), runtime.GOMAXPROCS(0), runtime.Version(), loadavg())
+	col := "frames/s delivered"
+	if rounds > 1 {
+		col += " (mean; min–max of rounds)"
+	}
+	fmt.Printf("| path | sent | delivered | %s | loss %% |\n", col)
 	fmt.Println("|---|---:|---:|---:|---:|")
 	for _, l := range legs {
-		fmt.Printf("| %s | %d | %d | %.0f | %.2f |\n", l.Path, l.Sent, l.Delivered, l.rate(), l.lossPct())
+		fmt.Printf("| %s | %d | %d | %.0f%s | %.2f |\n", l.Path, l.Sent, l.Delivered, l.rate(), l.spread(), l.lossPct())
 	}
 	fmt.Println()
-	base := legs[0]
-	for _, l := range legs[1:] {
-		if strings.HasPrefix(l.Path, "Linux bridge") && l.rate() > 0 {
-			fmt.Printf("Bulwark / %s: **%.2f×**\n\n", l.Path, base.rate()/l.rate())
+	var bw, br []aggLeg
+	for _, l := range legs {
+		if strings.HasPrefix(l.Path, "Bulwark") {
+			bw = append(bw, l)
+		} else {
+			br = append(br, l)
 		}
 	}
+	fmt.Println("Ratio of delivered frames/s, Bulwark / bridge:")
+	fmt.Println()
+	fmt.Print("| Bulwark \\ bridge |")
+	for _, b := range br {
+		fmt.Printf(" %s |", b.Path)
+	}
+	fmt.Print("\n|---|" + strings.Repeat("---:|", len(br)) + "\n")
+	for _, a := range bw {
+		fmt.Printf("| %s |", a.Path)
+		for _, b := range br {
+			if b.rate() > 0 {
+				fmt.Printf(" %.2f× |", a.rate()/b.rate())
+			} else {
+				fmt.Print(" - |")
+			}
+		}
+		fmt.Println()
+	}
+	fmt.Println()
 	fmt.Println("Details:")
 	for _, l := range legs {
-		fmt.Printf("- %s (sending %.2fs, send errors %d)\n", l.Path, l.Elapsed.Seconds(), l.SendErrs)
+		fmt.Printf("- %s (sending %.2fs in all, send errors %d)\n", l.Path, l.Elapsed.Seconds(), l.SendErrs)
 		for _, n := range l.Notes {
 			fmt.Printf("  - %s\n", n)
 		}

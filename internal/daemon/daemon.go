@@ -46,6 +46,7 @@ type Config struct {
 // Run serves until ctx is cancelled, then shuts down cleanly, leaving VMs
 // running for the next daemon to re-attach.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	closeInheritedOnExec()
 	st, err := store.Open(ctx, cfg.StateDir)
 	if err != nil {
 		return err

@@ -1,0 +1,24 @@
+package daemon
+
+import (
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// closeInheritedOnExec marks every descriptor above stderr that the daemon
+// inherited as close-on-exec, so none of them leaks into a hypervisor
+// process (which gets only what the backend passes explicitly).
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}
