@@ -56,6 +56,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	probe := hv.ProbeKVM()
 	auto, _ := hv.Decide("auto", probe)
 	log.Info("accelerator", "auto", auto.Name, "reason", auto.Reason)
+	if q := dgramQlen(); q >= 0 && q < minDgramQlen {
+		log.Warn("net.unix.max_dgram_qlen is low: switch ports will drop bursts; set it to 512 (sysctl -w net.unix.max_dgram_qlen=512)", "value", q)
+	}
 	accel := func(req string) (hv.Accel, error) { return hv.Decide(req, probe) }
 
 	mgr, err := manager.New(st, qemu.New(cfg.QEMU), accel, manager.Config{

@@ -3,6 +3,7 @@ package daemon
 import (
 	"os"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,4 +22,21 @@ func closeInheritedOnExec() {
 			unix.CloseOnExec(fd)
 		}
 	}
+}
+
+// minDgramQlen is the Unix datagram queue length below which switch ports
+// drop bursts (systemd sets 512; the kernel default is 10).
+const minDgramQlen = 64
+
+// dgramQlen returns net.unix.max_dgram_qlen, or -1 if unreadable.
+func dgramQlen() int {
+	b, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen")
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1
+	}
+	return n
 }
