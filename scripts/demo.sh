@@ -14,6 +14,11 @@ export BULWARK_SOCKET=${BULWARK_SOCKET:-$RUN/bulwark.sock}
 LOG=${BULWARK_LOG:-/var/log/bulwark.log}
 BIN="$BULWARK_ROOT/bin/bulwark"
 
+# Switch ports are Unix datagram sockets; systemd hosts queue 512 datagrams
+# per socket, the bare kernel only 10, which drops bursts.
+[ "$(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo 512)" -ge 512 ] ||
+	sysctl -q -w net.unix.max_dgram_qlen=512 || true
+
 echo "== building bulwark"
 go build -ldflags "-X main.commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" -o "$BIN" ./cmd/bulwark
 
