@@ -107,6 +107,16 @@ func TestHTTPNetworkErrors(t *testing.T) {
 	}
 	spec = ts.spec("v2", func(m map[string]any) { m["nics"] = []any{map[string]any{"network": "lab", "ip": "10.0.0.1"}} })
 	expectError(t, ts.do("POST", "/api/v1/vms", spec), 400, "nics[0].ip")
+	var v1 struct {
+		Spec struct {
+			NICs []struct{ MAC string } `json:"nics"`
+		} `json:"spec"`
+	}
+	json.Unmarshal(ts.do("GET", "/api/v1/vms/v1", nil).Body.Bytes(), &v1)
+	spec = ts.spec("v2", func(m map[string]any) {
+		m["nics"] = []any{map[string]any{"network": "lab", "mac": v1.Spec.NICs[0].MAC}}
+	})
+	expectError(t, ts.do("POST", "/api/v1/vms", spec), 400, "nics[0].mac")
 
 	// Objects in use cannot be deleted.
 	expectError(t, ts.do("DELETE", "/api/v1/networks/lab", nil), http.StatusConflict, "")

@@ -216,11 +216,13 @@ func (s *Service) PrepareNICs(ctx context.Context, spec *vm.Spec) error {
 		return err
 	}
 	used := map[string]map[netip.Addr]string{} // network -> ip -> vm
+	macs := map[string]string{}                 // network+mac -> vm
 	for _, v := range vms {
 		if v.Spec.Name == spec.Name {
 			continue
 		}
 		for _, nic := range v.Spec.NICs {
+			macs[nic.Network+"/"+nic.MAC] = v.Spec.Name
 			if a, err := netip.ParseAddr(nic.IP); err == nil && nic.Network != "" {
 				if used[nic.Network] == nil {
 					used[nic.Network] = map[netip.Addr]string{}
@@ -230,9 +232,17 @@ func (s *Service) PrepareNICs(ctx context.Context, spec *vm.Spec) error {
 		}
 	}
 	for i := range spec.NICs {
-		if err := s.prepareNIC(i, &spec.NICs[i], used); err != nil {
+		nic := &spec.NICs[i]
+		if err := s.prepareNIC(i, nic, used); err != nil {
 			return err
 		}
+		if nic.Network == "" {
+			continue
+		}
+		if other, ok := macs[nic.Network+"/"+nic.MAC]; ok {
+			return &vm.FieldError{Field: fmt.Sprintf("nics[%d].mac", i), Msg: fmt.Sprintf("%s is already used on network %s by vm %q", nic.MAC, nic.Network, other)}
+		}
+		macs[nic.Network+"/"+nic.MAC] = "this VM"
 	}
 	return nil
 }
