@@ -216,7 +216,7 @@ func (s *Service) PrepareNICs(ctx context.Context, spec *vm.Spec) error {
 		return err
 	}
 	used := map[string]map[netip.Addr]string{} // network -> ip -> vm
-	macs := map[string]string{}                 // network+mac -> vm
+	macs := map[string]string{}                // network+mac -> vm
 	for _, v := range vms {
 		if v.Spec.Name == spec.Name {
 			continue
