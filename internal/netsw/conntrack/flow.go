@@ -38,7 +38,11 @@ const MaxMaxFlows = 1 << 22
 // Config sets the table's bound and timeouts. Zero or negative values take
 // the documented defaults.
 type Config struct {
-	MaxFlows              int // at most MaxMaxFlows
+	MaxFlows int // at most MaxMaxFlows
+	// MaxFlowsPerPort bounds the flows one originating port holds, so one
+	// VM cannot fill its network's table with established flows. Default
+	// MaxFlows/4.
+	MaxFlowsPerPort       int
 	TCPSynTimeout         time.Duration
 	TCPEstablishedTimeout time.Duration
 	TCPClosingTimeout     time.Duration
@@ -58,6 +62,9 @@ func (c Config) withDefaults() Config {
 		c.MaxFlows = DefaultMaxFlows
 	}
 	c.MaxFlows = min(c.MaxFlows, MaxMaxFlows)
+	if c.MaxFlowsPerPort <= 0 || c.MaxFlowsPerPort > c.MaxFlows {
+		c.MaxFlowsPerPort = max(c.MaxFlows/4, 1)
+	}
 	def(&c.TCPSynTimeout, DefaultTCPSynTimeout)
 	def(&c.TCPEstablishedTimeout, DefaultTCPEstablishedTimeout)
 	def(&c.TCPClosingTimeout, DefaultTCPClosingTimeout)
@@ -108,12 +115,13 @@ func (d Dir) String() string {
 
 // Stats are cumulative table counters.
 type Stats struct {
-	Created   uint64 // flows created
-	Deleted   uint64 // flows removed by Delete or by reuse of a closed tuple
-	Expired   uint64 // flows removed after their timeout
-	Evicted   uint64 // live non-established flows removed to make room
-	FullDrops uint64 // Create refused with CTFull
-	Invalid   uint64 // packets refused with CTInvalid
+	Created    uint64 // flows created
+	Deleted    uint64 // flows removed by Delete or by reuse of a closed tuple
+	Expired    uint64 // flows removed after their timeout
+	Evicted    uint64 // live non-established flows removed to make room
+	FullDrops  uint64 // Create refused with CTFull
+	QuotaDrops uint64 // Create refused with CTQuota
+	Invalid    uint64 // packets refused with CTInvalid
 }
 
 func (s *Stats) add(o *Stats) {
@@ -122,6 +130,7 @@ func (s *Stats) add(o *Stats) {
 	s.Expired += o.Expired
 	s.Evicted += o.Evicted
 	s.FullDrops += o.FullDrops
+	s.QuotaDrops += o.QuotaDrops
 	s.Invalid += o.Invalid
 }
 
@@ -139,6 +148,7 @@ type Flow struct {
 	gen     atomic.Uint64
 	expires atomic.Int64
 	removed atomic.Bool
+	quota   *atomic.Int64 // the originating port's flow count
 
 	// Guarded by the owning shard's mu.
 	tcp        uint8 // tcpSynAckSeen, tcpFinOrig, tcpFinReply

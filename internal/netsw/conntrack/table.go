@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
@@ -27,10 +28,11 @@ const (
 // Table is a bounded connection-tracking table. It is safe for concurrent
 // use.
 type Table struct {
-	cfg    Config
-	seed   uint64 // per-table hash seed: a guest cannot aim flows at one shard
-	mask   uint64
-	shards []shard
+	cfg     Config
+	perPort sync.Map // int32 origin port -> *atomic.Int64 flows it holds
+	seed    uint64   // per-table hash seed: a guest cannot aim flows at one shard
+	mask    uint64
+	shards  []shard
 }
 
 type shard struct {
@@ -172,11 +174,17 @@ func (t *Table) Create(now int64, f *packet.Frame, gen uint64, origPort, replyPo
 		}
 		return fl, r
 	}
+	quota := t.portCount(origPort)
+	if quota.Load() >= int64(t.cfg.MaxFlowsPerPort) {
+		s.stats.QuotaDrops++
+		return nil, packet.CTQuota
+	}
 	if s.n >= s.max && !s.makeRoomLocked(now) {
 		s.stats.FullDrops++
 		return nil, packet.CTFull
 	}
-	fl := &Flow{Orig: f.Tuple, OrigPort: origPort, ReplyPort: replyPort, Created: now, moved: now}
+	fl := &Flow{Orig: f.Tuple, OrigPort: origPort, ReplyPort: replyPort, Created: now, moved: now, quota: quota}
+	quota.Add(1)
 	if isICMP(f.Tuple.Proto) {
 		fl.ICMPType = f.ICMPType
 	}
@@ -245,7 +253,19 @@ func (s *shard) touchLocked(fl *Flow, now int64) {
 	s.lru[c].pushBack(fl)
 }
 
+// portCount returns the flow counter of an originating port.
+func (t *Table) portCount(port int32) *atomic.Int64 {
+	if c, ok := t.perPort.Load(port); ok {
+		return c.(*atomic.Int64)
+	}
+	c, _ := t.perPort.LoadOrStore(port, new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
+
 func (s *shard) removeLocked(fl *Flow) {
+	if fl.quota != nil {
+		fl.quota.Add(-1)
+	}
 	delete(s.flows, fl.Orig)
 	delete(s.flows, fl.Orig.Reverse())
 	s.lru[fl.class].remove(fl)

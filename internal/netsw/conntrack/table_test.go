@@ -137,7 +137,7 @@ func TestLookupRelated(t *testing.T) {
 // TestSYNFloodSparesEstablished fills a table of 100 with 50 established
 // connections and then sends 10,000 SYNs from fresh ports.
 func TestSYNFloodSparesEstablished(t *testing.T) {
-	tb := New(Config{MaxFlows: 100})
+	tb := New(Config{MaxFlows: 100, MaxFlowsPerPort: 100})
 	var est []*Flow
 	for i := range 50 {
 		f := tcp(vmA, vmB, uint16(1000+i), 443, syn)
@@ -175,7 +175,7 @@ func TestSYNFloodSparesEstablished(t *testing.T) {
 }
 
 func TestFullOfEstablished(t *testing.T) {
-	tb := New(Config{MaxFlows: 10})
+	tb := New(Config{MaxFlows: 10, MaxFlowsPerPort: 11})
 	for i := range 10 {
 		f := udp(vmA, vmB, uint16(i+1), 53)
 		tb.Create(0, f, 1, 1, 2)

@@ -33,6 +33,7 @@ const (
 	// Connection tracking (package conntrack).
 	CTInvalid // packet that fits no state (e.g. mid-stream ACK with no flow)
 	CTFull    // flow table full and nothing evictable
+	CTQuota   // the sending port already holds its share of the flow table
 
 	// Firewall (package firewall).
 	FWDrop    // a drop rule matched
@@ -50,7 +51,7 @@ var reasonNames = [numReasons]string{
 	BadICMPEmbedded: "bad_icmp_embedded",
 	SpoofedMAC:      "spoofed_mac", SpoofedIP: "spoofed_ip", SpoofedARP: "spoofed_arp", SpoofedND: "spoofed_nd",
 	RogueDHCP: "rogue_dhcp", RogueRA: "rogue_ra", StormControl: "storm_control", PortDown: "port_down",
-	CTInvalid: "ct_invalid", CTFull: "ct_full",
+	CTInvalid: "ct_invalid", CTFull: "ct_full", CTQuota: "ct_port_quota",
 	FWDrop: "fw_drop", FWReject: "fw_reject", FWDefault: "fw_default_deny", FWRevoked: "fw_revoked",
 }
 
