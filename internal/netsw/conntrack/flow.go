@@ -62,9 +62,10 @@ func (c Config) withDefaults() Config {
 		c.MaxFlows = DefaultMaxFlows
 	}
 	c.MaxFlows = min(c.MaxFlows, MaxMaxFlows)
-	if c.MaxFlowsPerPort <= 0 || c.MaxFlowsPerPort > c.MaxFlows {
+	if c.MaxFlowsPerPort <= 0 {
 		c.MaxFlowsPerPort = max(c.MaxFlows/4, 1)
 	}
+	c.MaxFlowsPerPort = min(c.MaxFlowsPerPort, c.MaxFlows)
 	def(&c.TCPSynTimeout, DefaultTCPSynTimeout)
 	def(&c.TCPEstablishedTimeout, DefaultTCPEstablishedTimeout)
 	def(&c.TCPClosingTimeout, DefaultTCPClosingTimeout)

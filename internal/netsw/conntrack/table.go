@@ -174,14 +174,14 @@ func (t *Table) Create(now int64, f *packet.Frame, gen uint64, origPort, replyPo
 		}
 		return fl, r
 	}
+	if s.n >= s.max && !s.makeRoomLocked(now) {
+		s.stats.FullDrops++
+		return nil, packet.CTFull
+	}
 	quota := t.portCount(origPort)
 	if quota.Load() >= int64(t.cfg.MaxFlowsPerPort) {
 		s.stats.QuotaDrops++
 		return nil, packet.CTQuota
-	}
-	if s.n >= s.max && !s.makeRoomLocked(now) {
-		s.stats.FullDrops++
-		return nil, packet.CTFull
 	}
 	fl := &Flow{Orig: f.Tuple, OrigPort: origPort, ReplyPort: replyPort, Created: now, moved: now, quota: quota}
 	quota.Add(1)

@@ -175,7 +175,7 @@ func TestSYNFloodSparesEstablished(t *testing.T) {
 }
 
 func TestFullOfEstablished(t *testing.T) {
-	tb := New(Config{MaxFlows: 10, MaxFlowsPerPort: 11})
+	tb := New(Config{MaxFlows: 10, MaxFlowsPerPort: 10})
 	for i := range 10 {
 		f := udp(vmA, vmB, uint16(i+1), 53)
 		tb.Create(0, f, 1, 1, 2)

@@ -1,0 +1,181 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"strings"
+)
+
+// Privilege names one thing a user may do to an object, such as "VM.PowerOn".
+// The set is fixed: Catalogue lists every privilege and ParsePrivilege rejects
+// anything else.
+type Privilege string
+
+// The catalogue. Names are stored and shown as written here; matching is
+// case-sensitive so that one privilege has exactly one spelling.
+const (
+	AttestationConfig  Privilege = "Attestation.Config"
+	AttestationRead    Privilege = "Attestation.Read"
+	AuditRead          Privilege = "Audit.Read"
+	FirewallConfig     Privilege = "Firewall.Config"
+	FirewallRead       Privilege = "Firewall.Read"
+	MonitorRead        Privilege = "Monitor.Read"
+	MonitorRespond     Privilege = "Monitor.Respond"
+	NetworkAudit       Privilege = "Network.Audit"
+	NetworkConfig      Privilege = "Network.Config"
+	PermissionManage   Privilege = "Permission.Manage"
+	PoolAllocate       Privilege = "Pool.Allocate"
+	PoolConfig         Privilege = "Pool.Config"
+	RoleManage         Privilege = "Role.Manage"
+	UserManage         Privilege = "User.Manage"
+	VMAudit            Privilege = "VM.Audit"
+	VMConfig           Privilege = "VM.Config"
+	VMConsole          Privilege = "VM.Console"
+	VMConsoleTakeover  Privilege = "VM.Console.Takeover"
+	VMCreate           Privilege = "VM.Create"
+	VMDelete           Privilege = "VM.Delete"
+	VMPowerOff         Privilege = "VM.PowerOff"
+	VMPowerOn          Privilege = "VM.PowerOn"
+)
+
+// PrivilegeInfo describes one catalogue entry.
+type PrivilegeInfo struct {
+	Name        Privilege
+	Description string
+}
+
+// catalogue is sorted by name; a privilege's index here is its bit in PrivSet.
+// Bit positions are an in-memory detail: persist privilege names, never bits.
+var catalogue = [...]PrivilegeInfo{
+	{AttestationConfig, "Change attestation policy: golden values, verifier settings and enrolled TPM keys."},
+	{AttestationRead, "Read attestation results, quotes and measurement event logs."},
+	{AuditRead, "Read the tamper-evident audit log of administrative actions."},
+	{FirewallConfig, "Create, change and delete security groups, rules and IP sets."},
+	{FirewallRead, "Read security groups, rules, IP sets, rule hit counters and the firewall log."},
+	{MonitorRead, "Read host and guest monitoring data: metrics, introspection findings and alerts."},
+	{MonitorRespond, "Act on monitoring findings: acknowledge alerts, quarantine or pause the affected VM."},
+	{NetworkAudit, "Read virtual networks, ports and their settings."},
+	{NetworkConfig, "Create, change and delete virtual networks and attach VMs to them."},
+	{PermissionManage, "Create and remove permission entries, within the privileges the actor holds."},
+	{PoolAllocate, "Place VMs in a resource pool and use its capacity."},
+	{PoolConfig, "Create, change and delete resource pools: reservations, limits and shares."},
+	{RoleManage, "Create, change and delete custom roles (built-in roles are read-only)."},
+	{UserManage, "Create, disable and delete users and groups, and change group membership."},
+	{VMAudit, "Read a VM's definition, state and console log metadata."},
+	{VMConfig, "Change a VM's definition: vCPUs, memory, kernel, disks and NICs."},
+	{VMConsole, "Attach to a VM's console when no one else holds it, and read its console log."},
+	{VMConsoleTakeover, "Take over a VM console that another user holds, disconnecting them."},
+	{VMCreate, "Create VMs."},
+	{VMDelete, "Delete VMs and their disks."},
+	{VMPowerOff, "Stop and pause VMs."},
+	{VMPowerOn, "Start and resume VMs."},
+}
+
+// privBit maps a privilege name to its bit; built once, read-only afterwards.
+var privBit = func() map[Privilege]uint8 {
+	m := make(map[Privilege]uint8, len(catalogue))
+	for i, pi := range catalogue {
+		m[pi.Name] = uint8(i)
+	}
+	return m
+}()
+
+// allBits has one bit set for every catalogue entry.
+const allBits = uint64(1)<<len(catalogue) - 1
+
+// Catalogue returns every privilege with its description, sorted by name.
+// The slice is a fresh copy.
+func Catalogue() []PrivilegeInfo {
+	out := make([]PrivilegeInfo, len(catalogue))
+	copy(out, catalogue[:])
+	return out
+}
+
+// ErrUnknownPrivilege is wrapped by every error about a name that is not in
+// the catalogue.
+var ErrUnknownPrivilege = errors.New("unknown privilege")
+
+// ParsePrivilege returns the privilege named s. Matching is exact; a name that
+// differs only in case is still rejected, with a hint.
+func ParsePrivilege(s string) (Privilege, error) {
+	if _, ok := privBit[Privilege(s)]; ok {
+		return Privilege(s), nil
+	}
+	for _, pi := range catalogue {
+		if strings.EqualFold(string(pi.Name), s) {
+			return "", fmt.Errorf("%w %q (did you mean %q?)", ErrUnknownPrivilege, s, pi.Name)
+		}
+	}
+	return "", fmt.Errorf("%w %q", ErrUnknownPrivilege, s)
+}
+
+// PrivSet is a set of catalogue privileges. The zero value is the empty set.
+// It is a small value type: copy it freely. Its representation is private so
+// that a set can only ever hold catalogue privileges.
+type PrivSet struct{ bits uint64 }
+
+// NewPrivSet returns the set of the given privileges, or an error naming the
+// first one that is not in the catalogue.
+func NewPrivSet(privs ...Privilege) (PrivSet, error) {
+	var s PrivSet
+	for _, p := range privs {
+		b, ok := privBit[p]
+		if !ok {
+			return PrivSet{}, fmt.Errorf("%w %q", ErrUnknownPrivilege, string(p))
+		}
+		s.bits |= 1 << b
+	}
+	return s, nil
+}
+
+// AllPrivileges returns the set of every catalogue privilege.
+func AllPrivileges() PrivSet { return PrivSet{allBits} }
+
+// Has reports whether p is in s. A name outside the catalogue is never in
+// any set.
+func (s PrivSet) Has(p Privilege) bool {
+	b, ok := privBit[p]
+	return ok && s.bits&(1<<b) != 0
+}
+
+// ContainsAll reports whether every privilege of o is also in s.
+func (s PrivSet) ContainsAll(o PrivSet) bool { return o.bits&^s.bits == 0 }
+
+// Union returns the privileges in s or o.
+func (s PrivSet) Union(o PrivSet) PrivSet { return PrivSet{s.bits | o.bits} }
+
+// Minus returns the privileges in s but not in o.
+func (s PrivSet) Minus(o PrivSet) PrivSet { return PrivSet{s.bits &^ o.bits} }
+
+// IsEmpty reports whether s holds no privilege.
+func (s PrivSet) IsEmpty() bool { return s.bits == 0 }
+
+// Len returns the number of privileges in s.
+func (s PrivSet) Len() int { return bits.OnesCount64(s.bits) }
+
+// Privileges returns the members of s sorted by name.
+func (s PrivSet) Privileges() []Privilege {
+	out := make([]Privilege, 0, s.Len())
+	for i, pi := range catalogue {
+		if s.bits&(1<<i) != 0 {
+			out = append(out, pi.Name)
+		}
+	}
+	return out
+}
+
+// String returns the members of s sorted and comma-separated, or "(none)".
+func (s PrivSet) String() string {
+	if s.bits == 0 {
+		return "(none)"
+	}
+	var b strings.Builder
+	for i, p := range s.Privileges() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(string(p))
+	}
+	return b.String()
+}
