@@ -1,6 +1,9 @@
 package auth
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 // Object path limits. They are implementation limits, not protocol ones: a
 // path is at most 255 bytes and 8 segments deep, which bounds the ancestor
@@ -36,13 +39,18 @@ var (
 
 // PathError says why an object path was rejected.
 type PathError struct {
-	Path      string
+	Path      string // the input, cut to 256 bytes
+	Segment   int    // 1-based segment at fault; 0 when the whole path is
 	Reason    string
 	Traversal bool // a "." or ".." segment
 }
 
 func (e *PathError) Error() string {
-	return "object path " + quoteASCII(e.Path) + ": " + e.Reason
+	msg := "object path " + strconv.QuoteToASCII(e.Path) + ": "
+	if e.Segment > 0 {
+		msg += "segment " + strconv.Itoa(e.Segment) + ": "
+	}
+	return msg + e.Reason
 }
 
 // Is makes errors.Is(err, ErrInvalidPath) true for every PathError and
@@ -57,8 +65,9 @@ func (e *PathError) Is(target error) bool {
 // (first, third, ...) are collection names (vms, pools, networks,
 // security-groups, ip-sets, users, groups, roles, audit, attestation) and
 // segments at even depths are object names: DNS labels of 1 to 63 lower-case
-// letters, digits and '-', starting and ending with a letter or digit.
-// Examples: "/", "/vms", "/vms/web1", "/pools/prod", "/networks/n1".
+// letters, digits and '-', starting and ending with a letter or digit. At most
+// 255 bytes and 8 segments. Examples: "/", "/vms", "/vms/web1", "/pools/prod",
+// "/networks/n1", "/security-groups/web".
 //
 // Nothing is rewritten: no case folding, no removal of "//", "." or a
 // trailing "/". Such inputs are errors, because a second spelling of a path is
@@ -66,26 +75,32 @@ func (e *PathError) Is(target error) bool {
 // therefore p itself; callers should still use it, so that a later
 // canonicalisation rule changes no call site. Does not allocate on success.
 func CanonicalPath(p string) (string, error) {
-	if reason, trav := checkPath(p); reason != "" {
-		return "", &PathError{Path: truncate(p), Reason: reason, Traversal: trav}
+	if reason, seg := checkPath(p); reason != "" {
+		if len(p) > MaxPathLen+1 {
+			p = p[:MaxPathLen+1]
+		}
+		return "", &PathError{Path: p, Segment: seg, Reason: reason, Traversal: reason == reasonTraversal}
 	}
 	return p, nil
 }
 
-// checkPath returns "" for a canonical path, otherwise why it is not and
-// whether it looks like a traversal attempt. It does not allocate.
-func checkPath(p string) (reason string, traversal bool) {
+const reasonTraversal = "'.' or '..' segment (path traversal)"
+
+// checkPath returns "" for a canonical path, otherwise a constant saying why
+// not and the 1-based segment at fault (0 for the whole path). It never
+// allocates, so access checks can run it on every hostile input.
+func checkPath(p string) (reason string, segment int) {
 	switch {
 	case p == "":
-		return "empty", false
+		return "empty", 0
 	case p == "/":
-		return "", false
+		return "", 0
 	case p[0] != '/':
-		return "must start with '/'", false
+		return "must start with '/'", 0
 	case len(p) > MaxPathLen:
-		return "longer than 255 bytes", false
+		return "longer than 255 bytes", 0
 	case p[len(p)-1] == '/':
-		return "trailing '/'", false
+		return "trailing '/'", 0
 	}
 	depth := 0
 	for start := 1; start <= len(p); {
@@ -97,24 +112,21 @@ func checkPath(p string) (reason string, traversal bool) {
 		depth++
 		switch {
 		case seg == "":
-			return "empty segment ('//')", false
+			return "empty segment ('//')", depth
 		case seg == "." || seg == "..":
-			return "'" + seg + "' segment (path traversal)", true
+			return reasonTraversal, depth
 		case depth > MaxPathDepth:
-			return "more than 8 segments", false
-		case depth%2 == 1 && !collections[seg]:
-			if why := labelProblem(seg); why != "" {
-				return "segment " + itoa(depth) + ": " + why, false
-			}
-			return "segment " + itoa(depth) + ": not a collection (vms, pools, networks, ...)", false
-		case depth%2 == 0:
-			if why := labelProblem(seg); why != "" {
-				return "segment " + itoa(depth) + ": " + why, false
-			}
+			return "more than 8 segments", depth
+		}
+		if why := labelProblem(seg); why != "" {
+			return why, depth
+		}
+		if depth%2 == 1 && !collections[seg] {
+			return "not a collection (vms, pools, networks, security-groups, ip-sets, users, groups, roles, audit, attestation)", depth
 		}
 		start = end + 1
 	}
-	return "", false
+	return "", 0
 }
 
 // labelProblem returns "" if s is a DNS label as Bulwark names objects.
@@ -144,47 +156,4 @@ func parentPath(p string) string {
 		}
 	}
 	return "/"
-}
-
-// isBelow reports whether canonical path d is a strict descendant of a.
-func isBelow(d, a string) bool {
-	if a == "/" {
-		return d != "/"
-	}
-	return len(d) > len(a) && d[len(a)] == '/' && d[:len(a)] == a
-}
-
-// truncate bounds an attacker-supplied path before it is kept in an error.
-func truncate(p string) string {
-	if len(p) > MaxPathLen+1 {
-		return p[:MaxPathLen+1] + "..."
-	}
-	return p
-}
-
-// quoteASCII quotes s with non-printable and non-ASCII bytes escaped, so a
-// hostile path cannot inject terminal escapes or fake log lines.
-func quoteASCII(s string) string {
-	const hex = "0123456789abcdef"
-	b := make([]byte, 0, len(s)+2)
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20 || c >= 0x7f:
-			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(append(b, '"'))
-}
-
-func itoa(n int) string {
-	if n >= 0 && n < 10 {
-		return string(rune('0' + n))
-	}
-	return "9+"
 }

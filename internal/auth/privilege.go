@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -15,28 +16,28 @@ type Privilege string
 // The catalogue. Names are stored and shown as written here; matching is
 // case-sensitive so that one privilege has exactly one spelling.
 const (
-	AttestationConfig  Privilege = "Attestation.Config"
-	AttestationRead    Privilege = "Attestation.Read"
-	AuditRead          Privilege = "Audit.Read"
-	FirewallConfig     Privilege = "Firewall.Config"
-	FirewallRead       Privilege = "Firewall.Read"
-	MonitorRead        Privilege = "Monitor.Read"
-	MonitorRespond     Privilege = "Monitor.Respond"
-	NetworkAudit       Privilege = "Network.Audit"
-	NetworkConfig      Privilege = "Network.Config"
-	PermissionManage   Privilege = "Permission.Manage"
-	PoolAllocate       Privilege = "Pool.Allocate"
-	PoolConfig         Privilege = "Pool.Config"
-	RoleManage         Privilege = "Role.Manage"
-	UserManage         Privilege = "User.Manage"
-	VMAudit            Privilege = "VM.Audit"
-	VMConfig           Privilege = "VM.Config"
-	VMConsole          Privilege = "VM.Console"
-	VMConsoleTakeover  Privilege = "VM.Console.Takeover"
-	VMCreate           Privilege = "VM.Create"
-	VMDelete           Privilege = "VM.Delete"
-	VMPowerOff         Privilege = "VM.PowerOff"
-	VMPowerOn          Privilege = "VM.PowerOn"
+	AttestationConfig Privilege = "Attestation.Config"
+	AttestationRead   Privilege = "Attestation.Read"
+	AuditRead         Privilege = "Audit.Read"
+	FirewallConfig    Privilege = "Firewall.Config"
+	FirewallRead      Privilege = "Firewall.Read"
+	MonitorRead       Privilege = "Monitor.Read"
+	MonitorRespond    Privilege = "Monitor.Respond"
+	NetworkAudit      Privilege = "Network.Audit"
+	NetworkConfig     Privilege = "Network.Config"
+	PermissionManage  Privilege = "Permission.Manage"
+	PoolAllocate      Privilege = "Pool.Allocate"
+	PoolConfig        Privilege = "Pool.Config"
+	RoleManage        Privilege = "Role.Manage"
+	UserManage        Privilege = "User.Manage"
+	VMAudit           Privilege = "VM.Audit"
+	VMConfig          Privilege = "VM.Config"
+	VMConsole         Privilege = "VM.Console"
+	VMConsoleTakeover Privilege = "VM.Console.Takeover"
+	VMCreate          Privilege = "VM.Create"
+	VMDelete          Privilege = "VM.Delete"
+	VMPowerOff        Privilege = "VM.PowerOff"
+	VMPowerOn         Privilege = "VM.PowerOn"
 )
 
 // PrivilegeInfo describes one catalogue entry.
@@ -178,4 +179,22 @@ func (s PrivSet) String() string {
 		b.WriteString(string(p))
 	}
 	return b.String()
+}
+
+// MarshalJSON writes s as a sorted array of privilege names. Names, not bits,
+// are what gets stored, so reordering the catalogue never changes a role.
+func (s PrivSet) MarshalJSON() ([]byte, error) { return json.Marshal(s.Privileges()) }
+
+// UnmarshalJSON reads an array of privilege names, rejecting unknown ones.
+func (s *PrivSet) UnmarshalJSON(b []byte) error {
+	var names []Privilege
+	if err := json.Unmarshal(b, &names); err != nil {
+		return err
+	}
+	set, err := NewPrivSet(names...)
+	if err != nil {
+		return err
+	}
+	*s = set
+	return nil
 }

@@ -123,6 +123,7 @@ func reservedName(name string) (string, bool) {
 func NewRole(name string) *Role { return &Role{Name: name} }
 
 // Add grants p to the role. Adding a privilege the role already has is a no-op.
+// Built-in roles, recognised by flag or by name, cannot be changed.
 func (r *Role) Add(p Privilege) error { return r.edit(p, true) }
 
 // Remove takes p from the role. Removing a privilege the role lacks is a no-op.
