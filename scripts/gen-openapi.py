@@ -15,6 +15,11 @@ ERR = {k: {"description": d, **jbody(ref("Error"))} for k, d in [
     ("413", "request body too large"), ("500", "internal error"), ("503", "virtual switch not running")]}
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", "maxLength": 63}}
 
+AUDITQ = [{"name": n, "in": "query", "schema": sch} for n, sch in [
+    ("user", {"type": "string"}), ("object", {"type": "string"}), ("since", {"type": "string", "format": "date-time"}),
+    ("until", {"type": "string", "format": "date-time"}), ("after", {"type": "integer", "description": "sequence cursor"}),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000})]]
+
 def op(opid, summary, priv, responses, params=None, body=None, errors=("400", "404", "409", "500")):
     o = {"operationId": opid, "summary": summary, "x-bulwark-privilege": priv, "responses": dict(responses)}
     for e in errors: o["responses"][e] = ERR[e]
@@ -79,6 +84,13 @@ spec = {
     "/api/v1/firewall/log": {"get": op("firewallLog", "Tail of the firewall event log (JSON lines, rate-limited)", "Firewall.Read",
         {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
         [{"name": "bytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304}}], errors=("400", "503"))},
+    "/api/v1/audit": {"get": op("listAudit", "Audit records (every mutating call: who, what, object, result, time, source)", "Audit.Read",
+        ok("records, oldest first", {"type": "array", "items": ref("AuditRecord")}), AUDITQ, errors=("400", "503"))},
+    "/api/v1/audit/export": {"get": op("exportAudit", "Audit records as JSON lines (no limit unless given)", "Audit.Read",
+        {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}, AUDITQ, errors=("400", "503"))},
+    "/api/v1/audit/verify": {"get": op("verifyAudit", "Check the hash chain and the signed checkpoints; names each edited, removed or reordered record", "Audit.Read",
+        ok("verification report", {"type": "object", "properties": {"ok": {"type": "boolean"}, "records": {"type": "integer"}, "checkpoints": {"type": "integer"},
+            "problems": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "index": {"type": "integer"}, "kind": {"type": "string"}, "detail": {"type": "string"}}}}}}), errors=("503",))},
     "/metrics": {"get": op("metrics", "Prometheus metrics", "Monitor.Read", {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}, errors=())},
   },
   "components": {"schemas": {
@@ -116,6 +128,8 @@ spec = {
         "accel": {"type": "string"}, "accel_reason": {"type": "string"}, "run_dir": {"type": "string"}, "uid": {"type": "integer"}}},
     "VM": {"type": "object", "properties": {"spec": ref("Spec"), "state": {"type": "string", "enum": ["defined", "starting", "running", "paused", "stopping", "stopped", "crashed"]},
         "reason": {"type": "string"}, "runtime": ref("Runtime"), "created": {"type": "string", "format": "date-time"}, "updated": {"type": "string", "format": "date-time"}}},
+    "AuditRecord": {"type": "object", "properties": {k: {"type": "integer"} if k == "seq" else {"type": "string"} for k in
+        ["seq", "time", "user", "action", "object", "result", "source", "detail", "prev", "hash"]}},
     "Host": {"type": "object", "properties": {"version": {"type": "string"}, "commit": {"type": "string"}, "go_version": {"type": "string"}, "backend": {"type": "string"},
         "accel": {"type": "object", "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}}, "hostname": {"type": "string"}, "state_dir": {"type": "string"}}},
   }},

@@ -43,7 +43,7 @@ func main() {
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket (default $BULWARK_SOCKET or "+client.DefaultSocket+")")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(serveCmd(), vmCmd(g), imageCmd(g), versionCmd(g),
-		networkCmd(g), sgCmd(g), ipsetCmd(g), portCmd(g), fwCmd(g))
+		networkCmd(g), sgCmd(g), ipsetCmd(g), portCmd(g), fwCmd(g), auditCmd(g))
 	if err := root.Execute(); err != nil {
 		printError(g, err)
 		os.Exit(1)

@@ -35,6 +35,7 @@ const (
 	PrivNetConfig  = "Network.Config"
 	PrivFWRead     = "Firewall.Read"
 	PrivFWConfig   = "Firewall.Config"
+	PrivAuditRead  = "Audit.Read"
 )
 
 func routes() []Route {
@@ -68,6 +69,9 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/ports", OpID: "listPorts", Priv: PrivFWRead, Object: netRoot, Handler: needNet((*Server).listPorts)},
 		{Method: "GET", Path: "/api/v1/firewall/rule-hits", OpID: "ruleHits", Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).ruleHits)},
 		{Method: "GET", Path: "/api/v1/firewall/log", OpID: "firewallLog", Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).firewallLog)},
+		{Method: "GET", Path: "/api/v1/audit", OpID: "listAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).listAudit},
+		{Method: "GET", Path: "/api/v1/audit/export", OpID: "exportAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).exportAudit},
+		{Method: "GET", Path: "/api/v1/audit/verify", OpID: "verifyAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).verifyAudit},
 		{Method: "GET", Path: "/metrics", OpID: "metrics", Priv: PrivMonitor, Object: root, Handler: (*Server).metrics},
 	}
 }

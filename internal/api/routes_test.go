@@ -91,7 +91,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 	known := map[string]bool{PrivVMAudit: true, PrivVMCreate: true, PrivVMDelete: true, PrivVMPowerOn: true,
 		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true,
-		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true}
+		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true, PrivAuditRead: true}
 	for _, rt := range Routes() {
 		key := rt.Method + " " + rt.Path
 		if rt.Handler == nil {
@@ -153,6 +153,8 @@ func TestRouteObjects(t *testing.T) {
 			want = "/networks"
 		case coll == "firewall":
 			want = "/security-groups"
+		case coll == "audit":
+			want = "/audit"
 		}
 		if got != want {
 			t.Errorf("%s %s: object %q, want %q", rt.Method, rt.Path, got, want)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulwark-project/bulwark/internal/audit"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/netsw"
@@ -43,6 +44,7 @@ type Server struct {
 	reg  *prometheus.Registry
 	mux  *http.ServeMux
 
+	audit     *audit.Log     // nil: nothing recorded
 	net       *netsw.Service // nil until SetNetwork
 	fwLogPath string
 
@@ -86,6 +88,7 @@ func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		WriteTimeout:      10 * time.Minute, // a stop may wait for a guest
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ConnContext:       ConnContext,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
@@ -126,9 +129,12 @@ func (s *Server) wrap(rt Route) http.Handler {
 			s.log.Debug("api", "op", rt.OpID, "path", r.URL.Path, "code", sw.code, "dur", time.Since(start))
 		}()
 		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+		errMsg := ""
 		if err := rt.Handler(s, sw, r); err != nil {
+			errMsg = err.Error()
 			s.writeErr(sw, rt, err)
 		}
+		s.record(r, rt, sw.code, errMsg)
 	})
 }
 

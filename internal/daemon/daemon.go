@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bulwark-project/bulwark/internal/api"
+	"github.com/bulwark-project/bulwark/internal/audit"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/hv/qemu"
@@ -90,6 +91,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("recover VMs: %w", err)
 	}
 
+	// The audit log: every mutating API call, with who, what, object,
+	// result and source, hash-chained with signed checkpoints.
+	auditDir := filepath.Join(cfg.StateDir, "audit")
+	if err := os.MkdirAll(auditDir, 0o700); err != nil {
+		return err
+	}
+	auditKey, err := audit.LoadOrCreateKey(auditDir)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	auditLog, err := audit.Open(ctx, auditDir, auditKey, 100)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer auditLog.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr, sw)
 	host, _ := os.Hostname()
@@ -98,6 +115,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Accel: auto, Hostname: host, StateDir: cfg.StateDir,
 	}, reg, log)
 	srv.SetNetwork(netSvc, fwPath)
+	srv.SetAudit(auditLog)
 
 	ln, err := ListenUnix(cfg.Socket)
 	if err != nil {
