@@ -12,13 +12,17 @@ def ok(desc, schema=None, code="200"):
 ERR = {k: {"description": d, **jbody(ref("Error"))} for k, d in [
     ("400", "invalid request; `field` names the offending field"),
     ("404", "no such VM"), ("409", "conflict with the VM's current state or name"),
-    ("413", "request body too large"), ("500", "internal error"), ("503", "virtual switch not running")]}
+    ("403", "forbidden: the caller lacks the privilege or the change would escalate"),
+    ("413", "request body too large"), ("500", "internal error"), ("503", "service not configured")]}
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", "maxLength": 63}}
 
 AUDITQ = [{"name": n, "in": "query", "schema": sch} for n, sch in [
     ("user", {"type": "string"}), ("object", {"type": "string"}), ("since", {"type": "string", "format": "date-time"}),
     ("until", {"type": "string", "format": "date-time"}), ("after", {"type": "integer", "description": "sequence cursor"}),
     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000})]]
+
+NAMEBODY = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {"name": {"type": "string"}}}
+IDP = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 def op(opid, summary, priv, responses, params=None, body=None, errors=("400", "404", "409", "500")):
     o = {"operationId": opid, "summary": summary, "x-bulwark-privilege": priv, "responses": dict(responses)}
@@ -91,6 +95,37 @@ spec = {
     "/api/v1/audit/verify": {"get": op("verifyAudit", "Check the hash chain and the signed checkpoints; names each edited, removed or reordered record", "Audit.Read",
         ok("verification report", {"type": "object", "properties": {"ok": {"type": "boolean"}, "records": {"type": "integer"}, "checkpoints": {"type": "integer"},
             "problems": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "index": {"type": "integer"}, "kind": {"type": "string"}, "detail": {"type": "string"}}}}}}), errors=("503",))},
+    "/api/v1/privileges": {"get": op("listPrivileges", "The privilege catalogue", "Role.Manage", ok("privileges", {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"}}}}), errors=())},
+    "/api/v1/roles": {
+      "get": op("listRoles", "Built-in and custom roles", "Role.Manage", ok("roles", {"type": "array", "items": ref("Role")}), errors=("503",)),
+      "post": op("createRole", "Create a role; a new role holds no privileges", "Role.Manage", ok("created", ref("Role"), "201"), body=NAMEBODY, errors=("400", "409", "503")),
+    },
+    "/api/v1/roles/{name}/privileges": {"post": op("addRolePrivilege", "Add one privilege to a custom role (the caller must hold it on /)", "Role.Manage",
+        ok("the role", ref("Role")), [NAME], body={"type": "object", "required": ["privilege"], "additionalProperties": False, "properties": {"privilege": {"type": "string"}}}, errors=("400", "403", "404", "503"))},
+    "/api/v1/roles/{name}/privileges/{priv}": {"delete": op("removeRolePrivilege", "Remove one privilege from a custom role", "Role.Manage",
+        ok("the role", ref("Role")), [NAME, {"name": "priv", "in": "path", "required": True, "schema": {"type": "string"}}], errors=("400", "403", "404", "503"))},
+    "/api/v1/users": {
+      "get": op("listUsers", "List users", "User.Manage", ok("users", {"type": "array", "items": ref("User")}), errors=("503",)),
+      "post": op("createUser", "Create a user (no permissions until granted)", "User.Manage", ok("created", ref("User"), "201"), body=NAMEBODY, errors=("400", "409", "503")),
+    },
+    "/api/v1/users/{name}": {
+      "patch": op("updateUser", "Disable/enable a user or set their groups; disabling ends their tokens at once", "User.Manage", ok("the user", ref("User")), [NAME],
+          body={"type": "object", "additionalProperties": False, "properties": {"disabled": {"type": "boolean"}, "groups": {"type": "array", "items": {"type": "string"}}}}, errors=("400", "403", "404", "503")),
+      "delete": op("deleteUser", "Delete a user with their tokens and permission entries", "User.Manage", {"204": {"description": "deleted"}}, [NAME], errors=("404", "503")),
+    },
+    "/api/v1/tokens": {
+      "get": op("listTokens", "List API tokens (never their secrets)", "User.Manage", ok("tokens", {"type": "array", "items": ref("Token")}), errors=("503",)),
+      "post": op("createToken", "Issue an API token; the secret is returned once", "User.Manage",
+          ok("token and secret", {"type": "object", "properties": {"token": ref("Token"), "secret": {"type": "string"}}}, "201"),
+          body={"type": "object", "additionalProperties": False, "required": ["user"], "properties": {"user": {"type": "string"}, "ttl_seconds": {"type": "integer"}, "description": {"type": "string"}}}, errors=("400", "503")),
+    },
+    "/api/v1/tokens/{id}": {"delete": op("revokeToken", "Revoke a token; it fails from the next request on", "User.Manage", {"204": {"description": "revoked"}}, [IDP], errors=("404", "503"))},
+    "/api/v1/permissions": {
+      "get": op("listPermissions", "List permission entries", "Permission.Manage", ok("entries", {"type": "array", "items": ref("Permission")}), errors=("503",)),
+      "post": op("grantPermission", "Grant a role to a user or group on an object path; only roles whose privileges the caller holds there, never to oneself", "Permission.Manage",
+          ok("created", ref("Permission"), "201"), body=ref("Permission"), errors=("400", "403", "503")),
+    },
+    "/api/v1/permissions/{id}": {"delete": op("revokePermission", "Remove a permission entry (same no-escalation rules)", "Permission.Manage", {"204": {"description": "removed"}}, [IDP], errors=("403", "404", "503"))},
     "/metrics": {"get": op("metrics", "Prometheus metrics", "Monitor.Read", {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}, errors=())},
   },
   "components": {"schemas": {
@@ -130,6 +165,11 @@ spec = {
         "reason": {"type": "string"}, "runtime": ref("Runtime"), "created": {"type": "string", "format": "date-time"}, "updated": {"type": "string", "format": "date-time"}}},
     "AuditRecord": {"type": "object", "properties": {k: {"type": "integer"} if k == "seq" else {"type": "string"} for k in
         ["seq", "time", "user", "action", "object", "result", "source", "detail", "prev", "hash"]}},
+    "Role": {"type": "object", "properties": {"Name": {"type": "string"}, "BuiltIn": {"type": "boolean"}, "Privs": {"type": "array", "items": {"type": "string"}}}},
+    "User": {"type": "object", "properties": {"name": {"type": "string"}, "disabled": {"type": "boolean"}, "groups": {"type": "array", "items": {"type": "string"}}}},
+    "Token": {"type": "object", "properties": {"id": {"type": "string"}, "user": {"type": "string"}, "expires": {"type": "string", "format": "date-time"}, "created": {"type": "string", "format": "date-time"}, "description": {"type": "string"}}},
+    "Permission": {"type": "object", "additionalProperties": False, "required": ["role", "path"], "properties": {"id": {"type": "string"}, "user": {"type": "string"}, "group": {"type": "string"},
+        "role": {"type": "string"}, "path": {"type": "string"}, "propagate": {"type": "boolean"}}},
     "Host": {"type": "object", "properties": {"version": {"type": "string"}, "commit": {"type": "string"}, "go_version": {"type": "string"}, "backend": {"type": "string"},
         "accel": {"type": "object", "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}}, "hostname": {"type": "string"}, "state_dir": {"type": "string"}}},
   }},

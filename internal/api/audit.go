@@ -20,8 +20,9 @@ func auditObj(*http.Request) string { return "/audit" }
 // runs after the handler, so the result is known; a failure to record is
 // logged loudly (the action has happened).
 func (s *Server) record(r *http.Request, rt Route, code int, errMsg string) {
-	if s.audit == nil || r.Method == http.MethodGet {
-		return
+	denied := code == http.StatusForbidden || code == http.StatusUnauthorized
+	if s.audit == nil || (r.Method == http.MethodGet && !denied) {
+		return // reads are not recorded, denied reads are
 	}
 	caller := CallerFrom(r.Context())
 	obj := r.URL.Path

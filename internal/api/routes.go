@@ -36,6 +36,9 @@ const (
 	PrivFWRead     = "Firewall.Read"
 	PrivFWConfig   = "Firewall.Config"
 	PrivAuditRead  = "Audit.Read"
+	PrivUserManage = "User.Manage"
+	PrivRoleManage = "Role.Manage"
+	PrivPermManage = "Permission.Manage"
 )
 
 func routes() []Route {
@@ -72,6 +75,21 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/audit", OpID: "listAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).listAudit},
 		{Method: "GET", Path: "/api/v1/audit/export", OpID: "exportAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).exportAudit},
 		{Method: "GET", Path: "/api/v1/audit/verify", OpID: "verifyAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).verifyAudit},
+		{Method: "GET", Path: "/api/v1/privileges", OpID: "listPrivileges", Priv: PrivRoleManage, Object: rolesRoot, Handler: (*Server).listPrivileges},
+		{Method: "GET", Path: "/api/v1/roles", OpID: "listRoles", Priv: PrivRoleManage, Object: rolesRoot, Handler: needAccess((*Server).listRoles)},
+		{Method: "POST", Path: "/api/v1/roles", OpID: "createRole", Priv: PrivRoleManage, Object: rolesRoot, Handler: needAccess((*Server).createRole)},
+		{Method: "POST", Path: "/api/v1/roles/{name}/privileges", OpID: "addRolePrivilege", Priv: PrivRoleManage, Object: roleObj, Handler: needAccess((*Server).addRolePriv)},
+		{Method: "DELETE", Path: "/api/v1/roles/{name}/privileges/{priv}", OpID: "removeRolePrivilege", Priv: PrivRoleManage, Object: roleObj, Handler: needAccess((*Server).removeRolePriv)},
+		{Method: "GET", Path: "/api/v1/users", OpID: "listUsers", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).listUsers)},
+		{Method: "POST", Path: "/api/v1/users", OpID: "createUser", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).createUser)},
+		{Method: "PATCH", Path: "/api/v1/users/{name}", OpID: "updateUser", Priv: PrivUserManage, Object: userObj, Handler: needAccess((*Server).updateUser)},
+		{Method: "DELETE", Path: "/api/v1/users/{name}", OpID: "deleteUser", Priv: PrivUserManage, Object: userObj, Handler: needAccess((*Server).deleteUser)},
+		{Method: "GET", Path: "/api/v1/tokens", OpID: "listTokens", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).listTokens)},
+		{Method: "POST", Path: "/api/v1/tokens", OpID: "createToken", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).createToken)},
+		{Method: "DELETE", Path: "/api/v1/tokens/{id}", OpID: "revokeToken", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).revokeToken)},
+		{Method: "GET", Path: "/api/v1/permissions", OpID: "listPermissions", Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).listPerms)},
+		{Method: "POST", Path: "/api/v1/permissions", OpID: "grantPermission", Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).grantPerm)},
+		{Method: "DELETE", Path: "/api/v1/permissions/{id}", OpID: "revokePermission", Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).revokePerm)},
 		{Method: "GET", Path: "/metrics", OpID: "metrics", Priv: PrivMonitor, Object: root, Handler: (*Server).metrics},
 	}
 }

@@ -91,7 +91,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 	known := map[string]bool{PrivVMAudit: true, PrivVMCreate: true, PrivVMDelete: true, PrivVMPowerOn: true,
 		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true,
-		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true, PrivAuditRead: true}
+		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true, PrivAuditRead: true,
+		PrivUserManage: true, PrivRoleManage: true, PrivPermManage: true}
 	for _, rt := range Routes() {
 		key := rt.Method + " " + rt.Path
 		if rt.Handler == nil {
@@ -155,6 +156,10 @@ func TestRouteObjects(t *testing.T) {
 			want = "/security-groups"
 		case coll == "audit":
 			want = "/audit"
+		case coll == "tokens" || coll == "users":
+			want = "/users"
+		case coll == "roles" || coll == "privileges":
+			want = "/roles"
 		}
 		if got != want {
 			t.Errorf("%s %s: object %q, want %q", rt.Method, rt.Path, got, want)

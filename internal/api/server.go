@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bulwark-project/bulwark/internal/access"
 	"github.com/bulwark-project/bulwark/internal/audit"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/manager"
@@ -44,8 +45,9 @@ type Server struct {
 	reg  *prometheus.Registry
 	mux  *http.ServeMux
 
-	audit     *audit.Log     // nil: nothing recorded
-	net       *netsw.Service // nil until SetNetwork
+	audit     *audit.Log      // nil: nothing recorded
+	access    *access.Service // nil: only the local root is served
+	net       *netsw.Service  // nil until SetNetwork
 	fwLogPath string
 
 	requests *prometheus.CounterVec
@@ -130,7 +132,14 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}()
 		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 		errMsg := ""
-		if err := rt.Handler(s, sw, r); err != nil {
+		var err error
+		if !rt.Public {
+			r, err = s.authorize(r, rt)
+		}
+		if err == nil {
+			err = rt.Handler(s, sw, r)
+		}
+		if err != nil {
 			errMsg = err.Error()
 			s.writeErr(sw, rt, err)
 		}
@@ -164,8 +173,11 @@ func (s *Server) writeErr(w http.ResponseWriter, rt Route, err error) {
 		ce  *vm.ConflictError
 		mbe *http.MaxBytesError
 	)
+	if ae, ok := accessError(err); ok {
+		he = ae
+	}
 	switch {
-	case errors.As(err, &he):
+	case he != nil || errors.As(err, &he):
 		writeError(w, he.code, he.msg, he.field)
 	case errors.As(err, &fe):
 		writeError(w, http.StatusBadRequest, fe.Error(), fe.Field)

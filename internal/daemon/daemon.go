@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/bulwark-project/bulwark/internal/access"
 	"github.com/bulwark-project/bulwark/internal/api"
 	"github.com/bulwark-project/bulwark/internal/audit"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
@@ -116,6 +117,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}, reg, log)
 	srv.SetNetwork(netSvc, fwPath)
 	srv.SetAudit(auditLog)
+	acc, err := access.New(ctx, st)
+	if err != nil {
+		return fmt.Errorf("access control: %w", err)
+	}
+	srv.SetAccess(acc)
 
 	ln, err := ListenUnix(cfg.Socket)
 	if err != nil {

@@ -35,6 +35,9 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL,
 		PRIMARY KEY (kind, name)
 	)`,
+	// 3: the object table also holds access-control objects (users, roles,
+	// permission entries, API tokens): give it a neutral name.
+	`ALTER TABLE net_objects RENAME TO objects`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

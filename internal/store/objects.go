@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Object is one stored switch object (network, security group, IP set).
+// Object is one stored JSON document: a switch object (network, security
+// group, IP set) or an access-control object (user, role, permission, token).
 type Object struct {
 	Kind, Name string
 	Spec       []byte // JSON
@@ -20,7 +21,7 @@ type Object struct {
 func (s *Store) CreateObject(ctx context.Context, kind, name string, spec []byte) error {
 	now := time.Now().UTC().UnixNano()
 	res, err := s.db.ExecContext(ctx,
-		`INSERT INTO net_objects (kind, name, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+		`INSERT INTO objects (kind, name, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 		 ON CONFLICT(kind, name) DO NOTHING`, kind, name, string(spec), now, now)
 	if err != nil {
 		return fmt.Errorf("store: create %s %q: %w", kind, name, err)
@@ -33,7 +34,7 @@ func (s *Store) CreateObject(ctx context.Context, kind, name string, spec []byte
 
 // UpdateObject replaces an existing object's spec; ErrNotFound if absent.
 func (s *Store) UpdateObject(ctx context.Context, kind, name string, spec []byte) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE net_objects SET spec = ?, updated_at = ? WHERE kind = ? AND name = ?`,
+	res, err := s.db.ExecContext(ctx, `UPDATE objects SET spec = ?, updated_at = ? WHERE kind = ? AND name = ?`,
 		string(spec), time.Now().UTC().UnixNano(), kind, name)
 	if err != nil {
 		return fmt.Errorf("store: update %s %q: %w", kind, name, err)
@@ -47,7 +48,7 @@ func (s *Store) UpdateObject(ctx context.Context, kind, name string, spec []byte
 // GetObject returns one object.
 func (s *Store) GetObject(ctx context.Context, kind, name string) (*Object, error) {
 	row := s.db.QueryRowContext(ctx,
-		`SELECT kind, name, spec, created_at, updated_at FROM net_objects WHERE kind = ? AND name = ?`, kind, name)
+		`SELECT kind, name, spec, created_at, updated_at FROM objects WHERE kind = ? AND name = ?`, kind, name)
 	o, err := scanObject(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s %q: %w", kind, name, ErrNotFound)
@@ -58,7 +59,7 @@ func (s *Store) GetObject(ctx context.Context, kind, name string) (*Object, erro
 // ListObjects returns every object of a kind ordered by name.
 func (s *Store) ListObjects(ctx context.Context, kind string) ([]*Object, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT kind, name, spec, created_at, updated_at FROM net_objects WHERE kind = ? ORDER BY name`, kind)
+		`SELECT kind, name, spec, created_at, updated_at FROM objects WHERE kind = ? ORDER BY name`, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func (s *Store) ListObjects(ctx context.Context, kind string) ([]*Object, error)
 
 // DeleteObject removes an object; ErrNotFound if absent.
 func (s *Store) DeleteObject(ctx context.Context, kind, name string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM net_objects WHERE kind = ? AND name = ?`, kind, name)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM objects WHERE kind = ? AND name = ?`, kind, name)
 	if err != nil {
 		return fmt.Errorf("store: delete %s %q: %w", kind, name, err)
 	}

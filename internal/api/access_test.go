@@ -1,0 +1,167 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/bulwark-project/bulwark/internal/access"
+)
+
+func newAccessTestServer(t *testing.T) (*testServer, *access.Service) {
+	ts := newNetTestServer(t)
+	acc, err := access.New(context.Background(), ts.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.srv.SetAccess(acc)
+	return ts, acc
+}
+
+// as sends a request with a bearer token from a non-root peer.
+func (ts *testServer) as(token, method, path string, body io.Reader) *httptest.ResponseRecorder {
+	ts.t.Helper()
+	req := httptest.NewRequest(method, path, body)
+	req = req.WithContext(context.WithValue(req.Context(), callerKey{}, Caller{User: "unknown", UID: 1000, Source: "unix"}))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	ts.srv.ServeHTTP(rec, req)
+	return rec
+}
+
+func (ts *testServer) token(user string) string {
+	ts.t.Helper()
+	rec := ts.do("POST", "/api/v1/tokens", body(`{"user":"`+user+`"}`))
+	if rec.Code != 201 {
+		ts.t.Fatalf("token for %s: %d %s", user, rec.Code, rec.Body)
+	}
+	var out struct{ Secret string }
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	return out.Secret
+}
+
+// A user whose only role is empty gets 403 from every route but the public
+// ones; without credentials every non-public route answers 401.
+func TestEmptyRoleForbiddenEverywhere(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	ts.do("POST", "/api/v1/users", body(`{"name":"alice"}`))
+	ts.do("POST", "/api/v1/roles", body(`{"name":"empty"}`))
+	if rec := ts.do("POST", "/api/v1/permissions", body(`{"user":"alice","role":"empty","path":"/","propagate":true}`)); rec.Code != 201 {
+		t.Fatalf("grant: %d %s", rec.Code, rec.Body)
+	}
+	tok := ts.token("alice")
+	r := strings.NewReplacer("{name}", "x1", "{id}", "abc", "{priv}", "VM.Audit")
+	for _, rt := range Routes() {
+		path := r.Replace(rt.Path)
+		rec := ts.as(tok, rt.Method, path, body(`{}`))
+		want := http.StatusForbidden
+		if rt.Public {
+			want = http.StatusOK
+		}
+		if rec.Code != want {
+			t.Errorf("%s %s as a user with an empty role: %d, want %d (%s)", rt.Method, path, rec.Code, want, rec.Body)
+		}
+		if !rt.Public {
+			if rec := ts.as("", rt.Method, path, body(`{}`)); rec.Code != http.StatusUnauthorized {
+				t.Errorf("%s %s without credentials: %d, want 401", rt.Method, path, rec.Code)
+			}
+		}
+	}
+}
+
+func TestTokensAndRevocation(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	ts.do("POST", "/api/v1/users", body(`{"name":"bob"}`))
+	rec := ts.do("POST", "/api/v1/permissions", body(`{"user":"bob","role":"ReadOnly","path":"/vms","propagate":true}`))
+	if rec.Code != 201 {
+		t.Fatalf("grant: %d %s", rec.Code, rec.Body)
+	}
+	var perm access.Permission
+	json.Unmarshal(rec.Body.Bytes(), &perm)
+	tok := ts.token("bob")
+	if rec := ts.as(tok, "GET", "/api/v1/vms", nil); rec.Code != 200 {
+		t.Fatalf("bob lists VMs: %d %s", rec.Code, rec.Body)
+	}
+	// Read-only on /vms: no power operations, nothing elsewhere.
+	if rec := ts.as(tok, "POST", "/api/v1/vms", ts.spec("x", nil)); rec.Code != 403 {
+		t.Errorf("bob creates a VM: %d", rec.Code)
+	}
+	if rec := ts.as(tok, "GET", "/api/v1/security-groups", nil); rec.Code != 403 {
+		t.Errorf("bob reads security groups: %d", rec.Code)
+	}
+	// Malformed and forged credentials.
+	for _, h := range []string{"Bearer", "Basic Ym9iOng=", "Bearer bwk_forged", "bearer  "} {
+		req := httptest.NewRequest("GET", "/api/v1/vms", nil)
+		req = req.WithContext(context.WithValue(req.Context(), callerKey{}, Caller{UID: 1000, Source: "unix"}))
+		req.Header.Set("Authorization", h)
+		rr := httptest.NewRecorder()
+		ts.srv.ServeHTTP(rr, req)
+		if rr.Code != 401 {
+			t.Errorf("Authorization %q: %d", h, rr.Code)
+		}
+	}
+	// Revoking the permission takes effect on the next request.
+	if rec := ts.do("DELETE", "/api/v1/permissions/"+perm.ID, nil); rec.Code != 204 {
+		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.as(tok, "GET", "/api/v1/vms", nil); rec.Code != 403 {
+		t.Errorf("after revoke: %d", rec.Code)
+	}
+	// Disabling the user ends their token.
+	ts.do("POST", "/api/v1/permissions", body(`{"user":"bob","role":"ReadOnly","path":"/","propagate":true}`))
+	if rec := ts.do("PATCH", "/api/v1/users/bob", body(`{"disabled":true}`)); rec.Code != 200 {
+		t.Fatalf("disable: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.as(tok, "GET", "/api/v1/vms", nil); rec.Code != 401 {
+		t.Errorf("disabled user's token: %d", rec.Code)
+	}
+	// A revoked token stops at once.
+	ts.do("PATCH", "/api/v1/users/bob", body(`{"disabled":false}`))
+	tok2 := ts.token("bob")
+	var toks []access.Token
+	json.Unmarshal(ts.do("GET", "/api/v1/tokens", nil).Body.Bytes(), &toks)
+	for _, tk := range toks {
+		ts.do("DELETE", "/api/v1/tokens/"+tk.ID, nil)
+	}
+	if rec := ts.as(tok2, "GET", "/api/v1/vms", nil); rec.Code != 401 {
+		t.Errorf("revoked token: %d", rec.Code)
+	}
+}
+
+func TestNoEscalation(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	for _, u := range []string{"carol", "dave"} {
+		ts.do("POST", "/api/v1/users", body(`{"name":"`+u+`"}`))
+	}
+	ts.do("POST", "/api/v1/roles", body(`{"name":"delegate"}`))
+	for _, p := range []string{"Permission.Manage", "VM.Audit", "VM.PowerOn"} {
+		if rec := ts.do("POST", "/api/v1/roles/delegate/privileges", body(`{"privilege":"`+p+`"}`)); rec.Code != 200 {
+			t.Fatalf("add %s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	expectError(t, ts.do("POST", "/api/v1/roles/delegate/privileges", body(`{"privilege":"VM.Fly"}`)), 400, "privilege")
+	expectError(t, ts.do("POST", "/api/v1/roles/Administrator/privileges", body(`{"privilege":"VM.Audit"}`)), 403, "")
+	ts.do("POST", "/api/v1/permissions", body(`{"user":"carol","role":"delegate","path":"/","propagate":true}`))
+	tok := ts.token("carol")
+	cases := []struct {
+		body string
+		code int
+	}{
+		{`{"user":"dave","role":"Administrator","path":"/","propagate":true}`, 403}, // more than carol holds
+		{`{"user":"carol","role":"delegate","path":"/vms","propagate":true}`, 403},  // herself
+		{`{"user":"dave","role":"VMOperator","path":"/vms","propagate":true}`, 403}, // VMOperator has VM.PowerOff, carol does not
+		{`{"user":"dave","role":"delegate","path":"/vms/../users","propagate":true}`, 400},
+		{`{"user":"dave","role":"delegate","path":"/vms","propagate":true}`, 201}, // within her own power
+	}
+	for _, c := range cases {
+		if rec := ts.as(tok, "POST", "/api/v1/permissions", body(c.body)); rec.Code != c.code {
+			t.Errorf("carol grants %s: %d, want %d (%s)", c.body, rec.Code, c.code, rec.Body)
+		}
+	}
+}

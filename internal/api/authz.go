@@ -1,0 +1,59 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/bulwark-project/bulwark/internal/access"
+	"github.com/bulwark-project/bulwark/internal/auth"
+)
+
+// SetAccess turns on authentication and authorization for every route.
+// Without it only the local root on the Unix socket is served.
+func (s *Server) SetAccess(a *access.Service) { s.access = a }
+
+// authorize authenticates the request and checks the route's privilege on
+// its object. It returns the request with the caller's identity attached.
+func (s *Server) authorize(r *http.Request, rt Route) (*http.Request, error) {
+	caller := CallerFrom(r.Context())
+	var user string
+	if s.access == nil {
+		if caller.UID != 0 {
+			return r, &httpError{code: http.StatusUnauthorized, msg: "unauthenticated: only the local root may use this daemon"}
+		}
+		user = access.RootUser
+	} else {
+		u, err := s.access.Authenticate(caller.UID, r.Header.Get("Authorization"))
+		if err != nil {
+			return r, &httpError{code: http.StatusUnauthorized, msg: err.Error()}
+		}
+		user = u
+	}
+	caller.User = user
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+	obj := rt.Object(r)
+	allowed := user == access.RootUser
+	if !allowed && s.access != nil {
+		allowed = s.access.Allowed(user, rt.Priv, obj)
+	}
+	if !allowed {
+		return r, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("user %q lacks %s on %s", user, rt.Priv, obj)}
+	}
+	return r, nil
+}
+
+// accessError maps the access service's errors to HTTP.
+func accessError(err error) (*httpError, bool) {
+	var fe *access.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return &httpError{code: http.StatusBadRequest, msg: fe.Error(), field: fe.Field}, true
+	case errors.Is(err, auth.ErrForbidden), errors.Is(err, auth.ErrBuiltInRole):
+		return &httpError{code: http.StatusForbidden, msg: err.Error()}, true
+	case errors.Is(err, auth.ErrUnknownPrivilege), errors.Is(err, auth.ErrInvalidPath), errors.Is(err, auth.ErrUnknownRole):
+		return &httpError{code: http.StatusBadRequest, msg: err.Error()}, true
+	}
+	return nil, false
+}

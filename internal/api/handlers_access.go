@@ -1,0 +1,168 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/bulwark-project/bulwark/internal/access"
+	"github.com/bulwark-project/bulwark/internal/auth"
+)
+
+func usersRoot(*http.Request) string { return "/users" }
+func userObj(r *http.Request) string { return "/users/" + r.PathValue("name") }
+func rolesRoot(*http.Request) string { return "/roles" }
+func roleObj(r *http.Request) string { return "/roles/" + r.PathValue("name") }
+
+// needAccess wraps the access-management handlers: without an access
+// service there is nothing to manage.
+func needAccess(h func(s *Server, w http.ResponseWriter, r *http.Request) error) func(s *Server, w http.ResponseWriter, r *http.Request) error {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) error {
+		if s.access == nil {
+			return &httpError{code: http.StatusServiceUnavailable, msg: "access control not configured"}
+		}
+		return h(s, w, r)
+	}
+}
+
+func actor(r *http.Request) string { return CallerFrom(r.Context()).User }
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.access.Users())
+}
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decodeStrict(r.Body, &in); err != nil {
+		return err
+	}
+	u, err := s.access.CreateUser(r.Context(), in.Name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, u)
+}
+
+func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Disabled *bool    `json:"disabled"`
+		Groups   []string `json:"groups"`
+	}
+	if err := decodeStrict(r.Body, &in); err != nil {
+		return err
+	}
+	u, err := s.access.UpdateUser(r.Context(), actor(r), r.PathValue("name"), in.Disabled, in.Groups)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, u)
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	if err := s.access.DeleteUser(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listPrivileges(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, auth.Catalogue())
+}
+
+func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.access.Roles())
+}
+
+func (s *Server) createRole(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decodeStrict(r.Body, &in); err != nil {
+		return err
+	}
+	role, err := s.access.CreateRole(r.Context(), in.Name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, role)
+}
+
+func (s *Server) addRolePriv(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Privilege string `json:"privilege"`
+	}
+	if err := decodeStrict(r.Body, &in); err != nil {
+		return err
+	}
+	role, err := s.access.EditRole(r.Context(), actor(r), r.PathValue("name"), in.Privilege, true)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, role)
+}
+
+func (s *Server) removeRolePriv(w http.ResponseWriter, r *http.Request) error {
+	role, err := s.access.EditRole(r.Context(), actor(r), r.PathValue("name"), r.PathValue("priv"), false)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, role)
+}
+
+func (s *Server) listPerms(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.access.Permissions())
+}
+
+func (s *Server) grantPerm(w http.ResponseWriter, r *http.Request) error {
+	var p access.Permission
+	if err := decodeStrict(r.Body, &p); err != nil {
+		return err
+	}
+	if p.ID != "" {
+		return badRequest("id", "the id is assigned by the daemon")
+	}
+	p, err := s.access.Grant(r.Context(), actor(r), p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, p)
+}
+
+func (s *Server) revokePerm(w http.ResponseWriter, r *http.Request) error {
+	if err := s.access.Revoke(r.Context(), actor(r), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.access.Tokens())
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		User        string `json:"user"`
+		TTLSeconds  int64  `json:"ttl_seconds"`
+		Description string `json:"description"`
+	}
+	if err := decodeStrict(r.Body, &in); err != nil {
+		return err
+	}
+	t, secret, err := s.access.CreateToken(r.Context(), in.User, time.Duration(in.TTLSeconds)*time.Second, in.Description)
+	if err != nil {
+		return err
+	}
+	t.Hash = ""
+	return writeJSON(w, http.StatusCreated, map[string]any{"token": t, "secret": secret})
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	if err := s.access.RevokeToken(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
