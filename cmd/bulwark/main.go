@@ -24,6 +24,7 @@ var (
 type globals struct {
 	socket string
 	output string
+	token  string
 }
 
 func main() {
@@ -42,8 +43,10 @@ func main() {
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket (default $BULWARK_SOCKET or "+client.DefaultSocket+")")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $BULWARK_TOKEN; none: the local root's identity on the socket)")
 	root.AddCommand(serveCmd(), vmCmd(g), imageCmd(g), versionCmd(g),
-		networkCmd(g), sgCmd(g), ipsetCmd(g), portCmd(g), fwCmd(g), auditCmd(g))
+		networkCmd(g), sgCmd(g), ipsetCmd(g), portCmd(g), fwCmd(g), auditCmd(g),
+		userCmd(g), roleCmd(g), permCmd(g), tokenCmd(g))
 	if err := root.Execute(); err != nil {
 		printError(g, err)
 		os.Exit(1)
@@ -64,7 +67,17 @@ func printError(g *globals, err error) {
 	fmt.Fprintln(os.Stderr, "error:", err)
 }
 
-func (g *globals) client() *client.Client { return client.New(client.SocketFromEnv(g.socket)) }
+func (g *globals) client() *client.Client {
+	c := client.New(client.SocketFromEnv(g.socket))
+	tok := g.token
+	if tok == "" {
+		tok = os.Getenv("BULWARK_TOKEN")
+	}
+	if tok != "" {
+		c = c.WithToken(tok)
+	}
+	return c
+}
 
 // emit prints v as JSON, or calls table to print it for people.
 func (g *globals) emit(w io.Writer, v any, table func(tw *tabwriter.Writer)) error {

@@ -33,8 +33,17 @@ func SocketFromEnv(flag string) string {
 
 // Client talks to one daemon.
 type Client struct {
-	hc   *http.Client
-	base string
+	hc    *http.Client
+	base  string
+	token string // API token; empty: the socket peer's identity (root)
+}
+
+// WithToken returns a copy of the client that authenticates with an API
+// token.
+func (c *Client) WithToken(token string) *Client {
+	cc := *c
+	cc.token = token
+	return &cc
 }
 
 // New returns a client for the daemon's Unix socket.
@@ -92,6 +101,9 @@ func (c *Client) raw(ctx context.Context, method, path string, in any) ([]byte, 
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

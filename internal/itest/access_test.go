@@ -1,0 +1,53 @@
+package itest
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestAccessCLI: a user with a token sees what their role allows and is
+// refused the rest, with the reason; revocation acts on the next command.
+func TestAccessCLI(t *testing.T) {
+	h := newHost(t)
+	h.createVM("acc")
+	h.mustCLI(nil, "user", "create", "ops")
+	h.mustCLI(nil, "perm", "grant", "--user", "ops", "--role", "ReadOnly", "--path", "/vms")
+	var tok map[string]any
+	h.mustCLI(&tok, "token", "create", "ops", "--description", "itest")
+	secret, _ := tok["secret"].(string)
+	as := func(args ...string) (string, string, error) {
+		cmd := exec.Command(binPath, args...)
+		cmd.Env = append(os.Environ(), "BULWARK_SOCKET="+h.socket, "BULWARK_TOKEN="+secret)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	if out, errs, err := as("vm", "list"); err != nil || !strings.Contains(out, "acc") {
+		t.Fatalf("ops lists VMs: %v %s %s", err, out, errs)
+	}
+	if _, errs, err := as("vm", "start", "acc"); err == nil || !strings.Contains(errs, `lacks VM.PowerOn on /vms/acc`) {
+		t.Fatalf("ops starts a VM: %v %q", err, errs)
+	}
+	if _, errs, err := as("perm", "grant", "--user", "ops", "--role", "Administrator"); err == nil || !strings.Contains(errs, "Permission.Manage") {
+		t.Fatalf("ops grants themselves Administrator: %v %q", err, errs)
+	}
+	h.mustCLI(nil, "user", "disable", "ops")
+	if _, errs, err := as("vm", "list"); err == nil || !strings.Contains(errs, "disabled") {
+		t.Fatalf("disabled user: %v %q", err, errs)
+	}
+	// Every refusal is on record.
+	var recs []map[string]any
+	h.mustCLI(&recs, "audit", "list")
+	denied := 0
+	for _, r := range recs {
+		if r["result"] == "denied" {
+			denied++
+		}
+	}
+	if denied < 3 {
+		t.Errorf("audit holds %d denials, want at least 3: %v", denied, recs)
+	}
+}
