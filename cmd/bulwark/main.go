@@ -25,6 +25,8 @@ type globals struct {
 	socket string
 	output string
 	token  string
+	server string
+	ca     string
 }
 
 func main() {
@@ -43,6 +45,8 @@ func main() {
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket (default $BULWARK_SOCKET or "+client.DefaultSocket+")")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().StringVar(&g.server, "server", "", "daemon's HTTPS URL instead of the socket, e.g. https://127.0.0.1:8443 (default $BULWARK_SERVER)")
+	root.PersistentFlags().StringVar(&g.ca, "ca", "", "CA certificate for --server (default $BULWARK_CA)")
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $BULWARK_TOKEN; none: the local root's identity on the socket)")
 	root.AddCommand(serveCmd(), vmCmd(g), imageCmd(g), versionCmd(g),
 		networkCmd(g), sgCmd(g), ipsetCmd(g), portCmd(g), fwCmd(g), auditCmd(g),
@@ -69,6 +73,14 @@ func printError(g *globals, err error) {
 
 func (g *globals) client() *client.Client {
 	c := client.New(client.SocketFromEnv(g.socket))
+	if srv := firstNonEmpty(g.server, os.Getenv("BULWARK_SERVER")); srv != "" {
+		hc, err := client.NewHTTPS(srv, firstNonEmpty(g.ca, os.Getenv("BULWARK_CA")))
+		if err != nil {
+			printError(g, err)
+			os.Exit(1)
+		}
+		c = hc
+	}
 	tok := g.token
 	if tok == "" {
 		tok = os.Getenv("BULWARK_TOKEN")
@@ -103,4 +115,13 @@ func versionCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+}
+
+func firstNonEmpty(a ...string) string {
+	for _, s := range a {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }

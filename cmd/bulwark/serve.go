@@ -40,6 +40,9 @@ func serveCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "", "also serve HTTPS on this TCP address, e.g. 127.0.0.1:8443 (tokens required; off by default)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate for --listen (default: issued by Bulwark's own CA in STATE-DIR/tls)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "key for --tls-cert")
 	f.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bulwark", "database, console logs and images")
 	f.StringVar(&cfg.RunDir, "run-dir", "/run/bulwark", "per-VM run directories (sockets, guest RAM files)")
 	f.StringVar(&cfg.QEMU, "qemu", "qemu-system-x86_64", "QEMU binary")

@@ -5,6 +5,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
@@ -55,6 +58,25 @@ func New(socket string) *Client {
 		},
 	}
 	return &Client{hc: &http.Client{Transport: tr}, base: "http://bulwark"}
+}
+
+// NewHTTPS returns a client for the daemon's HTTPS listener (base such as
+// https://127.0.0.1:8443), trusting the CA certificate in caFile (empty:
+// the system roots).
+func NewHTTPS(base, caFile string) (*Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS13}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	return &Client{hc: &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}, base: strings.TrimSuffix(base, "/")}, nil
 }
 
 // Error is an error response from the daemon.

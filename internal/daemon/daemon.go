@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,12 +29,16 @@ import (
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/store"
+	"github.com/bulwark-project/bulwark/internal/tlsca"
 )
 
 // Config is `bulwark serve`'s configuration; every field has a documented
 // default in cmd/bulwark.
 type Config struct {
 	Socket        string
+	Listen        string // HTTPS on TCP ("" = Unix socket only)
+	TLSCert       string // operator-supplied certificate (else Bulwark's CA issues one)
+	TLSKey        string
 	StateDir      string
 	RunDir        string
 	QEMU          string
@@ -128,8 +133,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	hs := apiHTTPServer(srv, log)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	if cfg.Listen != "" {
+		tcp, err := listenTLS(cfg)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		hts := apiHTTPServer(srv, log)
+		go func() { errc <- hts.Serve(tcp) }()
+		defer hts.Close()
+		log.Info("bulwark serving HTTPS", "listen", tcp.Addr().String(), "ca", filepath.Join(cfg.StateDir, "tls", tlsca.CACert))
+	}
 	log.Info("bulwark serving", "socket", cfg.Socket, "state_dir", cfg.StateDir, "run_dir", cfg.RunDir)
 
 	select {
@@ -175,4 +191,25 @@ func ListenUnix(path string) (net.Listener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// listenTLS opens the HTTPS listener. Over TCP nobody is trusted by
+// transport: every request needs a token.
+func listenTLS(cfg Config) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", cfg.Listen, err)
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if name, err := os.Hostname(); err == nil {
+		hosts = append(hosts, name)
+	}
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		hosts = append(hosts, host)
+	}
+	tc, err := tlsca.ServerConfig(filepath.Join(cfg.StateDir, "tls"), hosts, cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, err
+	}
+	return tls.Listen("tcp", cfg.Listen, tc)
 }

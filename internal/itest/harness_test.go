@@ -67,9 +67,10 @@ type host struct {
 	cmd    *exec.Cmd
 	logBuf *bytes.Buffer
 	c      *client.Client
+	extra  []string // more `bulwark serve` flags
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t *testing.T, serveFlags ...string) *host {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "bw-")
 	if err != nil {
@@ -77,7 +78,7 @@ func newHost(t *testing.T) *host {
 	}
 	// VM processes run as their own uids and must traverse to their run dir.
 	os.Chmod(dir, 0o711)
-	h := &host{t: t, dir: dir, socket: filepath.Join(dir, "b.sock")}
+	h := &host{t: t, dir: dir, socket: filepath.Join(dir, "b.sock"), extra: serveFlags}
 	h.c = client.New(h.socket)
 	t.Cleanup(func() {
 		h.stopVMs()
@@ -92,8 +93,9 @@ func newHost(t *testing.T) *host {
 func (h *host) startDaemon() {
 	h.t.Helper()
 	h.logBuf = &bytes.Buffer{}
-	cmd := exec.Command(binPath, "serve", "--socket", h.socket, "--state-dir", filepath.Join(h.dir, "state"),
-		"--run-dir", filepath.Join(h.dir, "run"), "--log-format", "text", "--stop-timeout", "20s")
+	args := append([]string{"serve", "--socket", h.socket, "--state-dir", filepath.Join(h.dir, "state"),
+		"--run-dir", filepath.Join(h.dir, "run"), "--log-format", "text", "--stop-timeout", "20s"}, h.extra...)
+	cmd := exec.Command(binPath, args...)
 	cmd.Stdout, cmd.Stderr = h.logBuf, h.logBuf
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
