@@ -13,7 +13,9 @@ ERR = {k: {"description": d, **jbody(ref("Error"))} for k, d in [
     ("400", "invalid request; `field` names the offending field"),
     ("404", "no such VM"), ("409", "conflict with the VM's current state or name"),
     ("403", "forbidden: the caller lacks the privilege or the change would escalate"),
-    ("413", "request body too large"), ("500", "internal error"), ("503", "service not configured")]}
+    ("413", "request body too large"), ("500", "internal error"), ("503", "service not configured"),
+    ("401", "invalid credentials: the same answer for an unknown user, a disabled one or a wrong password"),
+    ("429", "too many failed logins for this user name or from this source; the Retry-After header says in how many seconds to try again")]}
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", "maxLength": 63}}
 
 AUDITQ = [{"name": n, "in": "query", "schema": sch} for n, sch in [
@@ -39,6 +41,10 @@ spec = {
   "paths": {
     "/api/v1/health": {"get": op("health", "Liveness check", "public", ok("daemon is up", {"type": "object", "properties": {"status": {"type": "string"}}}), errors=())},
     "/api/v1/openapi.json": {"get": op("openapi", "This document", "public", ok("OpenAPI description", {"type": "object"}), errors=())},
+    "/api/v1/login": {"post": op("login", "Exchange a user name and password for a session token (12 h); 5 failures in 15 min lock the name and the source for 15 min", "public",
+        ok("the session and its secret, shown once; send it as Authorization: Bearer", {"type": "object", "properties": {"token": ref("Token"), "secret": {"type": "string"}}}),
+        body={"type": "object", "additionalProperties": False, "required": ["user", "password"], "properties": {"user": {"type": "string"}, "password": {"type": "string", "format": "password"}}},
+        errors=("400", "401", "429", "503"))},
     "/api/v1/version": {"get": op("version", "Daemon version", "Monitor.Read", ok("version", {"type": "object", "additionalProperties": {"type": "string"}}), errors=("500",))},
     "/api/v1/host": {"get": op("host", "Host facts: backend, accelerator chosen for auto and why", "Monitor.Read", ok("host", ref("Host")), errors=("500",))},
     "/api/v1/vms": {
@@ -113,6 +119,9 @@ spec = {
           body={"type": "object", "additionalProperties": False, "properties": {"disabled": {"type": "boolean"}, "groups": {"type": "array", "items": {"type": "string"}}}}, errors=("400", "403", "404", "503")),
       "delete": op("deleteUser", "Delete a user with their tokens and permission entries", "User.Manage", {"204": {"description": "deleted"}}, [NAME], errors=("404", "503")),
     },
+    "/api/v1/users/{name}/password": {"post": op("setPassword", "Set a user's password (12 to 256 bytes, stored as an argon2id hash, never returned); ends the user's sessions", "User.Manage",
+        {"204": {"description": "password set"}}, [NAME],
+        body={"type": "object", "additionalProperties": False, "required": ["password"], "properties": {"password": {"type": "string", "format": "password", "minLength": 12, "maxLength": 256}}}, errors=("400", "404", "503"))},
     "/api/v1/tokens": {
       "get": op("listTokens", "List API tokens (never their secrets)", "User.Manage", ok("tokens", {"type": "array", "items": ref("Token")}), errors=("503",)),
       "post": op("createToken", "Issue an API token; the secret is returned once", "User.Manage",
@@ -167,7 +176,7 @@ spec = {
         ["seq", "time", "user", "action", "object", "result", "source", "detail", "prev", "hash"]}},
     "Role": {"type": "object", "properties": {"Name": {"type": "string"}, "BuiltIn": {"type": "boolean"}, "Privs": {"type": "array", "items": {"type": "string"}}}},
     "User": {"type": "object", "properties": {"name": {"type": "string"}, "disabled": {"type": "boolean"}, "groups": {"type": "array", "items": {"type": "string"}}}},
-    "Token": {"type": "object", "properties": {"id": {"type": "string"}, "user": {"type": "string"}, "expires": {"type": "string", "format": "date-time"}, "created": {"type": "string", "format": "date-time"}, "description": {"type": "string"}}},
+    "Token": {"type": "object", "properties": {"id": {"type": "string"}, "user": {"type": "string"}, "kind": {"type": "string", "enum": ["api", "session"]}, "expires": {"type": "string", "format": "date-time"}, "created": {"type": "string", "format": "date-time"}, "description": {"type": "string"}}},
     "Permission": {"type": "object", "additionalProperties": False, "required": ["role", "path"], "properties": {"id": {"type": "string"}, "user": {"type": "string"}, "group": {"type": "string"},
         "role": {"type": "string"}, "path": {"type": "string"}, "propagate": {"type": "boolean"}}},
     "Host": {"type": "object", "properties": {"version": {"type": "string"}, "commit": {"type": "string"}, "go_version": {"type": "string"}, "backend": {"type": "string"},

@@ -56,7 +56,7 @@ func userCmd(g *globals) *cobra.Command {
 		return obj{"groups": append([]string{}, a[1:]...)}
 	}, 1)
 	groups.Args = cobra.MinimumNArgs(1)
-	cmd.AddCommand(create, list, disable, enable, groups, deleteCmd(g, "user", "/api/v1/users/"))
+	cmd.AddCommand(create, list, disable, enable, groups, passwdCmd(g), deleteCmd(g, "user", "/api/v1/users/"))
 	return cmd
 }
 

@@ -7,6 +7,13 @@
 // Decisions are made per request against the current policy and token
 // table, so disabling a user, revoking a token or a permission takes effect
 // on the very next request.
+//
+// Bootstrap: there is no "admin init". The local root on the Unix socket
+// (mode 0600, uid checked with SO_PEERCRED) is the bootstrap administrator:
+// it creates users, grants them roles and sets their passwords
+// (bulwark user create / perm grant / user passwd). Users then log in
+// (bulwark login), which exchanges the password for a session token (see
+// login.go; hashing in password.go, throttling in lockout.go).
 package access
 
 import (
@@ -55,11 +62,21 @@ type ObjectStore interface {
 	DeleteObject(ctx context.Context, kind, name string) error
 }
 
-// User is a Bulwark user (authenticates with API tokens).
+// User is a Bulwark user: authenticates with API tokens, or with a
+// password that Login exchanges for a session token.
 type User struct {
 	Name     string   `json:"name"`
 	Disabled bool     `json:"disabled"`
 	Groups   []string `json:"groups,omitempty"`
+	// PasswordHash is the argon2id hash (password.go), persisted with the
+	// user. Every method that hands a User out clears it (see public).
+	PasswordHash string `json:"password_hash,omitempty"`
+}
+
+// public is u as shown to API callers: without the password hash.
+func (u User) public() User {
+	u.PasswordHash = ""
+	return u
 }
 
 // Permission is one access-control entry.
@@ -72,10 +89,20 @@ type Permission struct {
 	Propagate bool   `json:"propagate"`
 }
 
-// Token is an API token; only the SHA-256 of its secret is stored.
+// Token kinds: an API token is issued by an administrator and lives up to
+// MaxTokenTTL; a session is issued by Login and lives SessionTTL. Both are
+// checked the same way and end at once when revoked or the user disabled.
+const (
+	KindAPI     = "api"
+	KindSession = "session"
+)
+
+// Token is an API or session token; only the SHA-256 of its secret is
+// stored.
 type Token struct {
 	ID          string    `json:"id"`
 	User        string    `json:"user"`
+	Kind        string    `json:"kind"`
 	Hash        string    `json:"hash,omitempty"`
 	Expires     time.Time `json:"expires"`
 	Created     time.Time `json:"created"`
@@ -95,12 +122,16 @@ type Service struct {
 	roles map[string]*auth.Role
 	perms map[string]Permission
 	toks  map[string]Token // by id
+
+	lockout *Lockout
+	hashSem chan struct{} // bounds concurrent argon2id hashes (memory)
 }
 
 // New loads the stored configuration.
 func New(ctx context.Context, st ObjectStore) (*Service, error) {
 	s := &Service{st: st, now: time.Now, users: map[string]User{}, roles: map[string]*auth.Role{},
-		perms: map[string]Permission{}, toks: map[string]Token{}}
+		perms: map[string]Permission{}, toks: map[string]Token{}, hashSem: make(chan struct{}, maxConcurrentHashes)}
+	s.lockout = NewLockout(func() time.Time { return s.now() }, MaxLockoutKeys)
 	if err := load(ctx, st, kindUser, func(u User) { s.users[u.Name] = u }); err != nil {
 		return nil, err
 	}
@@ -110,7 +141,12 @@ func New(ctx context.Context, st ObjectStore) (*Service, error) {
 	if err := load(ctx, st, kindPerm, func(p Permission) { s.perms[p.ID] = p }); err != nil {
 		return nil, err
 	}
-	if err := load(ctx, st, kindToken, func(t Token) { s.toks[t.ID] = t }); err != nil {
+	if err := load(ctx, st, kindToken, func(t Token) {
+		if t.Kind == "" {
+			t.Kind = KindAPI // stored before sessions existed
+		}
+		s.toks[t.ID] = t
+	}); err != nil {
 		return nil, err
 	}
 	if err := s.recompileLocked(); err != nil {
@@ -216,8 +252,12 @@ func hashSecret(secret string) string {
 
 func randomID(n int) string {
 	b := make([]byte, n)
+	randomBytes(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func randomBytes(b []byte) {
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand never fails on Linux
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -40,7 +40,7 @@ func (s *Service) Users() []User {
 	defer s.mu.Unlock()
 	out := make([]User, 0, len(s.users))
 	for _, u := range s.users {
-		out = append(out, u)
+		out = append(out, u.public())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -71,15 +71,15 @@ func (s *Service) UpdateUser(ctx context.Context, actor, name string, disabled *
 	defer s.mu.Unlock()
 	u, ok := s.users[name]
 	if !ok {
-		return u, fmt.Errorf("user %q: %w", name, store.ErrNotFound)
+		return User{Name: name}, fmt.Errorf("user %q: %w", name, store.ErrNotFound)
 	}
 	if groups != nil {
 		if actor == name && actor != RootUser {
-			return u, fmt.Errorf("%w: you cannot change your own groups", ErrForbidden)
+			return u.public(), fmt.Errorf("%w: you cannot change your own groups", ErrForbidden)
 		}
 		for i, g := range groups {
 			if err := auth.ValidSubjectName(g); err != nil {
-				return u, &FieldError{Field: fmt.Sprintf("groups[%d]", i), Msg: err.Error()}
+				return u.public(), &FieldError{Field: fmt.Sprintf("groups[%d]", i), Msg: err.Error()}
 			}
 		}
 		u.Groups = slices.Clone(groups)
@@ -91,14 +91,14 @@ func (s *Service) UpdateUser(ctx context.Context, actor, name string, disabled *
 	s.users[name] = u
 	if err := s.recompileLocked(); err != nil {
 		s.users[name] = old
-		return old, err
+		return old.public(), err
 	}
 	if err := s.persist(ctx, false, kindUser, name, u); err != nil {
 		s.users[name] = old
 		s.recompileLocked()
-		return old, err
+		return old.public(), err
 	}
-	return u, nil
+	return u.public(), nil
 }
 
 // DeleteUser removes a user, their tokens and their permission entries.
@@ -302,9 +302,14 @@ func (s *Service) CreateToken(ctx context.Context, user string, ttl time.Duratio
 	if u, ok := s.users[user]; !ok || u.Disabled {
 		return Token{}, "", &FieldError{Field: "user", Msg: fmt.Sprintf("user %q does not exist or is disabled", user)}
 	}
-	secret := "bwk_" + randomID(32)
+	return s.issueLocked(ctx, user, KindAPI, "bwk_", ttl, desc)
+}
+
+// issueLocked creates and stores a token of kind for user.
+func (s *Service) issueLocked(ctx context.Context, user, kind, prefix string, ttl time.Duration, desc string) (Token, string, error) {
+	secret := prefix + randomID(32)
 	now := s.now().UTC()
-	t := Token{ID: randomID(6), User: user, Hash: hashSecret(secret), Created: now, Expires: now.Add(ttl), Description: desc}
+	t := Token{ID: randomID(6), User: user, Kind: kind, Hash: hashSecret(secret), Created: now, Expires: now.Add(ttl), Description: desc}
 	if err := s.persist(ctx, true, kindToken, t.ID, t); err != nil {
 		return Token{}, "", err
 	}
@@ -312,7 +317,7 @@ func (s *Service) CreateToken(ctx context.Context, user string, ttl time.Duratio
 	return t, secret, s.recompileLocked()
 }
 
-// Tokens lists tokens (without hashes).
+// Tokens lists API and session tokens (without hashes).
 func (s *Service) Tokens() []Token {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -325,7 +330,7 @@ func (s *Service) Tokens() []Token {
 	return out
 }
 
-// RevokeToken deletes a token; requests using it fail from now on.
+// RevokeToken deletes a token or session; requests using it fail from now on.
 func (s *Service) RevokeToken(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

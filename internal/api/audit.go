@@ -20,7 +20,7 @@ func auditObj(*http.Request) string { return "/audit" }
 // runs after the handler, so the result is known; a failure to record is
 // logged loudly (the action has happened).
 func (s *Server) record(r *http.Request, rt Route, code int, errMsg string) {
-	denied := code == http.StatusForbidden || code == http.StatusUnauthorized
+	denied := code == http.StatusForbidden || code == http.StatusUnauthorized || code == http.StatusTooManyRequests
 	if s.audit == nil || (r.Method == http.MethodGet && !denied) {
 		return // reads are not recorded, denied reads are
 	}
@@ -31,7 +31,7 @@ func (s *Server) record(r *http.Request, rt Route, code int, errMsg string) {
 	}
 	result := audit.ResultOK
 	switch {
-	case code == http.StatusForbidden || code == http.StatusUnauthorized:
+	case denied:
 		result = audit.ResultDenied
 	case code >= 400:
 		result = audit.ResultFailed
@@ -46,6 +46,16 @@ func (s *Server) record(r *http.Request, rt Route, code int, errMsg string) {
 		Object: obj, Result: result, Source: caller.Source, Detail: detail}); err != nil {
 		s.log.Error("AUDIT APPEND FAILED", "op", rt.OpID, "object", obj, "err", err)
 	}
+}
+
+// setAuditUser names the user a public route acts for, such as the name a
+// login claims, so that record puts it in the audit record even when the
+// login fails. The request is updated in place because record reads the
+// request that wrap handed to the handler.
+func setAuditUser(r *http.Request, user string) {
+	c := CallerFrom(r.Context())
+	c.User = user
+	*r = *r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
 }
 
 func (s *Server) needAudit() error {

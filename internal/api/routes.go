@@ -11,7 +11,7 @@ type Route struct {
 	Method  string
 	Path    string // Go ServeMux pattern syntax, identical to the OpenAPI path
 	OpID    string // OpenAPI operationId
-	Public  bool   // reachable without credentials (health, the API description)
+	Public  bool   // reachable without credentials (health, the API description, login)
 	Priv    string // privilege required on Object; empty only when Public
 	Object  func(r *http.Request) string
 	Handler func(s *Server, w http.ResponseWriter, r *http.Request) error
@@ -45,6 +45,7 @@ func routes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/api/v1/health", OpID: "health", Public: true, Handler: (*Server).health},
 		{Method: "GET", Path: "/api/v1/openapi.json", OpID: "openapi", Public: true, Handler: (*Server).openapi},
+		{Method: "POST", Path: "/api/v1/login", OpID: "login", Public: true, Handler: needAccess((*Server).login)},
 		{Method: "GET", Path: "/api/v1/version", OpID: "version", Priv: PrivMonitor, Object: root, Handler: (*Server).version},
 		{Method: "GET", Path: "/api/v1/host", OpID: "host", Priv: PrivMonitor, Object: root, Handler: (*Server).host},
 		{Method: "GET", Path: "/api/v1/vms", OpID: "listVMs", Priv: PrivVMAudit, Object: vmsRoot, Handler: (*Server).listVMs},
@@ -84,6 +85,7 @@ func routes() []Route {
 		{Method: "POST", Path: "/api/v1/users", OpID: "createUser", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).createUser)},
 		{Method: "PATCH", Path: "/api/v1/users/{name}", OpID: "updateUser", Priv: PrivUserManage, Object: userObj, Handler: needAccess((*Server).updateUser)},
 		{Method: "DELETE", Path: "/api/v1/users/{name}", OpID: "deleteUser", Priv: PrivUserManage, Object: userObj, Handler: needAccess((*Server).deleteUser)},
+		{Method: "POST", Path: "/api/v1/users/{name}/password", OpID: "setPassword", Priv: PrivUserManage, Object: userObj, Handler: needAccess((*Server).setPassword)},
 		{Method: "GET", Path: "/api/v1/tokens", OpID: "listTokens", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).listTokens)},
 		{Method: "POST", Path: "/api/v1/tokens", OpID: "createToken", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).createToken)},
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", OpID: "revokeToken", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).revokeToken)},

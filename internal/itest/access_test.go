@@ -34,6 +34,24 @@ func TestAccessCLI(t *testing.T) {
 	if _, errs, err := as("perm", "grant", "--user", "ops", "--role", "Administrator"); err == nil || !strings.Contains(errs, "Permission.Manage") {
 		t.Fatalf("ops grants themselves Administrator: %v %q", err, errs)
 	}
+	// Password login gives a session token with the same rights.
+	passwd := exec.Command(binPath, "user", "passwd", "ops", "--password-stdin")
+	passwd.Env = append(os.Environ(), "BULWARK_SOCKET="+h.socket)
+	passwd.Stdin = strings.NewReader("correct horse battery\n")
+	if out, err := passwd.CombinedOutput(); err != nil {
+		t.Fatalf("passwd: %v %s", err, out)
+	}
+	login := exec.Command(binPath, "login", "ops", "--password-stdin")
+	login.Env = append(os.Environ(), "BULWARK_SOCKET="+h.socket)
+	login.Stdin = strings.NewReader("correct horse battery\n")
+	sess, err := login.Output()
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(sess)), "bws_") {
+		t.Fatalf("login: %v %q", err, sess)
+	}
+	secret = strings.TrimSpace(string(sess))
+	if out, errs, err := as("vm", "list"); err != nil || !strings.Contains(out, "acc") {
+		t.Fatalf("ops lists VMs with a session: %v %s %s", err, out, errs)
+	}
 	h.mustCLI(nil, "user", "disable", "ops")
 	if _, errs, err := as("vm", "list"); err == nil || !strings.Contains(errs, "disabled") {
 		t.Fatalf("disabled user: %v %q", err, errs)

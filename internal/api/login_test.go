@@ -1,0 +1,199 @@
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulwark-project/bulwark/internal/access"
+	"github.com/bulwark-project/bulwark/internal/audit"
+)
+
+const testPassword = "correct horse battery staple"
+
+// newLoginTestServer is an access test server with an audit log and a user
+// alice who holds ReadOnly on /vms and has testPassword.
+func newLoginTestServer(t *testing.T) (*testServer, *audit.Log) {
+	t.Helper()
+	ts, _ := newAccessTestServer(t)
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(context.Background(), filepath.Join(ts.dir, "audit"), key, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	ts.srv.SetAudit(log)
+	ts.do("POST", "/api/v1/users", body(`{"name":"alice"}`))
+	if rec := ts.do("POST", "/api/v1/permissions", body(`{"user":"alice","role":"ReadOnly","path":"/vms","propagate":true}`)); rec.Code != 201 {
+		t.Fatalf("grant: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.do("POST", "/api/v1/users/alice/password", body(`{"password":"`+testPassword+`"}`)); rec.Code != 204 {
+		t.Fatalf("set password: %d %s", rec.Code, rec.Body)
+	}
+	return ts, log
+}
+
+// login posts to /login as a peer with no credentials from source.
+func (ts *testServer) login(source, user, password string) *httptest.ResponseRecorder {
+	ts.t.Helper()
+	b, _ := json.Marshal(map[string]string{"user": user, "password": password})
+	req := httptest.NewRequest("POST", "/api/v1/login", strings.NewReader(string(b)))
+	req = req.WithContext(context.WithValue(req.Context(), callerKey{}, Caller{User: "unknown", UID: -1, Source: source}))
+	rec := httptest.NewRecorder()
+	ts.srv.ServeHTTP(rec, req)
+	return rec
+}
+
+func sessionSecret(t *testing.T, rec *httptest.ResponseRecorder) string {
+	t.Helper()
+	if rec.Code != 200 {
+		t.Fatalf("login: %d %s", rec.Code, rec.Body)
+	}
+	var out struct {
+		Token  access.Token `json:"token"`
+		Secret string       `json:"secret"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Token.Kind != access.KindSession || out.Token.User != "alice" || out.Token.Hash != "" || out.Secret == "" {
+		t.Fatalf("login answer %s", rec.Body)
+	}
+	return out.Secret
+}
+
+func auditRecords(t *testing.T, log *audit.Log, user string) []audit.Record {
+	t.Helper()
+	recs, err := log.List(context.Background(), audit.Filter{User: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func TestLoginSessionAndAudit(t *testing.T) {
+	ts, log := newLoginTestServer(t)
+	expectError(t, ts.do("POST", "/api/v1/users/alice/password", body(`{"password":"short"}`)), 400, "password")
+	expectError(t, ts.do("POST", "/api/v1/users/nobody/password", body(`{"password":"`+testPassword+`"}`)), 404, "")
+	expectError(t, ts.login("192.0.2.1:40000", "", testPassword), 400, "user")
+
+	// A session works for what alice holds, and only that.
+	secret := sessionSecret(t, ts.login("192.0.2.1:40000", "alice", testPassword))
+	if rec := ts.as(secret, "GET", "/api/v1/vms", nil); rec.Code != 200 {
+		t.Errorf("session lists VMs: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.as(secret, "GET", "/api/v1/users", nil); rec.Code != 403 {
+		t.Errorf("session lists users: %d", rec.Code)
+	}
+
+	// Wrong password and unknown user: one answer.
+	wrong := expectError(t, ts.login("192.0.2.1:40001", "alice", "not the password"), 401, "")
+	unknown := expectError(t, ts.login("192.0.2.1:40002", "mallory", testPassword), 401, "")
+	if wrong.Error != "invalid credentials" || unknown.Error != wrong.Error {
+		t.Errorf("wrong password %q, unknown user %q: want both \"invalid credentials\"", wrong.Error, unknown.Error)
+	}
+
+	// Both outcomes are audited under the name tried, with the source.
+	var results []string
+	for _, r := range auditRecords(t, log, "alice") {
+		if r.Action != audit.ActionLogin {
+			continue
+		}
+		results = append(results, r.Result)
+		if r.Source != "192.0.2.1:40000" && r.Source != "192.0.2.1:40001" {
+			t.Errorf("login record source %q", r.Source)
+		}
+		if strings.Contains(r.Detail, testPassword) {
+			t.Errorf("audit detail holds the password: %q", r.Detail)
+		}
+	}
+	if strings.Join(results, ",") != "ok,denied" {
+		t.Errorf("alice's login records: %v, want ok,denied", results)
+	}
+	if recs := auditRecords(t, log, "mallory"); len(recs) != 1 || recs[0].Result != audit.ResultDenied {
+		t.Errorf("mallory's records: %+v", recs)
+	}
+
+	// Disabling alice ends her session at once.
+	if rec := ts.do("PATCH", "/api/v1/users/alice", body(`{"disabled":true}`)); rec.Code != 200 {
+		t.Fatalf("disable: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.as(secret, "GET", "/api/v1/vms", nil); rec.Code != 401 {
+		t.Errorf("disabled user's session: %d", rec.Code)
+	}
+	expectError(t, ts.login("192.0.2.1:40003", "alice", testPassword), 401, "")
+}
+
+func TestLoginLockout(t *testing.T) {
+	ts, log := newLoginTestServer(t)
+	for i := range access.MaxLoginFailures {
+		if rec := ts.login("198.51.100.7:1000", "alice", "not the password"); rec.Code != 401 {
+			t.Fatalf("failure %d: %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+	// Locked, even with the right password and from another address.
+	for _, src := range []string{"198.51.100.7:1001", "203.0.113.9:2000"} {
+		rec := ts.login(src, "alice", testPassword)
+		e := expectError(t, rec, http.StatusTooManyRequests, "")
+		if ra := rec.Header().Get("Retry-After"); ra != "900" && ra != "899" {
+			t.Errorf("Retry-After %q, want about 900", ra)
+		}
+		if !strings.Contains(e.Error, "locked until") {
+			t.Errorf("lockout message %q does not say when it ends", e.Error)
+		}
+	}
+	// The source is locked too, for every name.
+	expectError(t, ts.login("198.51.100.7:1002", "bob", "anything at all!"), http.StatusTooManyRequests, "")
+	recs := auditRecords(t, log, "alice")
+	last := recs[len(recs)-1]
+	if last.Action != audit.ActionLogin || last.Result != audit.ResultDenied || !strings.Contains(last.Detail, "429") {
+		t.Errorf("locked-out attempt audited as %+v", last)
+	}
+}
+
+// The password and its hash never leave the daemon.
+func TestPasswordNeverReturned(t *testing.T) {
+	ts, log := newLoginTestServer(t)
+	secret := sessionSecret(t, ts.login("unix", "alice", testPassword))
+	ts.token("alice")
+	var bodies []string
+	for _, rec := range []*httptest.ResponseRecorder{
+		ts.do("GET", "/api/v1/users", nil),
+		ts.do("PATCH", "/api/v1/users/alice", body(`{"groups":["ops"]}`)),
+		ts.do("POST", "/api/v1/users", body(`{"name":"bob"}`)),
+		ts.do("GET", "/api/v1/tokens", nil),
+		ts.do("GET", "/api/v1/audit", nil),
+		ts.as(secret, "GET", "/api/v1/vms", nil),
+		ts.login("unix", "alice", testPassword),
+	} {
+		if rec.Code >= 300 {
+			t.Errorf("%d %s", rec.Code, rec.Body)
+		}
+		bodies = append(bodies, rec.Body.String())
+	}
+	var export strings.Builder
+	if err := log.ExportJSONL(context.Background(), &export, audit.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	bodies = append(bodies, export.String())
+	for _, b := range bodies {
+		for _, bad := range []string{"password_hash", "$argon2id", testPassword} {
+			if strings.Contains(b, bad) {
+				t.Errorf("response holds %q: %s", bad, b)
+			}
+		}
+	}
+	var users []map[string]any
+	json.Unmarshal([]byte(bodies[0]), &users)
+	if len(users) != 1 || users[0]["name"] != "alice" {
+		t.Errorf("users: %s", bodies[0])
+	}
+}
