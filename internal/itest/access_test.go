@@ -52,6 +52,14 @@ func TestAccessCLI(t *testing.T) {
 	if out, errs, err := as("vm", "list"); err != nil || !strings.Contains(out, "acc") {
 		t.Fatalf("ops lists VMs with a session: %v %s %s", err, out, errs)
 	}
+	// Group membership: a grant to a group reaches its members.
+	h.mustCLI(nil, "group", "add-member", "starters", "ops")
+	h.mustCLI(nil, "role", "create", "starter")
+	h.mustCLI(nil, "role", "add", "starter", "VM.PowerOn")
+	h.mustCLI(nil, "perm", "grant", "--group", "starters", "--role", "starter", "--path", "/vms/acc")
+	if _, errs, err := as("vm", "start", "acc"); err != nil && strings.Contains(errs, "lacks") {
+		t.Fatalf("group grant did not reach ops: %q", errs)
+	}
 	h.mustCLI(nil, "user", "disable", "ops")
 	if _, errs, err := as("vm", "list"); err == nil || !strings.Contains(errs, "disabled") {
 		t.Fatalf("disabled user: %v %q", err, errs)
