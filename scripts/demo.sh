@@ -96,6 +96,24 @@ echo "--- firewall log (last events)"
 "$BIN" fw log --bytes 1200 | tail -n 3
 "$BIN" vm show demo-web | grep -E "^(accel|pid|uid|run_dir|nic0):"
 
+echo
+echo "== least privilege: an auditor who can read everything and change nothing"
+"$BIN" user list -o json | grep -q '"name": "auditor"' || {
+	"$BIN" user create auditor >/dev/null
+	"$BIN" perm grant --user auditor --role SecurityAuditor --path / >/dev/null
+}
+AUDITOR_TOKEN=$("$BIN" token create auditor --ttl 24h --description demo)
+case $AUDITOR_TOKEN in
+bwk_*)
+	echo "--- as auditor: bulwark audit verify"
+	BULWARK_TOKEN=$AUDITOR_TOKEN "$BIN" audit verify
+	echo "--- as auditor: bulwark vm stop demo-web (refused, and recorded)"
+	BULWARK_TOKEN=$AUDITOR_TOKEN "$BIN" vm stop demo-web || true
+	"$BIN" audit list --user auditor | tail -n 2
+	;;
+*) echo "could not create the auditor's token" >&2 ;;
+esac
+
 cat <<TXT
 
 Bulwark is running.
@@ -106,6 +124,8 @@ Bulwark is running.
   $BIN sg show db; $BIN port list; $BIN fw log; $BIN fw hits
   $BIN sg rule remove db postgres   # watch demo-web's check flip to blocked
   $BIN vm pause|resume|stop|start demo-web
+  $BIN audit list; $BIN audit verify; $BIN perm list; $BIN role list
+  BULWARK_TOKEN=$AUDITOR_TOKEN $BIN vm list     # the demo auditor's token (24 h, read-only)
   curl --unix-socket $BULWARK_SOCKET http://bulwark/api/v1/vms
   curl --unix-socket $BULWARK_SOCKET http://bulwark/metrics
 Daemon log: $LOG. Stop the daemon with: pkill -TERM -f 'bulwark serve' (VMs keep running and are re-attached on the next start).
