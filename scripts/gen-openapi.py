@@ -126,7 +126,8 @@ spec = {
       "get": op("listTokens", "List API tokens (never their secrets)", "User.Manage", ok("tokens", {"type": "array", "items": ref("Token")}), errors=("503",)),
       "post": op("createToken", "Issue an API token; the secret is returned once", "User.Manage",
           ok("token and secret", {"type": "object", "properties": {"token": ref("Token"), "secret": {"type": "string"}}}, "201"),
-          body={"type": "object", "additionalProperties": False, "required": ["user"], "properties": {"user": {"type": "string"}, "ttl_seconds": {"type": "integer"}, "description": {"type": "string"}}}, errors=("400", "503")),
+          body={"type": "object", "additionalProperties": False, "required": ["user"], "properties": {"user": {"type": "string"}, "ttl_seconds": {"type": "integer"}, "description": {"type": "string"},
+              "scope": {"type": "array", "items": {"type": "string"}, "description": "narrow the token to these privileges"}}}, errors=("400", "503")),
     },
     "/api/v1/tokens/{id}": {"delete": op("revokeToken", "Revoke a token; it fails from the next request on", "User.Manage", {"204": {"description": "revoked"}}, [IDP], errors=("404", "503"))},
     "/api/v1/permissions": {

@@ -186,12 +186,19 @@ func permCmd(g *globals) *cobra.Command {
 
 func tokenCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "API tokens"}
-	var ttl time.Duration
-	var desc string
+	var (
+		ttl   time.Duration
+		desc  string
+		scope []string
+	)
 	create := &cobra.Command{
 		Use: "create USER", Short: "Issue a token (the secret is printed once)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := g.call(cmd.Context(), "POST", "/api/v1/tokens", obj{"user": args[0], "ttl_seconds": int64(ttl.Seconds()), "description": desc})
+			body := obj{"user": args[0], "ttl_seconds": int64(ttl.Seconds()), "description": desc}
+			if len(scope) > 0 {
+				body["scope"] = scope
+			}
+			out, err := g.call(cmd.Context(), "POST", "/api/v1/tokens", body)
 			if err != nil {
 				return err
 			}
@@ -203,6 +210,7 @@ func tokenCmd(g *globals) *cobra.Command {
 	}
 	create.Flags().DurationVar(&ttl, "ttl", 30*24*time.Hour, "lifetime")
 	create.Flags().StringVar(&desc, "description", "", "what it is for")
+	create.Flags().StringArrayVar(&scope, "scope", nil, "narrow the token to this privilege (repeatable), e.g. --scope VM.Audit")
 	list := &cobra.Command{
 		Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

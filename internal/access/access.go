@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,20 @@ type Token struct {
 	Expires     time.Time `json:"expires"`
 	Created     time.Time `json:"created"`
 	Description string    `json:"description,omitempty"`
+	// Scope, if set, narrows an API token to these privileges: the token
+	// can do no more than its user and no more than this list.
+	Scope []string `json:"scope,omitempty"`
+}
+
+// Identity is an authenticated caller.
+type Identity struct {
+	User  string
+	Scope []string // nil: the user's full rights
+}
+
+// Permits reports whether the identity's token scope admits priv.
+func (id Identity) Permits(priv string) bool {
+	return id.Scope == nil || slices.Contains(id.Scope, priv)
 }
 
 // Service is the access-control service. It is safe for concurrent use.
@@ -210,31 +225,37 @@ func (p Permission) entry() auth.Entry {
 // Authenticate names the caller of a request. uid is the Unix socket
 // peer's uid (-1 for other transports); authz is the Authorization header.
 func (s *Service) Authenticate(uid int, authz string) (string, error) {
+	id, err := s.Identify(uid, authz)
+	return id.User, err
+}
+
+// Identify is Authenticate with the token's scope.
+func (s *Service) Identify(uid int, authz string) (Identity, error) {
 	if authz != "" {
 		scheme, secret, ok := strings.Cut(authz, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" || len(secret) > 256 {
-			return "", fmt.Errorf("%w: malformed Authorization header (want \"Bearer TOKEN\")", ErrUnauthenticated)
+			return Identity{}, fmt.Errorf("%w: malformed Authorization header (want \"Bearer TOKEN\")", ErrUnauthenticated)
 		}
 		h := hashSecret(secret)
 		t, ok := (*s.tokens.Load())[h]
 		if !ok || subtle.ConstantTimeCompare([]byte(t.Hash), []byte(h)) != 1 {
-			return "", fmt.Errorf("%w: unknown or revoked token", ErrUnauthenticated)
+			return Identity{}, fmt.Errorf("%w: unknown or revoked token", ErrUnauthenticated)
 		}
 		if !s.now().Before(t.Expires) {
-			return "", fmt.Errorf("%w: token %s expired at %s", ErrUnauthenticated, t.ID, t.Expires.Format(time.RFC3339))
+			return Identity{}, fmt.Errorf("%w: token %s expired at %s", ErrUnauthenticated, t.ID, t.Expires.Format(time.RFC3339))
 		}
 		s.mu.Lock()
 		u, exists := s.users[t.User]
 		s.mu.Unlock()
 		if !exists || u.Disabled {
-			return "", fmt.Errorf("%w: user %q is disabled or gone", ErrUnauthenticated, t.User)
+			return Identity{}, fmt.Errorf("%w: user %q is disabled or gone", ErrUnauthenticated, t.User)
 		}
-		return t.User, nil
+		return Identity{User: t.User, Scope: t.Scope}, nil
 	}
 	if uid == 0 {
-		return RootUser, nil
+		return Identity{User: RootUser}, nil
 	}
-	return "", fmt.Errorf("%w: no credentials", ErrUnauthenticated)
+	return Identity{}, fmt.Errorf("%w: no credentials", ErrUnauthenticated)
 }
 
 // Allowed reports whether user holds priv on path.

@@ -107,7 +107,7 @@ func (s *Service) Login(ctx context.Context, user, password, source string) (Tok
 		return Token{}, "", ErrInvalidCredentials // changed while we hashed
 	}
 	s.pruneSessionsLocked(ctx, user)
-	return s.issueLocked(ctx, user, KindSession, "bws_", SessionTTL, "login from "+source)
+	return s.issueLocked(ctx, user, KindSession, "bws_", SessionTTL, "login from "+source, nil)
 }
 
 // pruneSessionsLocked deletes user's expired sessions and, at

@@ -288,6 +288,22 @@ func (s *Service) Revoke(ctx context.Context, actor, id string) error {
 // CreateToken issues a token for user and returns it with its secret,
 // which is shown this once and never stored.
 func (s *Service) CreateToken(ctx context.Context, user string, ttl time.Duration, desc string) (Token, string, error) {
+	return s.CreateScopedToken(ctx, user, ttl, desc, nil)
+}
+
+// CreateScopedToken issues a token limited to the listed privileges (nil:
+// the user's full rights).
+func (s *Service) CreateScopedToken(ctx context.Context, user string, ttl time.Duration, desc string, scope []string) (Token, string, error) {
+	if scope != nil {
+		if len(scope) == 0 {
+			return Token{}, "", &FieldError{Field: "scope", Msg: "an empty scope would allow nothing; omit it for the user's full rights"}
+		}
+		for i, p := range scope {
+			if _, err := auth.ParsePrivilege(p); err != nil {
+				return Token{}, "", &FieldError{Field: fmt.Sprintf("scope[%d]", i), Msg: err.Error()}
+			}
+		}
+	}
 	if ttl == 0 {
 		ttl = DefaultTokenTTL
 	}
@@ -302,14 +318,14 @@ func (s *Service) CreateToken(ctx context.Context, user string, ttl time.Duratio
 	if u, ok := s.users[user]; !ok || u.Disabled {
 		return Token{}, "", &FieldError{Field: "user", Msg: fmt.Sprintf("user %q does not exist or is disabled", user)}
 	}
-	return s.issueLocked(ctx, user, KindAPI, "bwk_", ttl, desc)
+	return s.issueLocked(ctx, user, KindAPI, "bwk_", ttl, desc, scope)
 }
 
 // issueLocked creates and stores a token of kind for user.
-func (s *Service) issueLocked(ctx context.Context, user, kind, prefix string, ttl time.Duration, desc string) (Token, string, error) {
+func (s *Service) issueLocked(ctx context.Context, user, kind, prefix string, ttl time.Duration, desc string, scope []string) (Token, string, error) {
 	secret := prefix + randomID(32)
 	now := s.now().UTC()
-	t := Token{ID: randomID(6), User: user, Kind: kind, Hash: hashSecret(secret), Created: now, Expires: now.Add(ttl), Description: desc}
+	t := Token{ID: randomID(6), User: user, Kind: kind, Hash: hashSecret(secret), Created: now, Expires: now.Add(ttl), Description: desc, Scope: scope}
 	if err := s.persist(ctx, true, kindToken, t.ID, t); err != nil {
 		return Token{}, "", err
 	}

@@ -168,3 +168,23 @@ func TestNoEscalation(t *testing.T) {
 		}
 	}
 }
+
+// A scoped token can do no more than its scope, even when its user can.
+func TestScopedToken(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	ts.do("POST", "/api/v1/users", body(`{"name":"erin"}`))
+	ts.do("POST", "/api/v1/permissions", body(`{"user":"erin","role":"Administrator","path":"/","propagate":true}`))
+	rec := ts.do("POST", "/api/v1/tokens", body(`{"user":"erin","scope":["VM.Audit"]}`))
+	if rec.Code != 201 {
+		t.Fatalf("scoped token: %d %s", rec.Code, rec.Body)
+	}
+	var out struct{ Secret string }
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	if rec := ts.as(out.Secret, "GET", "/api/v1/vms", nil); rec.Code != 200 {
+		t.Errorf("scoped token reads VMs: %d", rec.Code)
+	}
+	if rec := ts.as(out.Secret, "GET", "/api/v1/security-groups", nil); rec.Code != 403 || !strings.Contains(rec.Body.String(), "scope") {
+		t.Errorf("scoped token outside its scope: %d %s", rec.Code, rec.Body)
+	}
+	expectError(t, ts.do("POST", "/api/v1/tokens", body(`{"user":"erin","scope":["VM.Fly"]}`)), 400, "scope[0]")
+}

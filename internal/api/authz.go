@@ -25,11 +25,16 @@ func (s *Server) authorize(r *http.Request, rt Route) (*http.Request, error) {
 		}
 		user = access.RootUser
 	} else {
-		u, err := s.access.Authenticate(caller.UID, r.Header.Get("Authorization"))
+		id, err := s.access.Identify(caller.UID, r.Header.Get("Authorization"))
 		if err != nil {
 			return r, &httpError{code: http.StatusUnauthorized, msg: err.Error()}
 		}
-		user = u
+		if !id.Permits(rt.Priv) {
+			caller.User = id.User
+			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+			return r, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("this token's scope does not include %s", rt.Priv)}
+		}
+		user = id.User
 	}
 	caller.User = user
 	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))

@@ -144,14 +144,15 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
-		User        string `json:"user"`
-		TTLSeconds  int64  `json:"ttl_seconds"`
-		Description string `json:"description"`
+		User        string   `json:"user"`
+		TTLSeconds  int64    `json:"ttl_seconds"`
+		Description string   `json:"description"`
+		Scope       []string `json:"scope"`
 	}
 	if err := decodeStrict(r.Body, &in); err != nil {
 		return err
 	}
-	t, secret, err := s.access.CreateToken(r.Context(), in.User, time.Duration(in.TTLSeconds)*time.Second, in.Description)
+	t, secret, err := s.access.CreateScopedToken(r.Context(), in.User, time.Duration(in.TTLSeconds)*time.Second, in.Description, in.Scope)
 	if err != nil {
 		return err
 	}
