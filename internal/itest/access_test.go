@@ -77,3 +77,30 @@ func TestAccessCLI(t *testing.T) {
 		t.Errorf("audit holds %d denials, want at least 3: %v", denied, recs)
 	}
 }
+
+// TestAdminInit: the bootstrap creates an administrator whose one-time
+// password logs in with full rights; a second init is refused.
+func TestAdminInit(t *testing.T) {
+	h := newHost(t)
+	var out map[string]any
+	h.mustCLI(&out, "admin", "init")
+	pw, _ := out["password"].(string)
+	if len(pw) < 12 {
+		t.Fatalf("one-time password %q", pw)
+	}
+	login := exec.Command(binPath, "login", "admin", "--password-stdin")
+	login.Env = append(os.Environ(), "BULWARK_SOCKET="+h.socket)
+	login.Stdin = strings.NewReader(pw + "\n")
+	sess, err := login.Output()
+	if err != nil {
+		t.Fatalf("admin login: %v", err)
+	}
+	cmd := exec.Command(binPath, "user", "create", "second")
+	cmd.Env = append(os.Environ(), "BULWARK_SOCKET="+h.socket, "BULWARK_TOKEN="+strings.TrimSpace(string(sess)))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("admin creates a user: %v %s", err, b)
+	}
+	if _, _, err := h.cli("admin", "init"); err == nil {
+		t.Fatal("second admin init succeeded")
+	}
+}
