@@ -1,10 +1,19 @@
 package netsw
 
 import (
+	"net/netip"
+	"time"
+
 	"github.com/bulwark-project/bulwark/internal/netsw/conntrack"
 	"github.com/bulwark-project/bulwark/internal/netsw/firewall"
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
 )
+
+// PickUpWindow is how long after the switch starts mid-stream TCP segments
+// may re-create flows of connections established before a daemon restart
+// (only in a direction the rules allow). Afterwards such segments are
+// invalid, as they should be.
+var PickUpWindow = 10 * time.Minute
 
 // readBuf is larger than any frame we accept so that an oversized datagram
 // is seen whole (and dropped as too long) rather than truncated.
@@ -76,6 +85,11 @@ func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) [
 func (s *Switch) forward(src, dst *Port, f *packet.Frame, b []byte, now int64, scratch []byte) []byte {
 	if !f.IPValid || (src.Kind != VMPort && dst.Kind != VMPort) {
 		dst.send(b) // ARP, or uplink-to-uplink (never happens: one uplink per network)
+		return scratch
+	}
+	if dst.Kind == VMPort && !f.Dst.IsMulticast() && !ipMulticast(f.Tuple.Dst) && !dst.binding.Owns(f.Tuple.Dst) {
+		// A flooded copy of a unicast packet for another address: this
+		// VM has no business seeing it.
 		return scratch
 	}
 	ok, scratch := s.filter(src, dst, f, now, scratch)
@@ -154,7 +168,14 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 	if stateless {
 		return true, scratch
 	}
-	if _, r := ct.Create(now, f, pol.Gen(), portID(src), portID(dst)); r != packet.OK {
+	_, r = ct.Create(now, f, pol.Gen(), portID(src), portID(dst))
+	if r == packet.CTInvalid && now < PickUpWindow.Nanoseconds() && f.Tuple.Proto == packet.ProtoTCP {
+		// Soon after a start the table is empty but connections admitted
+		// by the previous daemon are alive: take a mid-stream segment that
+		// this direction's rules allow as an established flow.
+		_, r = ct.PickUp(now, f, pol.Gen(), portID(src), portID(dst))
+	}
+	if r != packet.OK {
 		s.dropAt(src, dst, r)
 		return false, scratch
 	}
@@ -197,4 +218,9 @@ func flowBetween(fl *conntrack.Flow, dir conntrack.Dir, src, dst *Port) bool {
 		return fl.OrigPort == portID(src) && fl.ReplyPort == portID(dst)
 	}
 	return fl.OrigPort == portID(dst) && fl.ReplyPort == portID(src)
+}
+
+// ipMulticast reports multicast and limited-broadcast destinations.
+func ipMulticast(a netip.Addr) bool {
+	return a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }

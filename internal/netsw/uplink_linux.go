@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-project/bulwark/internal/netsw/packet"
 )
 
 // openUplinkLocked opens the network's uplink and starts its reader.
@@ -74,7 +76,7 @@ func (x *fileIO) write(frame []byte) error {
 func (x *fileIO) close() error { return x.f.Close() }
 
 // openPacket binds a raw AF_PACKET socket to an existing interface.
-func openPacket(ifname string) (*fileIO, error) {
+func openPacket(ifname string) (portIO, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, err
@@ -99,7 +101,64 @@ func openPacket(ifname string) (*fileIO, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("ignore outgoing: %w", err)
 	}
-	return newFileIO(fd, "uplink:"+ifname)
+	// Ask whether each frame's checksum is still to be computed (offload).
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("auxdata: %w", err)
+	}
+	fio, err := newFileIO(fd, "uplink:"+ifname)
+	if err != nil {
+		return nil, err
+	}
+	return &packetIO{fileIO: fio, oob: make([]byte, unix.CmsgSpace(int(auxdataSize)))}, nil
+}
+
+// packetIO is a raw packet socket on an interface. Frames the host sends
+// through an interface with checksum offload arrive with the TCP/UDP
+// checksum not yet computed; the switch computes it, since a guest would
+// drop the frame as corrupt.
+type packetIO struct {
+	*fileIO
+	oob []byte
+	f   packet.Frame
+}
+
+// auxdataSize is sizeof(struct tpacket_auxdata).
+const auxdataSize = 20
+
+func (p *packetIO) read(buf []byte) (int, error) {
+	var (
+		n, oobn int
+		rerr    error
+	)
+	err := p.raw.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, p.oob, 0)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if csumNotReady(p.oob[:oobn]) && packet.Parse(buf[:n], &p.f) == packet.OK {
+		packet.FillChecksum(&p.f)
+	}
+	return n, nil
+}
+
+func csumNotReady(oob []byte) bool {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= 4 {
+			status := uint32(m.Data[0]) | uint32(m.Data[1])<<8 | uint32(m.Data[2])<<16 | uint32(m.Data[3])<<24
+			return status&unix.TP_STATUS_CSUMNOTREADY != 0
+		}
+	}
+	return false
 }
 
 // openTap creates (or attaches to) a TAP device without packet info headers.

@@ -207,6 +207,12 @@ func linkAddrOptionsAre(opts []byte, mac packet.MAC) bool {
 	return true
 }
 
+// Owns reports whether a is one of the port's unicast addresses: a bound
+// address or its EUI-64 link-local address.
+func (b *Binding) Owns(a netip.Addr) bool {
+	return b.owns(a) || (a.Is6() && a == LinkLocal(b.MAC))
+}
+
 // owns reports whether a is one of b's addresses; see MaxIPs for why a scan.
 func (b *Binding) owns(a netip.Addr) bool {
 	for _, ip := range b.IPs {
