@@ -23,7 +23,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -147,16 +146,16 @@ func New(ctx context.Context, st ObjectStore) (*Service, error) {
 	s := &Service{st: st, now: time.Now, users: map[string]User{}, roles: map[string]*auth.Role{},
 		perms: map[string]Permission{}, toks: map[string]Token{}, hashSem: make(chan struct{}, maxConcurrentHashes)}
 	s.lockout = NewLockout(func() time.Time { return s.now() }, MaxLockoutKeys)
-	if err := load(ctx, st, kindUser, func(u User) { s.users[u.Name] = u }); err != nil {
+	if err := store.LoadObjects(ctx, st, kindUser, func(u User) { s.users[u.Name] = u }); err != nil {
 		return nil, err
 	}
-	if err := load(ctx, st, kindRole, func(r auth.Role) { s.roles[r.Name] = &r }); err != nil {
+	if err := store.LoadObjects(ctx, st, kindRole, func(r auth.Role) { s.roles[r.Name] = &r }); err != nil {
 		return nil, err
 	}
-	if err := load(ctx, st, kindPerm, func(p Permission) { s.perms[p.ID] = p }); err != nil {
+	if err := store.LoadObjects(ctx, st, kindPerm, func(p Permission) { s.perms[p.ID] = p }); err != nil {
 		return nil, err
 	}
-	if err := load(ctx, st, kindToken, func(t Token) {
+	if err := store.LoadObjects(ctx, st, kindToken, func(t Token) {
 		if t.Kind == "" {
 			t.Kind = KindAPI // stored before sessions existed
 		}
@@ -170,20 +169,6 @@ func New(ctx context.Context, st ObjectStore) (*Service, error) {
 	return s, nil
 }
 
-func load[T any](ctx context.Context, st ObjectStore, kind string, add func(T)) error {
-	objs, err := st.ListObjects(ctx, kind)
-	if err != nil {
-		return err
-	}
-	for _, o := range objs {
-		var v T
-		if err := json.Unmarshal(o.Spec, &v); err != nil {
-			return fmt.Errorf("stored %s %q is corrupt: %w", kind, o.Name, err)
-		}
-		add(v)
-	}
-	return nil
-}
 
 // recompileLocked builds the policy and the token index from the maps.
 func (s *Service) recompileLocked() error {

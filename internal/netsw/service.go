@@ -64,14 +64,14 @@ func NewService(ctx context.Context, sw *Switch, st ObjectStore, portDir string,
 	}
 	s := &Service{sw: sw, st: st, log: log, portDir: portDir,
 		groups: map[string]firewall.Group{}, ipsets: map[string]firewall.IPSet{}, nets: map[string]Network{}}
-	if err := loadAll(ctx, st, kindGroup, func(g firewall.Group) { s.groups[g.Name] = g }); err != nil {
+	if err := store.LoadObjects(ctx, st, kindGroup, func(g firewall.Group) { s.groups[g.Name] = g }); err != nil {
 		return nil, err
 	}
-	if err := loadAll(ctx, st, kindIPSet, func(x firewall.IPSet) { s.ipsets[x.Name] = x }); err != nil {
+	if err := store.LoadObjects(ctx, st, kindIPSet, func(x firewall.IPSet) { s.ipsets[x.Name] = x }); err != nil {
 		return nil, err
 	}
 	var nets []Network
-	if err := loadAll(ctx, st, kindNetwork, func(n Network) { nets = append(nets, n) }); err != nil {
+	if err := store.LoadObjects(ctx, st, kindNetwork, func(n Network) { nets = append(nets, n) }); err != nil {
 		return nil, err
 	}
 	for _, n := range nets {
@@ -91,20 +91,6 @@ func NewService(ctx context.Context, sw *Switch, st ObjectStore, portDir string,
 	return s, nil
 }
 
-func loadAll[T any](ctx context.Context, st ObjectStore, kind string, add func(T)) error {
-	objs, err := st.ListObjects(ctx, kind)
-	if err != nil {
-		return err
-	}
-	for _, o := range objs {
-		var v T
-		if err := json.Unmarshal(o.Spec, &v); err != nil {
-			return fmt.Errorf("stored %s %q is corrupt: %w", kind, o.Name, err)
-		}
-		add(v)
-	}
-	return nil
-}
 
 // Switch returns the running switch.
 func (s *Service) Switch() *Switch { return s.sw }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -100,4 +101,26 @@ func scanObject(r scanner) (*Object, error) {
 	o.Created = time.Unix(0, created).UTC()
 	o.Updated = time.Unix(0, updated).UTC()
 	return &o, nil
+}
+
+// ObjectLister is what LoadObjects reads from.
+type ObjectLister interface {
+	ListObjects(ctx context.Context, kind string) ([]*Object, error)
+}
+
+// LoadObjects decodes every stored object of a kind into T and hands each to
+// add; a corrupt document is an error naming it.
+func LoadObjects[T any](ctx context.Context, st ObjectLister, kind string, add func(T)) error {
+	objs, err := st.ListObjects(ctx, kind)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		var v T
+		if err := json.Unmarshal(o.Spec, &v); err != nil {
+			return fmt.Errorf("stored %s %q is corrupt: %w", kind, o.Name, err)
+		}
+		add(v)
+	}
+	return nil
 }

@@ -20,14 +20,9 @@ func (t *Table) PickUp(now int64, f *packet.Frame, gen uint64, origPort, replyPo
 	if fl := s.flows[f.Tuple]; fl != nil && fl.expires.Load() > now {
 		return fl, packet.OK // someone picked it up first
 	}
-	if s.n >= s.max && !s.makeRoomLocked(now) {
-		s.stats.FullDrops++
-		return nil, packet.CTFull
-	}
-	quota := t.portCount(origPort)
-	if quota.Load() >= int64(t.cfg.MaxFlowsPerPort) {
-		s.stats.QuotaDrops++
-		return nil, packet.CTQuota
+	quota, r := t.admitLocked(s, now, origPort)
+	if r != packet.OK {
+		return nil, r
 	}
 	st, bits := StateEstablished, uint8(tcpSynAckSeen)
 	if flags&packet.TCPFin != 0 {

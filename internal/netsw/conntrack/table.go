@@ -174,14 +174,9 @@ func (t *Table) Create(now int64, f *packet.Frame, gen uint64, origPort, replyPo
 		}
 		return fl, r
 	}
-	if s.n >= s.max && !s.makeRoomLocked(now) {
-		s.stats.FullDrops++
-		return nil, packet.CTFull
-	}
-	quota := t.portCount(origPort)
-	if quota.Load() >= int64(t.cfg.MaxFlowsPerPort) {
-		s.stats.QuotaDrops++
-		return nil, packet.CTQuota
+	quota, r := t.admitLocked(s, now, origPort)
+	if r != packet.OK {
+		return nil, r
 	}
 	fl := &Flow{Orig: f.Tuple, OrigPort: origPort, ReplyPort: replyPort, Created: now, moved: now, quota: quota}
 	quota.Add(1)
@@ -251,6 +246,21 @@ func (s *shard) touchLocked(fl *Flow, now int64) {
 	s.lru[fl.class].remove(fl)
 	fl.class, fl.moved = c, now
 	s.lru[c].pushBack(fl)
+}
+
+// admitLocked makes room for one more flow of origPort: it evicts if the
+// shard is full and checks the port's quota. It returns the port's counter.
+func (t *Table) admitLocked(s *shard, now int64, origPort int32) (*atomic.Int64, packet.Reason) {
+	if s.n >= s.max && !s.makeRoomLocked(now) {
+		s.stats.FullDrops++
+		return nil, packet.CTFull
+	}
+	quota := t.portCount(origPort)
+	if quota.Load() >= int64(t.cfg.MaxFlowsPerPort) {
+		s.stats.QuotaDrops++
+		return nil, packet.CTQuota
+	}
+	return quota, packet.OK
 }
 
 // portCount returns the flow counter of an originating port.
