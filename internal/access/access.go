@@ -169,7 +169,6 @@ func New(ctx context.Context, st ObjectStore) (*Service, error) {
 	return s, nil
 }
 
-
 // recompileLocked builds the policy and the token index from the maps.
 func (s *Service) recompileLocked() error {
 	pol, err := s.compileLocked(s.roles, s.perms)

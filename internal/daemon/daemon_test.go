@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -77,7 +78,10 @@ func TestSlowClients(t *testing.T) {
 		}
 	}()
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		Dial: func(_, _ string) (net.Conn, error) { return net.Dial("unix", path) }}}
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}}
 	resp, err := hc.Get("http://bulwark/api/v1/health")
 	if err != nil {
 		t.Fatalf("request while 64 clients stall: %v", err)

@@ -1,7 +1,6 @@
 package netsw
 
 import (
-	"errors"
 	"net"
 	"os"
 	"sync/atomic"
@@ -51,8 +50,6 @@ type portIO interface {
 	write(frame []byte) error
 	close() error
 }
-
-var errQueueFull = errors.New("receiver queue full")
 
 type portStats struct {
 	rxFrames, rxBytes, txFrames, txBytes, txFull atomic.Uint64

@@ -91,7 +91,6 @@ func NewService(ctx context.Context, sw *Switch, st ObjectStore, portDir string,
 	return s, nil
 }
 
-
 // Switch returns the running switch.
 func (s *Service) Switch() *Switch { return s.sw }
 
