@@ -40,10 +40,15 @@ ensure_go() {
 	fi
 	echo "bulwark: need Go $want; fetching it as a module" >&2
 	command -v go >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
-	local mod="golang.org/toolchain@v0.0.1-go${want}.linux-amd64" dir
-	dir=$(cd /tmp && GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod download -json "$mod" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-	[ -x "$dir/bin/go" ] || { echo "bulwark: could not fetch $mod" >&2; return 1; }
-	export PATH="$dir/bin:$PATH"
+	local mod="golang.org/toolchain@v0.0.1-go${want}.linux-amd64" dir dest="/usr/local/go-bulwark-$want"
+	if [ ! -x "$dest/bin/go" ]; then
+		dir=$(cd /tmp && GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod download -json "$mod" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+		[ -f "$dir/bin/go" ] || { echo "bulwark: could not fetch $mod" >&2; return 1; }
+		# The module cache is read-only and module zips carry no exec bits.
+		rm -rf "$dest.tmp" && cp -r "$dir" "$dest.tmp" && chmod -R u+w "$dest.tmp" &&
+			chmod +x "$dest.tmp"/bin/* "$dest.tmp"/pkg/tool/*/* && mv "$dest.tmp" "$dest"
+	fi
+	export PATH="$dest/bin:$PATH"
 }
 
 bulwark_deps() {
