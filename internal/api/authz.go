@@ -25,7 +25,7 @@ func (s *Server) authorize(r *http.Request, rt Route) (*http.Request, error) {
 		}
 		user = access.RootUser
 	} else {
-		id, err := s.access.Identify(caller.UID, r.Header.Get("Authorization"))
+		id, err := s.access.Identify(caller.UID, credentials(r))
 		if err != nil {
 			return r, &httpError{code: http.StatusUnauthorized, msg: err.Error()}
 		}
@@ -61,4 +61,28 @@ func accessError(err error) (*httpError, bool) {
 		return &httpError{code: http.StatusBadRequest, msg: err.Error()}, true
 	}
 	return nil, false
+}
+
+// SessionCookie carries a web session (set by POST /api/v1/login).
+const SessionCookie = "bulwark_session"
+
+// CSRFHeader must accompany a state-changing request authenticated by the
+// session cookie: a cross-site form or script cannot set it without a CORS
+// preflight, which the daemon never grants.
+const CSRFHeader = "X-Bulwark-CSRF"
+
+// credentials returns the Authorization header, or the session cookie as a
+// bearer credential (for changes only together with CSRFHeader).
+func credentials(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		return h
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return ""
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get(CSRFHeader) == "" {
+		return "" // unauthenticated: 401
+	}
+	return "Bearer " + c.Value
 }

@@ -41,6 +41,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	tok.Hash = ""
+	// Browsers keep the session in an HttpOnly cookie scripts cannot read;
+	// the CLI uses the secret from the body as a bearer token.
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: secret, Path: "/", Expires: tok.Expires,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	return writeJSON(w, http.StatusOK, map[string]any{"token": tok, "secret": secret})
 }
 

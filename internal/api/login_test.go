@@ -197,3 +197,45 @@ func TestPasswordNeverReturned(t *testing.T) {
 		t.Errorf("users: %s", bodies[0])
 	}
 }
+
+// A browser session: the login sets an HttpOnly cookie that authenticates
+// reads, and changes only with the CSRF header.
+func TestSessionCookie(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	ts.do("POST", "/api/v1/users", body(`{"name":"web"}`))
+	ts.do("POST", "/api/v1/users/web/password", body(`{"password":"a long enough password"}`))
+	ts.do("POST", "/api/v1/permissions", body(`{"user":"web","role":"Administrator","path":"/","propagate":true}`))
+	rec := ts.as("", "POST", "/api/v1/login", body(`{"user":"web","password":"a long enough password"}`))
+	if rec.Code != 200 {
+		t.Fatalf("login: %d %s", rec.Code, rec.Body)
+	}
+	var cookie *http.Cookie
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == SessionCookie {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie %+v", cookie)
+	}
+	send := func(method, path string, csrf bool) int {
+		req := httptest.NewRequest(method, path, body(`{"name":"made-by-cookie"}`))
+		req = req.WithContext(context.WithValue(req.Context(), callerKey{}, Caller{UID: 1000, Source: "127.0.0.1:1"}))
+		req.AddCookie(cookie)
+		if csrf {
+			req.Header.Set(CSRFHeader, "1")
+		}
+		rr := httptest.NewRecorder()
+		ts.srv.ServeHTTP(rr, req)
+		return rr.Code
+	}
+	if c := send("GET", "/api/v1/vms", false); c != 200 {
+		t.Errorf("cookie read: %d", c)
+	}
+	if c := send("POST", "/api/v1/users", false); c != 401 {
+		t.Errorf("cookie change without the CSRF header: %d, want 401", c)
+	}
+	if c := send("POST", "/api/v1/users", true); c != 201 {
+		t.Errorf("cookie change with the CSRF header: %d", c)
+	}
+}
