@@ -55,7 +55,8 @@ userdata() { # name script
 	echo "$f"
 }
 DB_SCRIPT='nc -ll -p 5432 -e /bin/echo "postgres says hello" &'
-WEB_SCRIPT='while :; do
+WEB_SCRIPT='sleep 5 # let demo-db start its listener
+while :; do
   if nc -w 2 10.10.0.20 5432 </dev/null >/dev/null 2>&1; then t=allowed; else t=blocked; fi
   if ping -c 1 -W 2 10.10.0.20 >/dev/null 2>&1; then p=allowed; else p=blocked; fi
   echo "demo-check web->db tcp/5432 $t, ping $p"; sleep 10
