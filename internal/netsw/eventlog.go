@@ -44,9 +44,17 @@ func NewEventLog(w io.Writer, perSecond int) *eventLog {
 }
 
 func (l *eventLog) write(ev FirewallEvent) {
+	if sup, ok := l.admit(ev.Time); ok {
+		l.emit(ev, sup)
+	}
+}
+
+// admit takes a token for an event at now; it returns how many events were
+// suppressed since the last admitted one. Cheap, so callers can ask before
+// building an event.
+func (l *eventLog) admit(now time.Time) (uint64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := ev.Time
 	if !l.last.IsZero() {
 		l.tokens += now.Sub(l.last).Seconds() * l.rate
 		if l.tokens > l.rate {
@@ -56,14 +64,22 @@ func (l *eventLog) write(ev FirewallEvent) {
 	l.last = now
 	if l.tokens < 1 {
 		l.suppressed++
-		return
+		return 0, false
 	}
 	l.tokens--
-	ev.Suppressed, l.suppressed = l.suppressed, 0
+	sup := l.suppressed
+	l.suppressed = 0
+	return sup, true
+}
+
+func (l *eventLog) emit(ev FirewallEvent, suppressed uint64) {
+	ev.Suppressed = suppressed
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.w.Write(append(b, '\n'))
 }
 
@@ -71,8 +87,13 @@ func (s *Switch) event(src, dst *Port, f *packet.Frame, action, group, rule stri
 	if s.fwlog == nil {
 		return
 	}
+	now := time.Now().UTC()
+	sup, ok := s.fwlog.admit(now)
+	if !ok {
+		return // rate-limited: do not even format the event
+	}
 	t := f.Tuple
-	s.fwlog.write(FirewallEvent{Time: time.Now().UTC(), Action: action, Group: group, Rule: rule,
+	s.fwlog.emit(FirewallEvent{Time: now, Action: action, Group: group, Rule: rule,
 		Network: src.net.cfg.Name, InPort: src.Name, OutPort: dst.Name, Proto: t.Proto,
-		Src: t.Src.String(), Dst: t.Dst.String(), SrcPort: t.SrcPort, DstPort: t.DstPort})
+		Src: t.Src.String(), Dst: t.Dst.String(), SrcPort: t.SrcPort, DstPort: t.DstPort}, sup)
 }
