@@ -359,3 +359,11 @@ func (s *Service) RevokeToken(ctx context.Context, id string) error {
 	delete(s.toks, id)
 	return s.recompileLocked()
 }
+
+// PermissionPath returns the object path of a permission entry ("" if there
+// is no such entry).
+func (s *Service) PermissionPath(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perms[id].Path
+}

@@ -188,3 +188,38 @@ func TestScopedToken(t *testing.T) {
 	}
 	expectError(t, ts.do("POST", "/api/v1/tokens", body(`{"user":"erin","scope":["VM.Fly"]}`)), 400, "scope[0]")
 }
+
+// Delegation below the root: Permission.Manage on /vms lets a delegate grant
+// there, not elsewhere, and revoke only entries there.
+func TestDelegatedGrant(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	for _, u := range []string{"lead", "dev"} {
+		ts.do("POST", "/api/v1/users", body(`{"name":"`+u+`"}`))
+	}
+	ts.do("POST", "/api/v1/roles", body(`{"name":"vmlead"}`))
+	for _, p := range []string{"Permission.Manage", "VM.Audit", "VM.PowerOn", "VM.PowerOff", "VM.Console", "Monitor.Read"} {
+		ts.do("POST", "/api/v1/roles/vmlead/privileges", body(`{"privilege":"`+p+`"}`))
+	}
+	if rec := ts.do("POST", "/api/v1/permissions", body(`{"user":"lead","role":"vmlead","path":"/vms","propagate":true}`)); rec.Code != 201 {
+		t.Fatalf("grant lead: %d %s", rec.Code, rec.Body)
+	}
+	tok := ts.token("lead")
+	rec := ts.as(tok, "POST", "/api/v1/permissions", body(`{"user":"dev","role":"VMOperator","path":"/vms/web1","propagate":true}`))
+	if rec.Code != 201 {
+		t.Fatalf("lead grants under /vms: %d %s", rec.Code, rec.Body)
+	}
+	var p struct{ ID string }
+	json.Unmarshal(rec.Body.Bytes(), &p)
+	if rec := ts.as(tok, "POST", "/api/v1/permissions", body(`{"user":"dev","role":"VMOperator","path":"/networks/n1","propagate":true}`)); rec.Code != 403 {
+		t.Errorf("lead grants outside /vms: %d", rec.Code)
+	}
+	if rec := ts.as(tok, "DELETE", "/api/v1/permissions/"+p.ID, nil); rec.Code != 204 {
+		t.Errorf("lead revokes their own grant under /vms: %d %s", rec.Code, rec.Body)
+	}
+	rootEntry := ts.do("POST", "/api/v1/permissions", body(`{"user":"dev","role":"ReadOnly","path":"/","propagate":true}`))
+	var rp struct{ ID string }
+	json.Unmarshal(rootEntry.Body.Bytes(), &rp)
+	if rec := ts.as(tok, "DELETE", "/api/v1/permissions/"+rp.ID, nil); rec.Code != 403 {
+		t.Errorf("lead revokes an entry on /: %d", rec.Code)
+	}
+}

@@ -90,8 +90,8 @@ func routes() []Route {
 		{Method: "POST", Path: "/api/v1/tokens", OpID: "createToken", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).createToken)},
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", OpID: "revokeToken", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).revokeToken)},
 		{Method: "GET", Path: "/api/v1/permissions", OpID: "listPermissions", Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).listPerms)},
-		{Method: "POST", Path: "/api/v1/permissions", OpID: "grantPermission", Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).grantPerm)},
-		{Method: "DELETE", Path: "/api/v1/permissions/{id}", OpID: "revokePermission", Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).revokePerm)},
+		{Method: "POST", Path: "/api/v1/permissions", OpID: "grantPermission", Priv: PrivPermManage, Object: grantObj, Handler: needAccess((*Server).grantPerm)},
+		{Method: "DELETE", Path: "/api/v1/permissions/{id}", OpID: "revokePermission", Priv: PrivPermManage, Object: revokeObj, Handler: needAccess((*Server).revokePerm)},
 		{Method: "GET", Path: "/metrics", OpID: "metrics", Priv: PrivMonitor, Object: root, Handler: (*Server).metrics},
 	}
 }

@@ -131,6 +131,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			s.log.Debug("api", "op", rt.OpID, "path", r.URL.Path, "code", sw.code, "dur", time.Since(start))
 		}()
 		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+		r = withServer(r, s)
 		errMsg := ""
 		var err error
 		if !rt.Public {
