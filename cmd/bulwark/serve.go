@@ -50,6 +50,10 @@ func serveCmd() *cobra.Command {
 	f.Int64Var(&cfg.ConsoleLogMax, "console-log-max", consolelog.DefaultMaxSize, "bytes per console log file before rotation")
 	f.IntVar(&cfg.ConsoleKeep, "console-log-keep", consolelog.DefaultKeep, "rotated console log files kept per VM")
 	f.DurationVar(&cfg.StopTimeout, "stop-timeout", 30*time.Second, "default wait for a guest to power off before it is killed")
+	f.DurationVar(&cfg.ConsoleIdle, "console-idle-timeout", 15*time.Minute, "default: a console session with no input for this long ends (per-VM policy may change it)")
+	f.DurationVar(&cfg.ConsoleMaxDuration, "console-max-duration", 8*time.Hour, "default maximum length of a console session (per-VM policy may change it)")
+	f.DurationVar(&cfg.ConsoleRetention, "console-retention", 90*24*time.Hour, "console recordings older than this are deleted (0 keeps them)")
+	f.Int64Var(&cfg.ConsoleRecordingMax, "console-recording-max", 64<<20, "bytes per console recording; output beyond it is not recorded (a marker says so)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "json", "json or text")
 	return cmd

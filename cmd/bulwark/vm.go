@@ -9,7 +9,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
@@ -282,6 +284,12 @@ func vmLogCmd(g *globals) *cobra.Command {
 			}
 			if g.output == "json" {
 				return g.emit(cmd.OutOrStdout(), map[string]string{"vm": args[0], "log": strings.ToValidUTF8(string(b), "\uFFFD")}, nil)
+			}
+			// Guest bytes on the operator's terminal: neutralise what
+			// attacks the terminal (OSC 52 clipboard writes and the like).
+			if f, ok := cmd.OutOrStdout().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				var san console.Sanitizer
+				b = san.Write(nil, b)
 			}
 			_, err = cmd.OutOrStdout().Write(b)
 			return err

@@ -139,6 +139,31 @@ type Service struct {
 
 	lockout *Lockout
 	hashSem chan struct{} // bounds concurrent argon2id hashes (memory)
+
+	subMu sync.Mutex
+	subs  []chan struct{}
+}
+
+// Subscribe returns a channel that receives a value after every change to
+// users, groups, roles, permissions or tokens (coalesced: one pending
+// value at most). Long-lived sessions re-check their rights on it.
+func (s *Service) Subscribe() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	s.subMu.Lock()
+	s.subs = append(s.subs, c)
+	s.subMu.Unlock()
+	return c
+}
+
+func (s *Service) notify() {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for _, c := range s.subs {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // New loads the stored configuration.
@@ -181,6 +206,7 @@ func (s *Service) recompileLocked() error {
 		idx[t.Hash] = t
 	}
 	s.tokens.Store(&idx)
+	s.notify()
 	return nil
 }
 

@@ -51,6 +51,14 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A console policy loosens or tightens who may use the console: setting
+	// one is a configuration change, whoever may create VMs.
+	if spec.Console != nil {
+		obj := "/vms/" + spec.Name
+		if err := s.callerCheck(r, PrivVMConfig, obj)(); err != nil {
+			return &httpError{code: http.StatusForbidden, msg: "setting a console policy needs VM.Config: " + err.Error()}
+		}
+	}
 	v, err := s.mgr.Create(r.Context(), spec)
 	if err != nil {
 		return err

@@ -30,15 +30,18 @@ const (
 	PrivVMPowerOn  = "VM.PowerOn"
 	PrivVMPowerOff = "VM.PowerOff"
 	PrivVMConsole  = "VM.Console"
-	PrivMonitor    = "Monitor.Read"
-	PrivNetAudit   = "Network.Audit"
-	PrivNetConfig  = "Network.Config"
-	PrivFWRead     = "Firewall.Read"
-	PrivFWConfig   = "Firewall.Config"
-	PrivAuditRead  = "Audit.Read"
-	PrivUserManage = "User.Manage"
-	PrivRoleManage = "Role.Manage"
-	PrivPermManage = "Permission.Manage"
+	PrivVMConfig   = "VM.Config"
+
+	PrivVMConsoleTakeover = "VM.Console.Takeover"
+	PrivMonitor           = "Monitor.Read"
+	PrivNetAudit          = "Network.Audit"
+	PrivNetConfig         = "Network.Config"
+	PrivFWRead            = "Firewall.Read"
+	PrivFWConfig          = "Firewall.Config"
+	PrivAuditRead         = "Audit.Read"
+	PrivUserManage        = "User.Manage"
+	PrivRoleManage        = "Role.Manage"
+	PrivPermManage        = "Permission.Manage"
 )
 
 func routes() []Route {
@@ -57,6 +60,11 @@ func routes() []Route {
 		{Method: "POST", Path: "/api/v1/vms/{name}/pause", OpID: "pauseVM", Priv: PrivVMPowerOff, Object: vmObj, Handler: (*Server).pauseVM},
 		{Method: "POST", Path: "/api/v1/vms/{name}/resume", OpID: "resumeVM", Priv: PrivVMPowerOn, Object: vmObj, Handler: (*Server).resumeVM},
 		{Method: "GET", Path: "/api/v1/vms/{name}/console/log", OpID: "vmConsoleLog", Priv: PrivVMConsole, Object: vmObj, Handler: (*Server).consoleLog},
+		{Method: "GET", Path: "/api/v1/vms/{name}/console", OpID: "vmConsole", Priv: PrivVMConsole, Object: vmObj, Handler: needConsole((*Server).consoleWS)},
+		{Method: "GET", Path: "/api/v1/vms/{name}/console/sessions", OpID: "vmConsoleSessions", Priv: PrivVMAudit, Object: vmObj, Handler: needConsole((*Server).consoleSessions)},
+		{Method: "PUT", Path: "/api/v1/vms/{name}/console/policy", OpID: "setConsolePolicy", Priv: PrivVMConfig, Object: vmObj, Handler: (*Server).setConsolePolicy},
+		{Method: "GET", Path: "/api/v1/console/recordings", OpID: "listRecordings", Priv: PrivAuditRead, Object: auditObj, Handler: needConsole((*Server).listRecordings)},
+		{Method: "GET", Path: "/api/v1/console/recordings/{id}", OpID: "getRecording", Priv: PrivAuditRead, Object: auditObj, Handler: needConsole((*Server).getRecording)},
 		{Method: "GET", Path: "/api/v1/networks", OpID: "listNetworks", Priv: PrivNetAudit, Object: netRoot, Handler: needNet((*Server).listNetworks)},
 		{Method: "POST", Path: "/api/v1/networks", OpID: "createNetwork", Priv: PrivNetConfig, Object: netRoot, Handler: needNet((*Server).createNetwork)},
 		{Method: "GET", Path: "/api/v1/networks/{name}", OpID: "getNetwork", Priv: PrivNetAudit, Object: netObj, Handler: needNet((*Server).getNetwork)},

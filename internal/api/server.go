@@ -16,11 +16,13 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/access"
 	"github.com/bulwark-project/bulwark/internal/audit"
+	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/store"
 	"github.com/bulwark-project/bulwark/internal/vm"
+	"github.com/bulwark-project/bulwark/internal/webui"
 )
 
 // MaxBodyBytes bounds a request body; a VM spec is a few hundred bytes.
@@ -50,6 +52,9 @@ type Server struct {
 	net       *netsw.Service  // nil until SetNetwork
 	fwLogPath string
 
+	console         *console.Broker // nil until SetConsole
+	consoleDefaults console.Policy
+
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
@@ -68,6 +73,9 @@ func New(mgr *manager.Manager, info Info, reg *prometheus.Registry, log *slog.Lo
 	for _, rt := range routes() {
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
+	// The web console page (static, public: it holds no data; the API
+	// calls it makes are authorized like any other).
+	s.mux.Handle(webui.Prefix, webui.Handler())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path, "")
 	})
@@ -106,6 +114,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController and the WebSocket upgrade reach the
+// underlying connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {

@@ -44,6 +44,25 @@ func DefaultPolicy() Policy {
 		Input: InputPolicy{MaxKeys: 8, Burst: 40, Rate: 25}}
 }
 
+// PolicyView is the policy as clients see it.
+type PolicyView struct {
+	MaxSessions  int     `json:"max_sessions"`
+	Clipboard    string  `json:"clipboard"`
+	RecordInput  bool    `json:"record_input"`
+	IdleTimeout  string  `json:"idle_timeout"`
+	MaxDuration  string  `json:"max_duration"`
+	InputMaxKeys int     `json:"input_max_keys"`
+	InputBurst   int     `json:"input_burst"`
+	InputRate    float64 `json:"input_rate"`
+}
+
+// View returns the policy as clients see it.
+func (p Policy) View() PolicyView {
+	return PolicyView{MaxSessions: p.MaxSessions, Clipboard: allowDeny(p.Clipboard), RecordInput: p.RecordInput,
+		IdleTimeout: p.IdleTimeout.String(), MaxDuration: p.MaxDuration.String(),
+		InputMaxKeys: p.Input.MaxKeys, InputBurst: p.Input.Burst, InputRate: p.Input.Rate}
+}
+
 // Config is the broker's configuration.
 type Config struct {
 	RecordDir    string           // asciicast files, one per session
@@ -405,9 +424,8 @@ func (b *Broker) broadcastLocked(vm string, st *vmState) {
 				Session string `json:"session"`
 				State   string `json:"state"`
 				Status
-				Clipboard   string `json:"clipboard"`
-				InputLogged bool   `json:"input_recorded"`
-			}{"status", s.ID, state, status, allowDeny(s.pol.Clipboard), s.pol.RecordInput})
+				Policy PolicyView `json:"policy"`
+			}{"status", s.ID, state, status, s.pol.View()})
 			s.q.pushCtrl(msg, false)
 		}
 	}

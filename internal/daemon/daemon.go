@@ -23,6 +23,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/access"
 	"github.com/bulwark-project/bulwark/internal/api"
 	"github.com/bulwark-project/bulwark/internal/audit"
+	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/hv/qemu"
@@ -46,8 +47,14 @@ type Config struct {
 	ConsoleLogMax int64
 	ConsoleKeep   int
 	StopTimeout   time.Duration
-	Version       string
-	Commit        string
+	// Console broker defaults (a VM's console policy may override the
+	// first two).
+	ConsoleIdle         time.Duration
+	ConsoleMaxDuration  time.Duration
+	ConsoleRetention    time.Duration
+	ConsoleRecordingMax int64
+	Version             string
+	Commit              string
 }
 
 // Run serves until ctx is cancelled, then shuts down cleanly, leaving VMs
@@ -92,11 +99,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("virtual switch: %w", err)
 	}
-	mgr.SetNetwork(netSvc)
-	if err := mgr.Recover(ctx); err != nil {
-		return fmt.Errorf("recover VMs: %w", err)
-	}
-
 	// The audit log: every mutating API call, with who, what, object,
 	// result and source, hash-chained with signed checkpoints.
 	auditDir := filepath.Join(cfg.StateDir, "audit")
@@ -113,6 +115,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer auditLog.Close()
 
+	// The console broker: output of running VMs flows into it from the
+	// manager's console pumps, so it must exist before Recover.
+	conDefaults := console.DefaultPolicy()
+	conDefaults.IdleTimeout, conDefaults.MaxDuration = cfg.ConsoleIdle, cfg.ConsoleMaxDuration
+	broker, err := console.New(console.Config{RecordDir: filepath.Join(cfg.StateDir, "recordings"),
+		MaxRecording: cfg.ConsoleRecordingMax, Retention: cfg.ConsoleRetention}, mgr,
+		api.ConsoleAuditor(auditLog, func(err error) { log.Error("AUDIT APPEND FAILED", "op", "console", "err", err) }))
+	if err != nil {
+		return fmt.Errorf("console broker: %w", err)
+	}
+	defer broker.Close()
+	mgr.SetConsoleSink(broker)
+
+	mgr.SetNetwork(netSvc)
+	if err := mgr.Recover(ctx); err != nil {
+		return fmt.Errorf("recover VMs: %w", err)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr, sw)
 	host, _ := os.Hostname()
@@ -127,6 +147,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("access control: %w", err)
 	}
 	srv.SetAccess(acc)
+	srv.SetConsole(broker, conDefaults)
+	// Console sessions re-check their rights on every access change.
+	go func() {
+		ch := acc.Subscribe()
+		for {
+			select {
+			case <-ch:
+				broker.Recheck()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 
 	ln, err := ListenUnix(cfg.Socket)
 	if err != nil {

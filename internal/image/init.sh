@@ -40,6 +40,7 @@ hn=bulwark-guest
 ipaddr=
 gw=
 hb=
+conmode=shell
 # No globbing: cmdline words such as "*" must not expand to file names.
 set -f
 for arg in $(cat /proc/cmdline); do
@@ -51,6 +52,7 @@ for arg in $(cat /proc/cmdline); do
 	bulwark.hostname) [ ${#val} -le 63 ] && hn=$val ;;
 	bulwark.ip) case "$val" in */*) ipaddr=$val ;; esac ;;
 	bulwark.gw) gw=$val ;;
+	bulwark.console) [ "$val" = login ] && conmode=login ;;
 	bulwark.heartbeat)
 		# At most four digits and no leading zero (ash reads 010 as octal).
 		case "$val" in
@@ -117,9 +119,22 @@ for d in /dev/vd[a-h]; do
 	fi
 done
 
+# bulwark.console=login puts a login prompt on the console instead of a
+# shell. root's password starts locked; user data sets one (for example
+# echo "root:$(mkpasswd -m sha512 PASSWORD):1::::::" >/etc/shadow), so no
+# password is ever on the kernel command line.
+if [ "$conmode" = login ]; then
+	echo 'root:!:1::::::' >/etc/shadow
+	chmod 0600 /etc/shadow
+fi
+
 # setsid + cttyhack give the shell a controlling terminal, which job control
 # and Ctrl-C need; the console device itself (/dev/console) cannot be one.
 while :; do
-	setsid cttyhack sh -l
+	if [ "$conmode" = login ]; then
+		setsid cttyhack login
+	else
+		setsid cttyhack sh -l
+	fi
 	sleep 1
 done

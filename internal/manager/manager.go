@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,6 +24,7 @@ type Store interface {
 	GetVM(ctx context.Context, name string) (*vm.VM, error)
 	ListVMs(ctx context.Context) ([]*vm.VM, error)
 	SetState(ctx context.Context, name string, st vm.State, reason string, rt vm.Runtime) error
+	SetSpec(ctx context.Context, name string, spec vm.Spec) error
 	DeleteVM(ctx context.Context, name string) error
 }
 
@@ -70,6 +72,17 @@ type Manager struct {
 
 	mu      sync.Mutex // guards entries
 	entries map[string]*entry
+
+	console  ConsoleSink // nil: output only goes to the log
+	conMu    sync.Mutex  // guards consoles
+	consoles map[string]net.Conn
+}
+
+// ConsoleSink receives each running VM's console output (the console
+// broker). Output must not block and must not keep p.
+type ConsoleSink interface {
+	Output(vm string, p []byte)
+	VMStopped(vm string)
 }
 
 // entry serialises operator operations on one VM and holds its live instance.
@@ -139,6 +152,48 @@ func (m *Manager) entry(name string) *entry {
 // SetNetwork connects the manager to the virtual switch.
 func (m *Manager) SetNetwork(n Network) { m.net = n }
 
+// SetConsoleSink sends console output to c as well as to the log. Call it
+// before Recover.
+func (m *Manager) SetConsoleSink(c ConsoleSink) { m.console = c }
+
+// ErrNoConsole is returned when a VM's console stream is not connected.
+var ErrNoConsole = errors.New("the VM's console is not connected (is it running?)")
+
+// consoleWriteTimeout bounds a keystroke write: a guest that stops reading
+// its serial line fills QEMU's buffer and must not stall the caller.
+const consoleWriteTimeout = 2 * time.Second
+
+// ConsoleWrite sends input to a running VM's serial console.
+func (m *Manager) ConsoleWrite(name string, p []byte) error {
+	m.conMu.Lock()
+	c := m.consoles[name]
+	m.conMu.Unlock()
+	if c == nil {
+		return ErrNoConsole
+	}
+	c.SetWriteDeadline(time.Now().Add(consoleWriteTimeout))
+	if _, err := c.Write(p); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return errors.New("the guest is not reading its console")
+		}
+		return err
+	}
+	return nil
+}
+
+func (m *Manager) setConsoleConn(name string, c net.Conn) {
+	m.conMu.Lock()
+	defer m.conMu.Unlock()
+	if m.consoles == nil {
+		m.consoles = map[string]net.Conn{}
+	}
+	if c == nil {
+		delete(m.consoles, name)
+	} else {
+		m.consoles[name] = c
+	}
+}
+
 // Create validates and stores a new VM definition.
 func (m *Manager) Create(ctx context.Context, spec vm.Spec) (*vm.VM, error) {
 	spec.Normalize()
@@ -181,6 +236,28 @@ func (m *Manager) detach(name string) {
 
 // Get returns one VM.
 func (m *Manager) Get(ctx context.Context, name string) (*vm.VM, error) {
+	return m.store.GetVM(ctx, name)
+}
+
+// SetConsolePolicy replaces a VM's console policy (nil: the defaults). It
+// applies to sessions opened afterwards, running or not.
+func (m *Manager) SetConsolePolicy(ctx context.Context, name string, p *vm.ConsolePolicy) (*vm.VM, error) {
+	if p != nil {
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	e := m.entry(name)
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	v, err := m.store.GetVM(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	v.Spec.Console = p
+	if err := m.store.SetSpec(ctx, name, v.Spec); err != nil {
+		return nil, err
+	}
 	return m.store.GetVM(ctx, name)
 }
 

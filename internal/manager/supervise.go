@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -69,6 +70,9 @@ func (m *Manager) recordExit(name string, e *entry, inst hv.Instance, sup chan s
 		m.log.Info("vm stopped", "vm", name, "status", exit.Status)
 	}
 	m.detach(name)
+	if m.console != nil {
+		m.console.VMStopped(name)
+	}
 	// Guest RAM may hold the tenant's secrets: do not leave it on the host.
 	os.Remove(filepath.Join(inst.Handle().RunDir, "mem"))
 }
@@ -129,7 +133,9 @@ func (m *Manager) pumpConsole(name string, inst hv.Instance) {
 				}
 				conn.Close()
 			}()
-			_, err = io.CopyBuffer(lg, conn, buf)
+			m.setConsoleConn(name, conn)
+			err = m.copyConsole(name, lg, conn, buf)
+			m.setConsoleConn(name, nil)
 			close(stop)
 			conn.Close()
 		}
@@ -142,6 +148,25 @@ func (m *Manager) pumpConsole(name string, inst hv.Instance) {
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			m.log.Debug("console reconnect", "vm", name, "err", err)
+		}
+	}
+}
+
+// copyConsole copies one connection's output to the log and the sink
+// until it ends.
+func (m *Manager) copyConsole(name string, lg io.Writer, conn net.Conn, buf []byte) error {
+	for {
+		n, err := conn.Read(buf)
+		if n > 0 {
+			if _, werr := lg.Write(buf[:n]); werr != nil {
+				m.log.Warn("console log write", "vm", name, "err", werr)
+			}
+			if m.console != nil {
+				m.console.Output(name, buf[:n])
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -146,6 +146,23 @@ func (s *Store) SetState(ctx context.Context, name string, st vm.State, reason s
 	return nil
 }
 
+// SetSpec replaces a VM's stored spec (the caller validated it).
+func (s *Store) SetSpec(ctx context.Context, name string, spec vm.Spec) error {
+	blob, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE vms SET spec = ?, updated_at = ? WHERE name = ?`,
+		string(blob), time.Now().UTC().UnixNano(), name)
+	if err != nil {
+		return fmt.Errorf("store: set spec of vm %q: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("vm %q: %w", name, ErrNotFound)
+	}
+	return nil
+}
+
 // DeleteVM removes a VM record.
 func (s *Store) DeleteVM(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM vms WHERE name = ?`, name)

@@ -21,6 +21,29 @@ type Spec struct {
 	NICs      []NIC  `json:"nics,omitempty"`
 	// Accel is "auto" (default), "kvm" or "tcg".
 	Accel string `json:"accel,omitempty"`
+	// Console is the remote-console policy; nil means the daemon's
+	// defaults (one user at a time, clipboard denied, input not recorded).
+	Console *ConsolePolicy `json:"console,omitempty"`
+}
+
+// ConsolePolicy is who may use a VM's console and how. Zero fields take
+// the daemon's defaults.
+type ConsolePolicy struct {
+	// MaxSessions is how many users may hold the console at once (1..8).
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// Clipboard is "deny" (default: pasted input refused) or "allow".
+	Clipboard string `json:"clipboard,omitempty"`
+	// RecordInput puts keystrokes in the recording too (they may hold
+	// passwords, hence off by default).
+	RecordInput bool `json:"record_input,omitempty"`
+	// IdleTimeout and MaxDuration are Go durations ("15m", "8h").
+	IdleTimeout string `json:"idle_timeout,omitempty"`
+	MaxDuration string `json:"max_duration,omitempty"`
+	// InputMaxKeys, InputBurst and InputRate tune what counts as typing
+	// under clipboard deny: keys per message, burst of keys, keys/second.
+	InputMaxKeys int     `json:"input_max_keys,omitempty"`
+	InputBurst   int     `json:"input_burst,omitempty"`
+	InputRate    float64 `json:"input_rate,omitempty"`
 }
 
 // Disk is a raw disk image or block device given to the guest as virtio-blk.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Limits on a spec. They bound what one API call can ask of the host; the
@@ -115,6 +116,11 @@ func (s *Spec) Validate(stat StatFunc) error {
 	}
 	if err := checkCmdline(s.Cmdline); err != nil {
 		return err
+	}
+	if s.Console != nil {
+		if err := s.Console.Validate(); err != nil {
+			return err
+		}
 	}
 	if len(s.Disks) > MaxDisks {
 		return fieldErr("disks", "%d disks, at most %d", len(s.Disks), MaxDisks)
@@ -262,6 +268,40 @@ func validateNICNet(f string, n NIC) error {
 			return fieldErr(fmt.Sprintf("%s.groups[%d]", f, j), "%q listed twice", g)
 		}
 		seen[g] = true
+	}
+	return nil
+}
+
+// MaxConsoleSessions bounds ConsolePolicy.MaxSessions.
+const MaxConsoleSessions = 8
+
+// Validate checks a console policy; field names are prefixed "console.".
+func (c *ConsolePolicy) Validate() error {
+	if c.MaxSessions < 0 || c.MaxSessions > MaxConsoleSessions {
+		return fieldErr("console.max_sessions", "%d out of range 1..%d", c.MaxSessions, MaxConsoleSessions)
+	}
+	switch c.Clipboard {
+	case "", "deny", "allow":
+	default:
+		return fieldErr("console.clipboard", "%q is not one of deny, allow", c.Clipboard)
+	}
+	for _, d := range []struct{ field, v string }{{"console.idle_timeout", c.IdleTimeout}, {"console.max_duration", c.MaxDuration}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v < time.Second || v > 7*24*time.Hour {
+			return fieldErr(d.field, "%q is not a duration between 1s and 168h", d.v)
+		}
+	}
+	if c.InputMaxKeys < 0 || c.InputMaxKeys > 4096 {
+		return fieldErr("console.input_max_keys", "%d out of range 1..4096", c.InputMaxKeys)
+	}
+	if c.InputBurst < 0 || c.InputBurst > 100000 {
+		return fieldErr("console.input_burst", "%d out of range 1..100000", c.InputBurst)
+	}
+	if c.InputRate < 0 || c.InputRate > 100000 || c.InputRate != c.InputRate {
+		return fieldErr("console.input_rate", "%v out of range 0..100000", c.InputRate)
 	}
 	return nil
 }
