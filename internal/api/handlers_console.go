@@ -90,6 +90,14 @@ func (s *Server) consoleWS(w http.ResponseWriter, r *http.Request) error {
 	if req.Force {
 		req.CanTakeover = s.callerCheck(r, PrivVMConsoleTakeover, obj)() == nil
 	}
+	ServeConsoleWS(w, r, s.console, req)
+	return nil
+}
+
+// ServeConsoleWS upgrades an authorized request to WebSocket and serves
+// one console session of b until it ends. It is the whole console data
+// path, exported for benchmarks that measure it without a VM.
+func ServeConsoleWS(w http.ResponseWriter, r *http.Request, b *console.Broker, req console.OpenRequest) {
 	// The server's read and write deadlines stay on a hijacked connection;
 	// a console session lasts as long as its policy allows.
 	rc := http.NewResponseController(w)
@@ -99,20 +107,19 @@ func (s *Server) consoleWS(w http.ResponseWriter, r *http.Request) error {
 	// the session cookie would otherwise let any web page open a console.
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{})
 	if err != nil {
-		return nil // Accept has answered (403 for a foreign Origin)
+		return // Accept has answered (403 for a foreign Origin)
 	}
 	c.SetReadLimit(MaxConsoleMessage)
-	sess, err := s.console.Open(req)
+	sess, err := b.Open(req)
 	if err != nil {
 		b, _ := json.Marshal(map[string]any{"type": "closed", "reason": err.Error(), "code": console.CodeRefused})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c.Write(ctx, websocket.MessageText, b)
 		cancel()
 		c.Close(console.CodeRefused, closeReason(err.Error()))
-		return nil
+		return
 	}
 	serveConsole(c, sess)
-	return nil
 }
 
 // clientKind names the client for the holder list: "web" for browsers
