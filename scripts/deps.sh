@@ -57,3 +57,14 @@ bulwark_deps() {
 	ensure_go
 	export GOTOOLCHAIN=local
 }
+
+# bulwark_test_deps adds what only the tests need: Chromium for the web
+# console's browser test, asciinema as a second reader of recordings, and
+# Node.js with npm to check that the embedded web assets rebuild from the
+# lockfile. npm comes with some Node.js packagings (NodeSource's) and
+# separately with Debian's, so it is installed only when missing.
+bulwark_test_deps() {
+	BULWARK_APT_PACKAGES+=(chromium asciinema)
+	command -v npm >/dev/null || BULWARK_APT_PACKAGES+=(nodejs npm)
+	install_packages
+}

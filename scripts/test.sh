@@ -7,6 +7,7 @@ BULWARK_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$BULWARK_ROOT"
 . scripts/deps.sh
 bulwark_deps
+bulwark_test_deps
 
 echo "== gofmt"
 bad=$(gofmt -l cmd internal)
@@ -15,6 +16,8 @@ echo "== go vet"
 go vet ./...
 echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+echo "== web console assets rebuild from package-lock.json"
+web/console/build.sh --check
 echo "== go test"
 # -p 1: integration tests boot guests and the machine has two cores.
 go test -count=1 -p 1 -timeout 40m ./...

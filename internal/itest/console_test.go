@@ -265,6 +265,11 @@ func TestConsole(t *testing.T) {
 	if !strings.Contains(played.String(), "42-marker") || !strings.Contains(played.String(), "login:") {
 		t.Fatalf("recording output lacks the session:\n%s", played.String())
 	}
+	// A second reader: asciinema itself replays the file (it wants a
+	// terminal, which script(1) provides).
+	if cat, err := exec.Command("script", "-qec", "asciinema cat "+castPath, "/dev/null").CombinedOutput(); err != nil || !strings.Contains(string(cat), "42-marker") {
+		t.Fatalf("asciinema cat: %v\n%s", err, cat)
+	}
 	if inputs != 0 || hdrCast.Bulwark.InputLogged {
 		t.Fatalf("input recorded under a policy that does not record it (%d events)", inputs)
 	}
