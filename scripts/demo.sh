@@ -13,6 +13,8 @@ RUN=${BULWARK_RUN_DIR:-/run/bulwark}
 export BULWARK_SOCKET=${BULWARK_SOCKET:-$RUN/bulwark.sock}
 LOG=${BULWARK_LOG:-/var/log/bulwark.log}
 BIN="$BULWARK_ROOT/bin/bulwark"
+# HTTPS listener for remote CLIs and the web console (https://$LISTEN/ui/).
+LISTEN=${BULWARK_LISTEN:-127.0.0.1:8443}
 
 # Switch ports are Unix datagram sockets; systemd hosts queue 512 datagrams
 # per socket, the bare kernel only 10, which drops bursts.
@@ -30,7 +32,7 @@ if "$BIN" vm list >/dev/null 2>&1; then
 else
 	echo "== starting the daemon (log: $LOG)"
 	mkdir -p "$(dirname "$LOG")"
-	setsid "$BIN" serve --state-dir "$STATE" --run-dir "$RUN" --socket "$BULWARK_SOCKET" >>"$LOG" 2>&1 </dev/null &
+	setsid "$BIN" serve --state-dir "$STATE" --run-dir "$RUN" --socket "$BULWARK_SOCKET" --listen "$LISTEN" >>"$LOG" 2>&1 </dev/null &
 	for _ in $(seq 1 100); do "$BIN" vm list >/dev/null 2>&1 && break; sleep 0.1; done
 	"$BIN" vm list >/dev/null
 fi
@@ -115,6 +117,41 @@ bwk_*)
 *) echo "could not create the auditor's token" >&2 ;;
 esac
 
+echo
+echo "== secure console: one user at a time, pasted input refused, every session recorded"
+if ! "$BIN" user list -o json | grep -q '"name": "operator"'; then
+	"$BIN" user create operator >/dev/null
+	"$BIN" perm grant --user operator --role VMOperator --path /vms >/dev/null
+	OP_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+	printf '%s\n' "$OP_PASSWORD" | "$BIN" user passwd operator --password-stdin >/dev/null
+	echo "$OP_PASSWORD" >"$STATE/demo-operator-password" && chmod 0600 "$STATE/demo-operator-password"
+fi
+OP_TOKEN=$("$BIN" token create operator --ttl 24h --description demo)
+# A person typing, one key at a time, with a pause between keys.
+type_slowly() {
+	local s=$1 i
+	for ((i = 0; i < ${#s}; i++)); do printf '%s' "${s:i:1}"; sleep 0.12; done
+	printf '\r'
+}
+echo "--- operator types a command on demo-web's console"
+type_slowly 'echo typed-on-$(hostname)' | BULWARK_TOKEN=$OP_TOKEN "$BIN" console demo-web --linger 2s 2>&1 |
+	tr -d '\r' | grep -a -E "^\[bulwark|^typed-on" || true
+echo "--- operator pastes (bracketed paste): refused, the guest never sees it"
+printf '\e[200~cat /etc/shadow\e[201~\r' | BULWARK_TOKEN=$OP_TOKEN "$BIN" console demo-web --linger 1s 2>&1 |
+	tr -d '\r' | grep -a "refused" || true
+echo "--- operator holds demo-db's console; root is refused, then takes it over (VM.Console.Takeover)"
+(sleep 6 | BULWARK_TOKEN=$OP_TOKEN "$BIN" console demo-db --linger 0s >/dev/null 2>"$STATE/demo-operator-console.err" || true) &
+holder=$!
+sleep 2
+"$BIN" console demo-db </dev/null 2>&1 | tr -d '\r' | grep -a "held by" || true
+sleep 0.1 | "$BIN" console demo-db --force --linger 1s >/dev/null 2>&1 || true
+wait "$holder"
+echo "    the operator was told: $(tr -d '\r' <"$STATE/demo-operator-console.err" | grep -a "session ended" | tail -n 1)"
+echo "--- recordings (asciicast v2: bulwark console recording ID -f x.cast; asciinema play x.cast)"
+"$BIN" console recordings | tail -n 4
+echo "--- console events in the audit log"
+"$BIN" audit list --object /vms/demo-db | grep -a console | tail -n 4
+
 cat <<TXT
 
 Bulwark is running.
@@ -126,6 +163,10 @@ Bulwark is running.
   $BIN sg rule remove db postgres   # watch demo-web's check flip to blocked
   $BIN vm pause|resume|stop|start demo-web
   $BIN audit list; $BIN audit verify; $BIN perm list; $BIN role list
+  $BIN console demo-web        # the serial console (Ctrl-] detaches); one user at a time, recorded
+  $BIN console recordings; $BIN console sessions demo-web; $BIN console policy demo-web --help
+  Web console: https://$LISTEN/ui/  user "operator", password in $STATE/demo-operator-password
+               (certificate from Bulwark's CA: $STATE/tls/ca.crt)
   BULWARK_TOKEN=$AUDITOR_TOKEN $BIN vm list     # the demo auditor's token (24 h, read-only)
   curl --unix-socket $BULWARK_SOCKET http://bulwark/api/v1/vms
   curl --unix-socket $BULWARK_SOCKET http://bulwark/metrics

@@ -104,12 +104,7 @@ func (r *Recorder) Event(t time.Time, code string, data []byte) {
 	r.line = append(r.line, `, "`...)
 	r.line = append(r.line, code...)
 	r.line = append(r.line, `", `...)
-	s := data
-	if !utf8.Valid(s) {
-		s = []byte(string([]rune(string(s)))) // U+FFFD for invalid bytes
-	}
-	q, _ := json.Marshal(string(s))
-	r.line = append(r.line, q...)
+	r.line = appendJSONString(r.line, data)
 	r.line = append(r.line, "]\n"...)
 	r.write(r.line)
 }
@@ -204,4 +199,45 @@ func ParseCast(rd io.Reader, maxEvents int) (Header, []CastEvent, error) {
 		return h, evs, fmt.Errorf("asciicast: %w", err)
 	}
 	return h, evs, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes
+// U+FFFD. It is json.Marshal's result without the allocation (recording
+// sits on the console's output path).
+func appendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, "\\ufffd"...)
+		case r == 0x2028 || r == 0x2029:
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
 }

@@ -395,10 +395,10 @@ func statusLocked(vm string, st *vmState) Status {
 		return out
 	}
 	for _, h := range st.holders {
-		out.Holders = append(out.Holders, Party{User: h.User, Client: h.Client, Since: h.since.UTC()})
+		out.Holders = append(out.Holders, Party{User: h.User, Client: h.Client, Since: h.since.UTC().Truncate(time.Second)})
 	}
 	for _, w := range st.waiting {
-		out.Waiting = append(out.Waiting, Party{User: w.User, Client: w.Client, Since: w.Opened.UTC()})
+		out.Waiting = append(out.Waiting, Party{User: w.User, Client: w.Client, Since: w.Opened.UTC().Truncate(time.Second)})
 	}
 	return out
 }

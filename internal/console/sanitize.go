@@ -55,6 +55,16 @@ func (s *Sanitizer) Write(dst, p []byte) []byte {
 		c := buf[i]
 		switch s.state {
 		case stGround:
+			// Fast path: a run of ASCII without ESC passes unchanged.
+			j := i
+			for j < len(buf) && buf[j] < 0x80 && buf[j] != 0x1b {
+				j++
+			}
+			if j > i {
+				dst = append(dst, buf[i:j]...)
+				i = j
+				continue
+			}
 			switch {
 			case c == 0x1b:
 				s.state = stEsc

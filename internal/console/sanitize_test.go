@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 	"unicode/utf8"
 )
@@ -83,6 +84,23 @@ func FuzzSanitizer(f *testing.F) {
 		var s2 Sanitizer
 		if one := s2.Write(nil, in); len(s.utf) == 0 && !bytes.Equal(one, out) {
 			t.Fatalf("split at %d changed the result:\n%q\n%q", split, one, out)
+		}
+	})
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add([]byte("a\"b\\c\n\r\t\x01<&>\u2028é\xff"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got := appendJSONString(nil, in)
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%q -> %s: %v", in, got, err)
+		}
+		var want string
+		ref, _ := json.Marshal(string(in))
+		json.Unmarshal(ref, &want)
+		if back != want {
+			t.Fatalf("%q: decodes to %q, json.Marshal's to %q", in, back, want)
 		}
 	})
 }
