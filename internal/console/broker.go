@@ -115,6 +115,12 @@ func (e *HeldError) Error() string {
 // ErrTakeoverDenied refuses --force to a user without VM.Console.Takeover.
 var ErrTakeoverDenied = errors.New("taking over a console needs VM.Console.Takeover on the VM")
 
+// MaxWaiting bounds the waiting line of one VM's console.
+const MaxWaiting = 16
+
+// ErrLineFull refuses a waiter when MaxWaiting are already waiting.
+var ErrLineFull = fmt.Errorf("%d users are already waiting for this console", MaxWaiting)
+
 // ErrClosed is returned once the broker has shut down.
 var ErrClosed = errors.New("console broker is shut down")
 
@@ -264,6 +270,9 @@ func (b *Broker) Open(req OpenRequest) (*Session, error) {
 				events = append(events, Event{Kind: "takeover", Session: s.ID, VM: req.VM, User: req.User, Source: req.Source,
 					Recording: h.ID + ".cast", Detail: fmt.Sprintf("took over from %s (session %s)", h.User, h.ID)})
 			}
+		case req.Wait && len(st.waiting) >= MaxWaiting:
+			b.mu.Unlock()
+			return nil, ErrLineFull
 		case req.Wait:
 			st.waiting = append(st.waiting, s)
 			b.broadcastLocked(req.VM, st)
@@ -634,7 +643,12 @@ func (b *Broker) enforce() {
 				ends = append(ends, ending{s, fmt.Sprintf("maximum session length of %s reached", s.pol.MaxDuration), CodeTimeout})
 			}
 		}
-		all = append(all, st.waiting...)
+		for _, w := range st.waiting {
+			all = append(all, w)
+			if w.pol.MaxDuration > 0 && now.Sub(w.Opened) >= w.pol.MaxDuration {
+				ends = append(ends, ending{w, fmt.Sprintf("waited the maximum session length of %s", w.pol.MaxDuration), CodeTimeout})
+			}
+		}
 	}
 	b.mu.Unlock()
 	for _, s := range all {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -143,6 +144,15 @@ func TestWaitingIsPromoted(t *testing.T) {
 	alice.Close("done")
 	if !bob.Holding() {
 		t.Fatal("bob not promoted")
+	}
+	// The line is bounded.
+	for i := 0; i < MaxWaiting; i++ {
+		if _, err := open(t, b, fmt.Sprintf("w%d", i), func(r *OpenRequest) { r.Wait = true }); err != nil {
+			t.Fatalf("waiter %d: %v", i, err)
+		}
+	}
+	if _, err := open(t, b, "late", func(r *OpenRequest) { r.Wait = true }); !errors.Is(err, ErrLineFull) {
+		t.Fatalf("waiter beyond the bound: %v", err)
 	}
 }
 
