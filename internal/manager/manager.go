@@ -239,6 +239,37 @@ func (m *Manager) Get(ctx context.Context, name string) (*vm.VM, error) {
 	return m.store.GetVM(ctx, name)
 }
 
+// ErrNotRunning is returned for an operation that needs a live VM.
+var ErrNotRunning = errors.New("the VM is not running")
+
+// Registers reads a running VM's vCPU registers (for introspection).
+func (m *Manager) Registers(ctx context.Context, name string) ([]hv.Registers, error) {
+	e := m.entry(name)
+	e.wmu.Lock()
+	inst := e.inst
+	e.wmu.Unlock()
+	if inst == nil {
+		return nil, ErrNotRunning
+	}
+	rr, ok := inst.(hv.RegisterReader)
+	if !ok {
+		return nil, errors.New("this hypervisor backend cannot report vCPU registers")
+	}
+	return rr.Registers(ctx)
+}
+
+// MemoryPath is the file backing a running VM's RAM and its size in bytes.
+func (m *Manager) MemoryPath(ctx context.Context, name string) (string, uint64, error) {
+	v, err := m.store.GetVM(ctx, name)
+	if err != nil {
+		return "", 0, err
+	}
+	if !v.State.Active() || v.Runtime.RunDir == "" {
+		return "", 0, ErrNotRunning
+	}
+	return filepath.Join(v.Runtime.RunDir, "mem"), uint64(v.Spec.MemoryMiB) << 20, nil
+}
+
 // SetConsolePolicy replaces a VM's console policy (nil: the defaults). It
 // applies to sessions opened afterwards, running or not.
 func (m *Manager) SetConsolePolicy(ctx context.Context, name string, p *vm.ConsolePolicy) (*vm.VM, error) {

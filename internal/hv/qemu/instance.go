@@ -140,6 +140,16 @@ func (in *instance) Status(ctx context.Context) (string, error) {
 	return st.Status, err
 }
 
+// Registers reads every vCPU's registers through the human monitor
+// ("info registers -a"): QMP has no structured command for them.
+func (in *instance) Registers(ctx context.Context) ([]hv.Registers, error) {
+	var text string
+	if err := in.exec(ctx, "human-monitor-command", map[string]string{"command-line": "info registers -a"}, &text); err != nil {
+		return nil, err
+	}
+	return hv.ParseInfoRegisters(text)
+}
+
 func (in *instance) Pause(ctx context.Context) error  { return in.exec(ctx, "stop", nil, nil) }
 func (in *instance) Resume(ctx context.Context) error { return in.exec(ctx, "cont", nil, nil) }
 
