@@ -103,6 +103,7 @@ func vmCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&spec.Accel, "accel", "auto", "accelerator: auto, kvm or tcg")
 	f.StringArrayVar(&disks, "disk", nil, "disk PATH[:ro] (repeatable)")
 	f.StringArrayVar(&nics, "nic", nil, "NIC as mac=M,network=N,ip=A,group=G[,group=G2] or socket=PATH (all optional; repeatable)")
+	f.StringVar(&spec.MonitorInterval, "monitor-interval", "", "scan the guest from outside this often (introspection; Go duration, e.g. 30s; empty: on demand only)")
 	return cmd
 }
 

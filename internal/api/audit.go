@@ -21,8 +21,10 @@ func auditObj(*http.Request) string { return "/audit" }
 // logged loudly (the action has happened).
 func (s *Server) record(r *http.Request, rt Route, code int, errMsg string) {
 	denied := code == http.StatusForbidden || code == http.StatusUnauthorized || code == http.StatusTooManyRequests
-	if s.audit == nil || (r.Method == http.MethodGet && !denied) {
-		return // reads are not recorded, denied reads are
+	// Reads are not recorded, denied reads are, and so is a memory dump
+	// (it carries the tenant's secrets).
+	if s.audit == nil || (r.Method == http.MethodGet && !denied && rt.OpID != "vmiDump") {
+		return
 	}
 	caller := CallerFrom(r.Context())
 	obj := r.URL.Path

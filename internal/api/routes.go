@@ -33,6 +33,7 @@ const (
 	PrivVMConfig   = "VM.Config"
 
 	PrivVMConsoleTakeover = "VM.Console.Takeover"
+	PrivMonitorRespond    = "Monitor.Respond"
 	PrivMonitor           = "Monitor.Read"
 	PrivNetAudit          = "Network.Audit"
 	PrivNetConfig         = "Network.Config"
@@ -65,6 +66,14 @@ func routes() []Route {
 		{Method: "PUT", Path: "/api/v1/vms/{name}/console/policy", OpID: "setConsolePolicy", Priv: PrivVMConfig, Object: vmObj, Handler: (*Server).setConsolePolicy},
 		{Method: "GET", Path: "/api/v1/console/recordings", OpID: "listRecordings", Priv: PrivAuditRead, Object: auditObj, Handler: needConsole((*Server).listRecordings)},
 		{Method: "GET", Path: "/api/v1/console/recordings/{id}", OpID: "getRecording", Priv: PrivAuditRead, Object: auditObj, Handler: needConsole((*Server).getRecording)},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/ps", OpID: "vmiProcesses", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("ps"))},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/pids", OpID: "vmiPIDTable", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("pids"))},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/syscalls", OpID: "vmiSyscalls", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("syscalls"))},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/idt", OpID: "vmiIDT", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("idt"))},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/info", OpID: "vmiInfo", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("info"))},
+		{Method: "POST", Path: "/api/v1/vms/{name}/vmi/check", OpID: "vmiCheck", Priv: PrivMonitor, Object: vmObj, Handler: needVMI((*Server).vmiCheck)},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/dump", OpID: "vmiDump", Priv: PrivMonitorRespond, Object: vmObj, Handler: (*Server).vmiDump},
+		{Method: "GET", Path: "/api/v1/events", OpID: "listEvents", Priv: PrivMonitor, Object: root, Handler: (*Server).listEvents},
 		{Method: "GET", Path: "/api/v1/networks", OpID: "listNetworks", Priv: PrivNetAudit, Object: netRoot, Handler: needNet((*Server).listNetworks)},
 		{Method: "POST", Path: "/api/v1/networks", OpID: "createNetwork", Priv: PrivNetConfig, Object: netRoot, Handler: needNet((*Server).createNetwork)},
 		{Method: "GET", Path: "/api/v1/networks/{name}", OpID: "getNetwork", Priv: PrivNetAudit, Object: netObj, Handler: needNet((*Server).getNetwork)},

@@ -55,6 +55,9 @@ type Server struct {
 	console         *console.Broker // nil until SetConsole
 	consoleDefaults console.Policy
 
+	vmi    Introspector // nil until SetIntrospection
+	events *Events
+
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }

@@ -211,3 +211,29 @@ func (c *Client) Host(ctx context.Context) (map[string]any, error) {
 	var out map[string]any
 	return out, c.Do(ctx, "GET", "/api/v1/host", nil, &out)
 }
+
+// Download streams a successful GET answer into w (no size limit: memory
+// dumps are as large as the guest's RAM).
+func (c *Client) Download(ctx context.Context, path string, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("daemon unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(body, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
+		}
+		return 0, e
+	}
+	return io.Copy(w, resp.Body)
+}

@@ -31,6 +31,8 @@ import (
 	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/store"
 	"github.com/bulwark-project/bulwark/internal/tlsca"
+	"github.com/bulwark-project/bulwark/internal/vm"
+	"github.com/bulwark-project/bulwark/internal/vmi/monitor"
 )
 
 // Config is `bulwark serve`'s configuration; every field has a documented
@@ -53,8 +55,10 @@ type Config struct {
 	ConsoleMaxDuration  time.Duration
 	ConsoleRetention    time.Duration
 	ConsoleRecordingMax int64
-	Version             string
-	Commit              string
+	// MonitorUID is the uid (and gid) of the introspection process.
+	MonitorUID int
+	Version    string
+	Commit     string
 }
 
 // Run serves until ctx is cancelled, then shuts down cleanly, leaving VMs
@@ -148,6 +152,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	srv.SetAccess(acc)
 	srv.SetConsole(broker, conDefaults)
+	stopVMI, err := startIntrospection(ctx, cfg, mgr, srv, log)
+	if err != nil {
+		return fmt.Errorf("introspection: %w", err)
+	}
+	defer stopVMI()
 	// Console sessions re-check their rights on every access change.
 	go func() {
 		ch := acc.Subscribe()
@@ -245,4 +254,86 @@ func listenTLS(cfg Config) (net.Listener, error) {
 		return nil, err
 	}
 	return tls.Listen("tcp", cfg.Listen, tc)
+}
+
+// startIntrospection starts the monitor process lazily (on first use) as
+// its own uid, records findings as events and scans VMs that ask for
+// periodic scans.
+func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, srv *api.Server, log *slog.Logger) (func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	uid := cfg.MonitorUID
+	if uid <= 0 {
+		uid = cfg.UIDBase - 1
+	}
+	// The profile cache lives in the run directory (0711, traversable by
+	// the VM and monitor uids), not in the 0700 state directory the monitor
+	// must not reach; a lost cache only costs a re-derivation.
+	cache := filepath.Join(cfg.RunDir, "vmi-cache")
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chown(cache, uid, uid); err != nil {
+		return nil, err
+	}
+	proc := &monitor.Process{Exe: exe, Args: []string{"monitor", "--cache", cache}, UID: uid, GID: uid, Log: log}
+	evPath := filepath.Join(cfg.StateDir, "logs", "monitor-events.jsonl")
+	evLog, err := consolelog.Open(evPath, consolelog.DefaultMaxSize, consolelog.DefaultKeep)
+	if err != nil {
+		return nil, err
+	}
+	srv.SetIntrospection(&monitor.Gateway{Proc: proc, Src: mgr}, api.NewEvents(evLog, evPath))
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		periodicScans(sctx, mgr, srv, log)
+	}()
+	return func() {
+		cancel()
+		<-done
+		proc.Close()
+		evLog.Close()
+	}, nil
+}
+
+// periodicScans checks every running VM with a monitor_interval when its
+// interval has passed.
+func periodicScans(ctx context.Context, mgr *manager.Manager, srv *api.Server, log *slog.Logger) {
+	last := map[string]time.Time{}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		vms, err := mgr.List(ctx)
+		if err != nil {
+			continue
+		}
+		for _, v := range vms {
+			d, err := time.ParseDuration(v.Spec.MonitorInterval)
+			if err != nil || d <= 0 || v.State != vm.Running {
+				continue
+			}
+			if time.Since(last[v.Spec.Name]) < d {
+				continue
+			}
+			last[v.Spec.Name] = time.Now()
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			rep, err := srv.Scan(sctx, v.Spec.Name, "periodic")
+			cancel()
+			if err != nil {
+				log.Debug("periodic scan", "vm", v.Spec.Name, "err", err)
+				continue
+			}
+			for _, ev := range rep.New {
+				log.Warn("introspection finding", "vm", ev.VM, "kind", ev.Kind, "summary", ev.Summary)
+			}
+		}
+	}
 }

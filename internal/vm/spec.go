@@ -24,6 +24,9 @@ type Spec struct {
 	// Console is the remote-console policy; nil means the daemon's
 	// defaults (one user at a time, clipboard denied, input not recorded).
 	Console *ConsolePolicy `json:"console,omitempty"`
+	// MonitorInterval is how often the monitor scans the running guest
+	// from outside (Go duration, at least 1s); empty: on demand only.
+	MonitorInterval string `json:"monitor_interval,omitempty"`
 }
 
 // ConsolePolicy is who may use a VM's console and how. Zero fields take

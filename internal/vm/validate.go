@@ -122,6 +122,12 @@ func (s *Spec) Validate(stat StatFunc) error {
 			return err
 		}
 	}
+	if s.MonitorInterval != "" {
+		d, err := time.ParseDuration(s.MonitorInterval)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return fieldErr("monitor_interval", "%q is not a duration between 1s and 24h", s.MonitorInterval)
+		}
+	}
 	if len(s.Disks) > MaxDisks {
 		return fieldErr("disks", "%d disks, at most %d", len(s.Disks), MaxDisks)
 	}

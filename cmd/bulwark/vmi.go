@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-project/bulwark/internal/vmi/guest"
+)
+
+func vmiCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "vmi", Short: "Look inside running guests from outside (introspection; needs Monitor.Read)"}
+	view := func(use, short, op string, table func(tw *tabwriter.Writer, raw json.RawMessage)) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " VM", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var out struct {
+					Millis float64         `json:"millis"`
+					Items  json.RawMessage `json:"items"`
+				}
+				if err := g.client().Do(cmd.Context(), "GET", "/api/v1/vms/"+args[0]+"/vmi/"+op, nil, &out); err != nil {
+					return err
+				}
+				return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
+					table(tw, out.Items)
+					fmt.Fprintf(tw, "(%.1f ms in the monitor)\n", out.Millis)
+				})
+			},
+		}
+	}
+	procTable := func(tw *tabwriter.Writer, raw json.RawMessage) {
+		var ps []guest.Process
+		json.Unmarshal(raw, &ps)
+		fmt.Fprintln(tw, "PID\tTGID\tPPID\tUID\tGID\tSTATE\tCOMM")
+		for _, p := range ps {
+			comm := p.Comm
+			if p.KernelThread {
+				comm = "[" + comm + "]"
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.PID, p.TGID, p.PPID, p.UID, p.GID, p.State, comm)
+		}
+	}
+	cmd.AddCommand(
+		view("ps", "Processes from the guest kernel's task list", "ps", procTable),
+		view("pids", "Tasks from the PID table (a second, independent view)", "pids", procTable),
+		view("syscalls", "sys_call_table, each entry named and checked against the kernel image", "syscalls", func(tw *tabwriter.Writer, raw json.RawMessage) {
+			var sc []guest.Syscall
+			json.Unmarshal(raw, &sc)
+			fmt.Fprintln(tw, "NR\tHANDLER\tOK")
+			for _, s := range sc {
+				ok := "ok"
+				if s.Hooked {
+					ok = "HOOKED (image: " + s.Expected + ")"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\n", s.NR, s.Symbol, ok)
+			}
+		}),
+		view("idt", "Interrupt descriptor table (exceptions and 0x80)", "idt", func(tw *tabwriter.Writer, raw json.RawMessage) {
+			var idt []guest.IDTEntry
+			json.Unmarshal(raw, &idt)
+			fmt.Fprintln(tw, "VECTOR\tHANDLER\tIN TEXT")
+			for _, e := range idt {
+				fmt.Fprintf(tw, "%d\t%s\t%v\n", e.Vector, e.Symbol, e.InText)
+			}
+		}),
+		vmiCheckCmd(g), vmiDumpCmd(g))
+	return cmd
+}
+
+func vmiCheckCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "check VM", Short: "Run every detection now; new findings become events", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rep map[string]any
+			if err := g.client().Do(cmd.Context(), "POST", "/api/v1/vms/"+args[0]+"/vmi/check", nil, &rep); err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), rep, func(tw *tabwriter.Writer) {
+				fs, _ := rep["findings"].([]any)
+				if len(fs) == 0 {
+					fmt.Fprintf(tw, "clean: no findings (%v ms; scanned %v)\n", rep["millis"], rep["scanned"])
+					return
+				}
+				fmt.Fprintln(tw, "KIND\tSUMMARY")
+				for _, f := range fs {
+					m, _ := f.(map[string]any)
+					fmt.Fprintf(tw, "%v\t%v\n", m["kind"], m["summary"])
+				}
+			})
+		},
+	}
+}
+
+func vmiDumpCmd(g *globals) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use: "dump VM -o FILE", Short: "Write guest memory as a LiME image (Volatility 3 opens it; needs Monitor.Respond)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return fmt.Errorf("--file is required")
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			n, err := g.client().Download(cmd.Context(), "/api/v1/vms/"+args[0]+"/vmi/dump", f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(out)
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d bytes to %s (LiME)\n", n, out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "file", "f", "", "output file (0600)")
+	return cmd
+}
+
+func eventsCmd(g *globals) *cobra.Command {
+	var vmName string
+	cmd := &cobra.Command{
+		Use: "events", Short: "Monitoring events (introspection findings), JSON lines", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := g.client().Raw(cmd.Context(), "GET", "/api/v1/events?bytes=1048576")
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if line == "" || (vmName != "" && !strings.Contains(line, `"vm":"`+vmName+`"`)) {
+					continue
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), line)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&vmName, "vm", "", "only this VM's events")
+	return cmd
+}

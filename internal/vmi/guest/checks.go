@@ -1,0 +1,211 @@
+package guest
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+)
+
+// Syscall is one sys_call_table entry.
+type Syscall struct {
+	NR       int    `json:"nr"`
+	Addr     uint64 `json:"addr"`
+	Symbol   string `json:"symbol"`
+	Expected string `json:"expected,omitempty"` // what the kernel image has, when it differs
+	InText   bool   `json:"in_text"`
+	Hooked   bool   `json:"hooked"`
+}
+
+// MaxSyscalls bounds the table read.
+const MaxSyscalls = 1024
+
+// Syscalls reads sys_call_table and checks every entry against the kernel
+// image and against kernel text.
+func (k *Kernel) Syscalls() ([]Syscall, error) {
+	table, err := k.Sym("sys_call_table")
+	if err != nil {
+		return nil, err
+	}
+	n := len(k.L.ImageSyscalls)
+	if n == 0 || n > MaxSyscalls {
+		return nil, fmt.Errorf("the profile holds %d sys_call_table entries", n)
+	}
+	raw := make([]byte, 8*n)
+	if err := k.Read(table, raw); err != nil {
+		return nil, err
+	}
+	lo, hi, err := k.textRange()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Syscall, n)
+	for i := range out {
+		a := binary.LittleEndian.Uint64(raw[8*i:])
+		want := k.L.ImageSyscalls[i] + k.Slide
+		s := Syscall{NR: i, Addr: a, Symbol: k.syscallName(a), InText: a >= lo && a < hi}
+		if a != want || !s.InText {
+			s.Hooked = true
+			s.Expected = k.syscallName(want)
+			if s.Symbol == "" {
+				s.Symbol = fmt.Sprintf("%#x (outside the kernel image)", a)
+			}
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+func (k *Kernel) textRange() (uint64, uint64, error) {
+	lo, err := k.Sym("_stext")
+	if err != nil {
+		return 0, 0, err
+	}
+	hi, err := k.Sym("_etext")
+	if err != nil {
+		return 0, 0, err
+	}
+	if hi <= lo || hi-lo > 1<<30 {
+		return 0, 0, fmt.Errorf("kernel text %#x-%#x is implausible", lo, hi)
+	}
+	return lo, hi, nil
+}
+
+// IDTEntry is one interrupt gate.
+type IDTEntry struct {
+	Vector  int    `json:"vector"`
+	Handler uint64 `json:"handler"`
+	Symbol  string `json:"symbol"`
+	Present bool   `json:"present"`
+	InText  bool   `json:"in_text"`
+}
+
+// IDT reads the interrupt descriptor table at base (from the vCPU's IDTR)
+// and checks the exception vectors 0–31 and 0x80 against kernel text.
+func (k *Kernel) IDT(base uint64, limit uint32) ([]IDTEntry, error) {
+	n := (int(limit) + 1) / 16
+	if n <= 0 || n > 256 {
+		return nil, fmt.Errorf("IDT limit %#x is implausible", limit)
+	}
+	raw := make([]byte, 16*n)
+	if err := k.Read(base, raw); err != nil {
+		return nil, fmt.Errorf("IDT at %#x: %w", base, err)
+	}
+	lo, hi, err := k.textRange()
+	if err != nil {
+		return nil, err
+	}
+	// Vectors Linux never re-programs after boot (reserved ones, or #MC
+	// without machine-check support) keep their early handlers, which live
+	// in init text: still the kernel image's own code.
+	ilo, _ := k.Sym("_sinittext")
+	ihi, _ := k.Sym("_einittext")
+	inImage := func(a uint64) bool { return a >= lo && a < hi || ilo != 0 && a >= ilo && a < ihi }
+	var out []IDTEntry
+	for v := 0; v < n; v++ {
+		if v >= 32 && v != 0x80 {
+			continue
+		}
+		g := raw[16*v:]
+		h := uint64(binary.LittleEndian.Uint16(g[0:])) | uint64(binary.LittleEndian.Uint16(g[6:]))<<16 |
+			uint64(binary.LittleEndian.Uint32(g[8:]))<<32
+		present := g[5]&0x80 != 0
+		if !present {
+			continue
+		}
+		out = append(out, IDTEntry{Vector: v, Handler: h, Symbol: k.Name(h), Present: present, InText: inImage(h)})
+	}
+	return out, nil
+}
+
+// Region names a hashed range of kernel memory.
+type Region struct {
+	Name       string
+	Start, End uint64 // runtime virtual addresses
+}
+
+// ProtectedRegions are the ranges that must not change after boot: kernel
+// text and read-only data.
+func (k *Kernel) ProtectedRegions() ([]Region, error) {
+	var out []Region
+	for _, r := range [][3]string{{"text", "_stext", "_etext"}, {"rodata", "__start_rodata", "__end_rodata"}} {
+		lo, err := k.Sym(r[1])
+		if err != nil {
+			return nil, err
+		}
+		hi, err := k.Sym(r[2])
+		if err != nil {
+			return nil, err
+		}
+		if hi <= lo || hi-lo > 256<<20 {
+			return nil, fmt.Errorf("%s %#x-%#x is implausible", r[0], lo, hi)
+		}
+		out = append(out, Region{Name: r[0], Start: lo &^ 4095, End: (hi + 4095) &^ 4095})
+	}
+	return out, nil
+}
+
+// PageHash is the fingerprint of one 4 KiB page: SHA-256 of the page, and
+// a 64-bit FNV-1a hash of each 64-byte block so a change can be located
+// (and named) without keeping the page itself.
+type PageHash struct {
+	Sum    [32]byte
+	Blocks [64]uint64
+}
+
+// PageHashes fingerprints every 4 KiB page of the regions, keyed by page
+// address. Pages that cannot be read are absent.
+func (k *Kernel) PageHashes(regions []Region) (map[uint64]*PageHash, error) {
+	out := map[uint64]*PageHash{}
+	buf := make([]byte, 4096)
+	for _, r := range regions {
+		for va := r.Start; va < r.End; va += 4096 {
+			if err := k.Read(va, buf); err != nil {
+				continue
+			}
+			h := &PageHash{Sum: sha256.Sum256(buf)}
+			for b := 0; b < 64; b++ {
+				h.Blocks[b] = fnv64(buf[b*64 : b*64+64])
+			}
+			out[va] = h
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no protected page could be read")
+	}
+	return out, nil
+}
+
+// ChangedBlocks returns the addresses of the 64-byte blocks of page va
+// that differ between two fingerprints.
+func ChangedBlocks(va uint64, was, now *PageHash) []uint64 {
+	var out []uint64
+	for b := 0; b < 64; b++ {
+		if was.Blocks[b] != now.Blocks[b] {
+			out = append(out, va+uint64(b)*64)
+		}
+	}
+	return out
+}
+
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// syscallName names a syscall handler, preferring the x86-64 entry point
+// where the compiler gave one function several names (__x64_sys_getpid,
+// __ia32_sys_getpid, __do_sys_getpid).
+func (k *Kernel) syscallName(a uint64) string {
+	if k.L.NamesAt != nil && a >= k.Slide {
+		for _, n := range k.L.NamesAt(a - k.Slide) {
+			if len(n) > 10 && n[:10] == "__x64_sys_" {
+				return n
+			}
+		}
+	}
+	return k.Name(a)
+}

@@ -1,0 +1,282 @@
+package guest
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Process is one task as rebuilt from guest memory.
+type Process struct {
+	PID          int32  `json:"pid"`
+	TGID         int32  `json:"tgid"`
+	PPID         int32  `json:"ppid"`
+	Comm         string `json:"comm"`
+	UID          uint32 `json:"uid"`
+	GID          uint32 `json:"gid"`
+	State        uint32 `json:"state"`
+	StartNS      uint64 `json:"start_ns"` // since boot
+	KernelThread bool   `json:"kernel_thread"`
+	Task         uint64 `json:"task"` // address of its task_struct
+}
+
+// MaxTasks bounds a walk of the task list or the PID table.
+const MaxTasks = 1 << 16
+
+// walkTime bounds one walk.
+const walkTime = 2 * time.Second
+
+// ReadTask rebuilds one task_struct at task.
+func (k *Kernel) ReadTask(task uint64) (Process, error) {
+	p := Process{Task: task}
+	var err error
+	i32 := func(path string) int32 {
+		if err != nil {
+			return 0
+		}
+		var off uint64
+		if off, err = k.Off(path); err != nil {
+			return 0
+		}
+		var v uint32
+		v, err = k.U32(task + off)
+		return int32(v)
+	}
+	ptr := func(base uint64, path string) uint64 {
+		if err != nil {
+			return 0
+		}
+		var off uint64
+		if off, err = k.Off(path); err != nil {
+			return 0
+		}
+		var v uint64
+		v, err = k.U64(base + off)
+		return v
+	}
+	p.PID = i32("task_struct.pid")
+	p.TGID = i32("task_struct.tgid")
+	p.State = uint32(i32(k.stateField()))
+	if err != nil {
+		return p, err
+	}
+	off, err := k.Off("task_struct.comm")
+	if err != nil {
+		return p, err
+	}
+	var comm [16]byte
+	if err := k.Read(task+off, comm[:]); err != nil {
+		return p, err
+	}
+	if i := bytes.IndexByte(comm[:], 0); i >= 0 {
+		p.Comm = string(comm[:i])
+	} else {
+		p.Comm = string(comm[:])
+	}
+	p.Comm = printable(p.Comm)
+	mm := ptr(task, "task_struct.mm")
+	p.KernelThread = err == nil && mm == 0
+	if parent := ptr(task, "task_struct.real_parent"); err == nil && parent != 0 {
+		if off, e := k.Off("task_struct.tgid"); e == nil {
+			if v, e := k.U32(parent + off); e == nil {
+				p.PPID = int32(v)
+			}
+		}
+	}
+	if cred := ptr(task, "task_struct.cred"); err == nil && cred != 0 {
+		if off, e := k.Off("cred.uid"); e == nil {
+			p.UID, _ = k.U32(cred + off)
+		}
+		if off, e := k.Off("cred.gid"); e == nil {
+			p.GID, _ = k.U32(cred + off)
+		}
+	}
+	if off, e := k.Off(k.startField()); e == nil {
+		p.StartNS, _ = k.U64(task + off)
+	}
+	return p, err
+}
+
+func (k *Kernel) stateField() string {
+	if _, ok := k.L.Offsets["task_struct.__state"]; ok {
+		return "task_struct.__state"
+	}
+	return "task_struct.state"
+}
+
+func (k *Kernel) startField() string {
+	if _, ok := k.L.Offsets["task_struct.start_time"]; ok {
+		return "task_struct.start_time"
+	}
+	return "task_struct.start_boottime"
+}
+
+// printable replaces what a guest could use to garble an operator's
+// terminal in a process name.
+func printable(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+// TaskList walks init_task.tasks: the processes (thread-group leaders) the
+// guest's own tools list.
+func (k *Kernel) TaskList() ([]Process, error) {
+	initTask, err := k.Sym("init_task")
+	if err != nil {
+		return nil, err
+	}
+	offTasks, err := k.Off("task_struct.tasks")
+	if err != nil {
+		return nil, err
+	}
+	b := NewBudget(MaxTasks, walkTime)
+	first, err := k.ReadTask(initTask)
+	if err != nil {
+		return nil, fmt.Errorf("init_task: %w", err)
+	}
+	out := []Process{first}
+	head := initTask + offTasks
+	seen := map[uint64]bool{head: true}
+	next, err := k.U64(head)
+	for err == nil && next != head {
+		if err = b.Take(); err != nil {
+			break
+		}
+		if seen[next] {
+			return out, fmt.Errorf("the task list loops back to %#x without reaching init_task", next)
+		}
+		seen[next] = true
+		p, rerr := k.ReadTask(next - offTasks)
+		if rerr != nil {
+			return out, fmt.Errorf("task at %#x: %w", next-offTasks, rerr)
+		}
+		out = append(out, p)
+		next, err = k.U64(next)
+	}
+	return out, err
+}
+
+// PIDTable walks the PID namespace's IDR (an xarray of struct pid): every
+// task with a PID, found independently of the task list, so a process
+// unlinked from the list (DKOM) still shows here.
+func (k *Kernel) PIDTable() ([]Process, error) {
+	ns, err := k.Sym("init_pid_ns")
+	if err != nil {
+		return nil, err
+	}
+	offs := map[string]uint64{}
+	for _, p := range []string{"pid_namespace.idr", "idr.idr_rt", "xarray.xa_head", "xa_node.shift", "xa_node.slots",
+		"pid.tasks", "task_struct.pid_links"} {
+		if offs[p], err = k.Off(p); err != nil {
+			return nil, err
+		}
+	}
+	b := NewBudget(8*MaxTasks, walkTime)
+	var out []Process
+	seenNode := map[uint64]bool{}
+	var walk func(entry uint64, depth int) error
+	walk = func(entry uint64, depth int) error {
+		if err := b.Take(); err != nil {
+			return err
+		}
+		switch {
+		case entry == 0:
+			return nil
+		case entry&3 == 2 && entry > 4096: // an internal node
+			node := entry &^ 3
+			if depth > 12 || seenNode[node] {
+				return fmt.Errorf("the PID table's tree is malformed at %#x", node)
+			}
+			seenNode[node] = true
+			var slots [64 * 8]byte
+			if err := k.Read(node+offs["xa_node.slots"], slots[:]); err != nil {
+				return err
+			}
+			for i := 0; i < 64; i++ {
+				s := uint64(slots[8*i]) | uint64(slots[8*i+1])<<8 | uint64(slots[8*i+2])<<16 | uint64(slots[8*i+3])<<24 |
+					uint64(slots[8*i+4])<<32 | uint64(slots[8*i+5])<<40 | uint64(slots[8*i+6])<<48 | uint64(slots[8*i+7])<<56
+				if err := walk(s, depth+1); err != nil {
+					return err
+				}
+			}
+			return nil
+		case entry&3 != 0:
+			return nil // value or retry entries
+		}
+		first, err := k.U64(entry + offs["pid.tasks"]) // tasks[PIDTYPE_PID].first
+		if err != nil || first == 0 {
+			return nil // a pid without a task (being freed)
+		}
+		p, err := k.ReadTask(first - offs["task_struct.pid_links"])
+		if err != nil {
+			return nil
+		}
+		if len(out) >= MaxTasks {
+			return ErrBudget
+		}
+		out = append(out, p)
+		return nil
+	}
+	root, err := k.U64(ns + offs["pid_namespace.idr"] + offs["idr.idr_rt"] + offs["xarray.xa_head"])
+	if err != nil {
+		return nil, err
+	}
+	if err := walk(root, 0); err != nil {
+		return out, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out, nil
+}
+
+// HiddenProcesses compares the two views: a thread-group leader with a PID
+// that the task list does not reach is hidden. Both views are taken twice
+// and only what is missing both times is reported (processes come and go
+// while we read).
+func (k *Kernel) HiddenProcesses() ([]Process, error) {
+	var hidden map[uint64]Process
+	for round := 0; round < 2; round++ {
+		list, err := k.TaskList()
+		if err != nil {
+			return nil, fmt.Errorf("task list: %w", err)
+		}
+		table, err := k.PIDTable()
+		if err != nil {
+			return nil, fmt.Errorf("PID table: %w", err)
+		}
+		inList := map[uint64]bool{}
+		for _, p := range list {
+			inList[p.Task] = true
+		}
+		now := map[uint64]Process{}
+		for _, p := range table {
+			if p.PID == p.TGID && p.PID != 0 && !inList[p.Task] {
+				now[p.Task] = p
+			}
+		}
+		if round == 0 {
+			hidden = now
+			if len(hidden) == 0 {
+				return nil, nil
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		for t := range hidden {
+			if _, still := now[t]; !still {
+				delete(hidden, t)
+			}
+		}
+	}
+	var out []Process
+	for _, p := range hidden {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out, nil
+}
