@@ -44,9 +44,19 @@ func vmiCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.PID, p.TGID, p.PPID, p.UID, p.GID, p.State, comm)
 		}
 	}
+	modTable := func(tw *tabwriter.Writer, raw json.RawMessage) {
+		var ms []guest.Module
+		json.Unmarshal(raw, &ms)
+		fmt.Fprintln(tw, "NAME\tBASE\tSIZE\tSTATE")
+		for _, m := range ms {
+			fmt.Fprintf(tw, "%s\t%#x\t%d\t%d\n", m.Name, m.Base, m.Size, m.State)
+		}
+	}
 	cmd.AddCommand(
 		view("ps", "Processes from the guest kernel's task list", "ps", procTable),
 		view("pids", "Tasks from the PID table (a second, independent view)", "pids", procTable),
+		view("modules", "Kernel modules from the module list (lsmod's view)", "modules", modTable),
+		view("sysfs-modules", "Kernel modules from /sys/module's kobjects (a second view)", "sysfs-modules", modTable),
 		view("syscalls", "sys_call_table, each entry named and checked against the kernel image", "syscalls", func(tw *tabwriter.Writer, raw json.RawMessage) {
 			var sc []guest.Syscall
 			json.Unmarshal(raw, &sc)

@@ -68,6 +68,8 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/console/recordings/{id}", OpID: "getRecording", Priv: PrivAuditRead, Object: auditObj, Handler: needConsole((*Server).getRecording)},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/ps", OpID: "vmiProcesses", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("ps"))},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/pids", OpID: "vmiPIDTable", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("pids"))},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/modules", OpID: "vmiModules", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("modules"))},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/sysfs-modules", OpID: "vmiSysfsModules", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("sysfs-modules"))},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/syscalls", OpID: "vmiSyscalls", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("syscalls"))},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/idt", OpID: "vmiIDT", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("idt"))},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/info", OpID: "vmiInfo", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("info"))},

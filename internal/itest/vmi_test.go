@@ -123,7 +123,7 @@ func TestIntrospection(t *testing.T) {
 echo "bwsleeper-pid $!"`
 	h.mustCLI(nil, "vm", "create", "vmi1", "--kernel", filepath.Join(imgDir, "vmlinuz"),
 		"--initrd", filepath.Join(imgDir, "initrd.img"), "--memory", "256",
-		"--cmdline", "bulwark.hostname=vmi1", "--disk", h.userdata("vmi1", script)+":ro")
+		"--cmdline", "bulwark.hostname=vmi1", "--disk", h.userdata("vmi1", script)+":ro", "--monitor-interval", "2s")
 	h.mustCLI(nil, "vm", "start", "vmi1")
 	h.waitConsole("vmi1", "bwsleeper-pid", 1)
 	m := regexp.MustCompile(`bwsleeper-pid (\d+)`).FindStringSubmatch(h.consoleLog("vmi1"))
@@ -154,16 +154,55 @@ echo "bwsleeper-pid $!"`
 		}
 	}
 
+	if out, _, _ := h.cli("events", "--vm", "vmi1"); strings.TrimSpace(out) != "" {
+		t.Fatalf("events from a clean guest:\n%s", out)
+	}
+
 	v := h.vm("vmi1")
 	rk := newRootkit(t, filepath.Join(v.Runtime.RunDir, "mem"), 256<<20, filepath.Join(imgDir, "vmlinuz"))
 	offTasks, _ := rk.k.Off("task_struct.tasks")
+
+	// Periodic scanning (monitor_interval 2s) raises an event by itself.
+	acct, err := rk.k.Sym("__x64_sys_acct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orig2 [1]byte
+	rk.k.Read(acct+2, orig2[:])
+	rk.write(acct+2, []byte{orig2[0] ^ 0xff})
+	h.waitFor("a periodic scan to raise an event", 30*time.Second, func() bool {
+		out, _, _ := h.cli("events", "--vm", "vmi1")
+		return strings.Contains(out, `"kind":"kernel_text_modified"`) && strings.Contains(out, `"scan":"periodic"`)
+	})
+	rk.write(acct+2, orig2[:])
+
+	// Hidden module: unlink the first module from the module list; its
+	// /sys/module kobject still shows it.
+	var mods struct {
+		Items []guest.Module `json:"items"`
+	}
+	h.mustCLI(&mods, "vmi", "modules", "vmi1")
+	if len(mods.Items) == 0 {
+		t.Fatal("vmi modules lists no modules (the guest loads virtio modules)")
+	}
+	offList, _ := rk.k.Off("module.list")
+	mnode := mods.Items[0].Module + offList
+	mnext, mprev := rk.u64(mnode), rk.u64(mnode+8)
+	rk.put64(mprev, mnext)
+	rk.put64(mnext+8, mprev)
+	rep := h.vmiCheck("vmi1")
+	if !strings.Contains(kinds(rep), "hidden_module: module "+mods.Items[0].Name+" is in /sys/module") {
+		t.Fatalf("hidden module not detected:\n%s", kinds(rep))
+	}
+	rk.put64(mprev, mnode)
+	rk.put64(mnext+8, mnode)
 
 	// DKOM: unlink bwsleeper from the task list.
 	node := sleeper.Task + offTasks
 	next, prev := rk.u64(node), rk.u64(node+8)
 	rk.put64(prev, next)   // prev->next = next
 	rk.put64(next+8, prev) // next->prev = prev
-	rep := h.vmiCheck("vmi1")
+	rep = h.vmiCheck("vmi1")
 	if !strings.Contains(kinds(rep), fmt.Sprintf("hidden_process: process %d (bwsleeper)", pid)) {
 		t.Fatalf("DKOM not detected:\n%s", kinds(rep))
 	}
@@ -181,10 +220,6 @@ echo "bwsleeper-pid $!"`
 	rk.put64(table+39*8, orig)
 
 	// Kernel text: one byte of a handler the guest does not call.
-	acct, err := rk.k.Sym("__x64_sys_acct")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var b [1]byte
 	rk.k.Read(acct+1, b[:])
 	rk.write(acct+1, []byte{b[0] ^ 0xff})

@@ -58,6 +58,15 @@ func (e *Engine) check(st *vmState, req monitor.Request) Report {
 		r.Scanned["hidden_candidates"] = len(hidden)
 	}
 
+	if hidden, err := k.HiddenModules(); err != nil {
+		scanErr("modules", err)
+	} else {
+		for _, m := range hidden {
+			add(Finding{Kind: "hidden_module", Summary: fmt.Sprintf("module %s is in /sys/module but missing from the module list", m.Name),
+				Evidence: map[string]any{"name": m.Name, "module": fmt.Sprintf("%#x", m.Module), "base": fmt.Sprintf("%#x", m.Base), "size": m.Size}})
+		}
+	}
+
 	if sc, err := k.Syscalls(); err != nil {
 		scanErr("sys_call_table", err)
 	} else {

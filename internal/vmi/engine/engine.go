@@ -70,6 +70,12 @@ func (e *Engine) Handle(req monitor.Request, files []*os.File) (any, error) {
 	case "pids":
 		ps, err := st.k.PIDTable()
 		return timed(start, ps, err)
+	case "modules":
+		ms, err := st.k.Modules()
+		return timed(start, ms, err)
+	case "sysfs-modules":
+		ms, err := st.k.SysfsModules()
+		return timed(start, ms, err)
 	case "syscalls":
 		sc, err := st.k.Syscalls()
 		return timed(start, sc, err)

@@ -60,7 +60,7 @@ var wantedOffsets = []wanted{
 	opt("module.core_layout.base", "module.mem[0].base"),
 	opt("module.core_layout.size", "module.mem[0].size"),
 	opt("module.init_layout.base"),
-	opt("module_kobject.kobj"),
+	opt("module_kobject.kobj"), opt("module_kobject.mod"),
 
 	req("kobject.name"), req("kobject.entry"), req("kobject.parent"), req("kobject.kset"),
 	req("kset.list"), opt("kset.kobj"),
