@@ -69,7 +69,8 @@ demo_vm() { # name ip group script
 	if ! "$BIN" vm show "$name" >/dev/null 2>&1; then
 		"$BIN" vm create "$name" --vcpus 1 --memory 256 --kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" \
 			--cmdline "bulwark.hostname=$name bulwark.ip=$ip/24 bulwark.gw=10.10.0.1" \
-			--nic "network=demo,ip=$ip,group=$group" --disk "$(userdata "$name" "$script"):ro" >/dev/null
+			--nic "network=demo,ip=$ip,group=$group" --disk "$(userdata "$name" "$script"):ro" \
+			--monitor-interval 30s >/dev/null
 	fi
 	case $("$BIN" vm show "$name" -o json | sed -n 's/^  "state": "\(.*\)",$/\1/p') in
 	running | paused) ;;
@@ -152,6 +153,18 @@ echo "--- recordings (asciicast v2: bulwark console recording ID -f x.cast; asci
 echo "--- console events in the audit log"
 "$BIN" audit list --object /vms/demo-db | grep -a console | tail -n 4
 
+echo
+echo "== introspection: demo-web seen from outside (separate monitor process, read-only guest RAM)"
+"$BIN" vmi ps demo-web | head -n 1
+"$BIN" vmi ps demo-web | grep -a -v '\[' | tail -n 6
+echo "--- checks: hidden processes and modules, syscall table, IDT, kernel text and rodata"
+"$BIN" vmi check demo-web
+echo "--- sys_call_table, first entries (named from the kernel's own kallsyms)"
+"$BIN" vmi syscalls demo-web | head -n 4
+echo "--- the monitor runs as its own uid:"
+mon=$(pgrep -f ' monitor --cache ' | head -n 1 || true)
+[ -n "$mon" ] && ps -o user:12,pid,args -p "$mon" || true
+
 cat <<TXT
 
 Bulwark is running.
@@ -165,6 +178,7 @@ Bulwark is running.
   $BIN audit list; $BIN audit verify; $BIN perm list; $BIN role list
   $BIN console demo-web        # the serial console (Ctrl-] detaches); one user at a time, recorded
   $BIN console recordings; $BIN console sessions demo-web; $BIN console policy demo-web --help
+  $BIN vmi ps|pids|modules|syscalls|idt|check demo-web; $BIN events   # introspection (scans every 30 s)
   Web console: https://$LISTEN/ui/  user "operator", password in $STATE/demo-operator-password
                (certificate from Bulwark's CA: $STATE/tls/ca.crt)
   BULWARK_TOKEN=$AUDITOR_TOKEN $BIN vm list     # the demo auditor's token (24 h, read-only)

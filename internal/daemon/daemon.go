@@ -260,10 +260,10 @@ func listenTLS(cfg Config) (net.Listener, error) {
 // its own uid, records findings as events and scans VMs that ask for
 // periodic scans.
 func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, srv *api.Server, log *slog.Logger) (func(), error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
+	// /proc/self/exe, not the binary's path: the monitor's uid may not be
+	// able to traverse to it (a checkout under /root), and the magic link
+	// needs no path walk.
+	exe := "/proc/self/exe"
 	uid := cfg.MonitorUID
 	if uid <= 0 {
 		uid = cfg.UIDBase - 1

@@ -270,7 +270,7 @@ func checkMonitorProcess(t *testing.T) {
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
 		cmd, _ := os.ReadFile("/proc/" + p.Name() + "/cmdline")
-		if !strings.HasPrefix(string(cmd), binPath+"\x00monitor\x00") {
+		if !strings.Contains(string(cmd), "\x00monitor\x00--cache\x00") {
 			continue
 		}
 		status, _ := os.ReadFile("/proc/" + p.Name() + "/status")

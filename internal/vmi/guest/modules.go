@@ -73,7 +73,14 @@ func (k *Kernel) ReadModule(mod uint64) (Module, error) {
 }
 
 // Modules walks the kernel's `modules` list: what lsmod shows.
-func (k *Kernel) Modules() ([]Module, error) {
+func (k *Kernel) Modules() ([]Module, error) { return retry(k.modules) }
+
+// SysfsModules walks module_kset's kobjects (/sys/module), an independent
+// view: a module unlinked from `modules` keeps its kobject. Built-in
+// "modules" (parameters only) have no struct module and are skipped.
+func (k *Kernel) SysfsModules() ([]Module, error) { return retry(k.sysfsModules) }
+
+func (k *Kernel) modules() ([]Module, error) {
 	head, err := k.Sym("modules")
 	if err != nil {
 		return nil, err
@@ -93,10 +100,7 @@ func (k *Kernel) Modules() ([]Module, error) {
 	return out, err
 }
 
-// SysfsModules walks module_kset's kobjects (/sys/module), an independent
-// view: a module unlinked from `modules` keeps its kobject. Built-in
-// "modules" (parameters only) have no struct module and are skipped.
-func (k *Kernel) SysfsModules() ([]Module, error) {
+func (k *Kernel) sysfsModules() ([]Module, error) {
 	ksetPtr, err := k.Sym("module_kset")
 	if err != nil {
 		return nil, err

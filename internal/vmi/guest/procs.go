@@ -2,6 +2,7 @@ package guest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -124,9 +125,32 @@ func printable(s string) string {
 	return string(b)
 }
 
+// retries is how often a walk that met a torn structure is repeated: the
+// guest runs while we read, and a task exiting mid-walk is normal.
+const retries = 3
+
+func retry[T any](f func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for i := 0; i < retries; i++ {
+		if v, err = f(); err == nil || errors.Is(err, ErrBudget) {
+			return v, err
+		}
+		time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
+	}
+	return v, err
+}
+
 // TaskList walks init_task.tasks: the processes (thread-group leaders) the
-// guest's own tools list.
-func (k *Kernel) TaskList() ([]Process, error) {
+// guest's own tools list. A walk that meets a torn structure is repeated.
+func (k *Kernel) TaskList() ([]Process, error) { return retry(k.taskList) }
+
+// PIDTable walks the PID namespace's IDR (an xarray of struct pid): every
+// task with a PID, found independently of the task list, so a process
+// unlinked from the list (DKOM) still shows here.
+func (k *Kernel) PIDTable() ([]Process, error) { return retry(k.pidTable) }
+
+func (k *Kernel) taskList() ([]Process, error) {
 	initTask, err := k.Sym("init_task")
 	if err != nil {
 		return nil, err
@@ -162,10 +186,7 @@ func (k *Kernel) TaskList() ([]Process, error) {
 	return out, err
 }
 
-// PIDTable walks the PID namespace's IDR (an xarray of struct pid): every
-// task with a PID, found independently of the task list, so a process
-// unlinked from the list (DKOM) still shows here.
-func (k *Kernel) PIDTable() ([]Process, error) {
+func (k *Kernel) pidTable() ([]Process, error) {
 	ns, err := k.Sym("init_pid_ns")
 	if err != nil {
 		return nil, err
