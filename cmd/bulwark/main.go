@@ -37,7 +37,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if g.output != "table" && g.output != "json" {
+			// `vmi dump VM -o FILE` names its output file with -o.
+			if g.output != "table" && g.output != "json" && cmd.Name() != "dump" {
 				return fmt.Errorf("--output %q: must be table or json", g.output)
 			}
 			return nil

@@ -110,8 +110,13 @@ func vmiDumpCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "dump VM -o FILE", Short: "Write guest memory as a LiME image (Volatility 3 opens it; needs Monitor.Respond)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// -o is the global output-format flag; for dump, a value that is
+			// not a format is the output file, so `vmi dump VM -o FILE` works.
+			if out == "" && g.output != "table" && g.output != "json" {
+				out = g.output
+			}
 			if out == "" {
-				return fmt.Errorf("--file is required")
+				return fmt.Errorf("an output file is required: -o FILE (or --file FILE)")
 			}
 			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 			if err != nil {

@@ -243,7 +243,9 @@ echo "bwsleeper-pid $!"`
 
 	// A LiME dump that a second reader accepts.
 	dump := filepath.Join(h.dir, "vmi1.lime")
-	h.mustCLI(nil, "vmi", "dump", "vmi1", "-f", dump)
+	if out, errs, err := h.cli("vmi", "dump", "vmi1", "-o", dump); err != nil {
+		t.Fatalf("vmi dump: %v %s %s", err, out, errs)
+	}
 	f, err := os.Open(dump)
 	if err != nil {
 		t.Fatal(err)
