@@ -93,7 +93,7 @@ func (e *Engine) check(st *vmState, req monitor.Request) Report {
 		}
 	}
 
-	if now, err := k.PageHashes(st.regions); err != nil {
+	if now, err := k.PageHashes(st.regions, st.baseline); err != nil {
 		scanErr("kernel text", err)
 	} else {
 		r.Scanned["protected_pages"] = len(now)

@@ -137,7 +137,7 @@ func (e *Engine) attachLocked(req monitor.Request, ramFile, kernFile *os.File) (
 	// The baseline of text and read-only data is taken at the first attach
 	// (once the guest's kernel is up): later changes are findings.
 	if st.regions, err = k.ProtectedRegions(); err == nil {
-		st.baseline, err = k.PageHashes(st.regions)
+		st.baseline, err = k.PageHashes(st.regions, nil)
 	}
 	if err != nil {
 		ram.Close()

@@ -153,8 +153,10 @@ type PageHash struct {
 }
 
 // PageHashes fingerprints every 4 KiB page of the regions, keyed by page
-// address. Pages that cannot be read are absent.
-func (k *Kernel) PageHashes(regions []Region) (map[uint64]*PageHash, error) {
+// address; pages that cannot be read are absent. Block hashes are computed
+// for every page when base is nil (taking the baseline), else only for pages
+// whose SHA-256 differs from base (a scan: most pages are unchanged).
+func (k *Kernel) PageHashes(regions []Region, base map[uint64]*PageHash) (map[uint64]*PageHash, error) {
 	out := map[uint64]*PageHash{}
 	buf := make([]byte, 4096)
 	for _, r := range regions {
@@ -163,8 +165,10 @@ func (k *Kernel) PageHashes(regions []Region) (map[uint64]*PageHash, error) {
 				continue
 			}
 			h := &PageHash{Sum: sha256.Sum256(buf)}
-			for b := 0; b < 64; b++ {
-				h.Blocks[b] = fnv64(buf[b*64 : b*64+64])
+			if b, ok := base[va]; base == nil || !ok || b.Sum != h.Sum {
+				for b := 0; b < 64; b++ {
+					h.Blocks[b] = fnv64(buf[b*64 : b*64+64])
+				}
 			}
 			out[va] = h
 		}
