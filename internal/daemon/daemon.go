@@ -284,12 +284,13 @@ func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, s
 	if err != nil {
 		return nil, err
 	}
-	srv.SetIntrospection(&monitor.Gateway{Proc: proc, Src: mgr}, api.NewEvents(evLog, evPath))
+	gw := &monitor.Gateway{Proc: proc, Src: mgr}
+	srv.SetIntrospection(gw, api.NewEvents(evLog, evPath))
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		periodicScans(sctx, mgr, srv, log)
+		periodicScans(sctx, mgr, srv, gw, log)
 	}()
 	return func() {
 		cancel()
@@ -301,7 +302,7 @@ func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, s
 
 // periodicScans checks every running VM with a monitor_interval when its
 // interval has passed.
-func periodicScans(ctx context.Context, mgr *manager.Manager, srv *api.Server, log *slog.Logger) {
+func periodicScans(ctx context.Context, mgr *manager.Manager, srv *api.Server, gw *monitor.Gateway, log *slog.Logger) {
 	last := map[string]time.Time{}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -311,6 +312,7 @@ func periodicScans(ctx context.Context, mgr *manager.Manager, srv *api.Server, l
 			return
 		case <-t.C:
 		}
+		gw.Sweep(ctx)
 		vms, err := mgr.List(ctx)
 		if err != nil {
 			continue

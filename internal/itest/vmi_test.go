@@ -263,6 +263,30 @@ echo "bwsleeper-pid $!"`
 	if total < 250<<20 || total > 256<<20 {
 		t.Fatalf("dump holds %d bytes of RAM in %d ranges", total, len(ranges))
 	}
+
+	// Once the VM stops, the monitor lets go of its RAM (the daemon deletes
+	// the file; a mapping would keep the guest's memory alive).
+	memFile := filepath.Join(v.Runtime.RunDir, "mem")
+	if !strings.Contains(monitorMaps(), memFile) {
+		t.Fatalf("the monitor does not map %s while the VM runs", memFile)
+	}
+	h.mustCLI(nil, "vm", "stop", "vmi1", "--force")
+	h.waitFor("the monitor to unmap the stopped VM's RAM", 20*time.Second, func() bool {
+		return !strings.Contains(monitorMaps(), memFile)
+	})
+}
+
+func monitorMaps() string {
+	procs, _ := os.ReadDir("/proc")
+	var b strings.Builder
+	for _, p := range procs {
+		cmd, _ := os.ReadFile("/proc/" + p.Name() + "/cmdline")
+		if strings.Contains(string(cmd), "\x00monitor\x00--cache\x00") {
+			m, _ := os.ReadFile("/proc/" + p.Name() + "/maps")
+			b.Write(m)
+		}
+	}
+	return b.String()
 }
 
 // checkMonitorProcess finds `bulwark monitor` and checks its uid and that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/vm"
@@ -22,7 +23,37 @@ type Source interface {
 type Gateway struct {
 	Proc *Process
 	Src  Source
+
+	mu      sync.Mutex
+	queried map[string]string // vm → generation the monitor holds
 }
+
+// Sweep tells the monitor to drop VMs that stopped or restarted since it
+// last looked at them: its mapping would otherwise keep a stopped guest's
+// RAM (and secrets) alive after the daemon deleted the file.
+func (g *Gateway) Sweep(ctx context.Context) {
+	g.mu.Lock()
+	held := make(map[string]string, len(g.queried))
+	for k, v := range g.queried {
+		held[k] = v
+	}
+	g.mu.Unlock()
+	for name, gen := range held {
+		v, err := g.Src.Get(ctx, name)
+		if err == nil && v.State.Active() && generation(v) == gen {
+			continue
+		}
+		if g.Proc.Call(ctx, Request{Op: "forget", VM: name}, nil, nil) == nil {
+			g.mu.Lock()
+			if g.queried[name] == gen {
+				delete(g.queried, name)
+			}
+			g.mu.Unlock()
+		}
+	}
+}
+
+func generation(v *vm.VM) string { return fmt.Sprintf("%d-%d", v.Runtime.PID, v.Runtime.StartTime) }
 
 // Query runs op on the VM and decodes the result into out.
 func (g *Gateway) Query(ctx context.Context, name, op string, out any) error {
@@ -48,7 +79,12 @@ func (g *Gateway) Query(ctx context.Context, name, op string, out any) error {
 		return fmt.Errorf("kernel image: %w", err)
 	}
 	defer kern.Close()
-	req := Request{Op: op, VM: name, Gen: fmt.Sprintf("%d-%d", v.Runtime.PID, v.Runtime.StartTime),
-		RAMSize: size, Regs: regs, Kernel: v.Spec.Kernel}
+	req := Request{Op: op, VM: name, Gen: generation(v), RAMSize: size, Regs: regs, Kernel: v.Spec.Kernel}
+	g.mu.Lock()
+	if g.queried == nil {
+		g.queried = map[string]string{}
+	}
+	g.queried[name] = req.Gen
+	g.mu.Unlock()
 	return g.Proc.Call(ctx, req, []*os.File{ram, kern}, out)
 }
