@@ -120,5 +120,13 @@ func (a Args) kernelCmdline() string {
 	if a.Accel == "tcg" && a.TSCkHz > 0 && !strings.Contains(" "+a.Cmdline, " tsc_early_khz=") {
 		pre = append(pre, "tsc_early_khz="+strconv.Itoa(a.TSCkHz))
 	}
+	// Under TCG on a loaded host the clocksource watchdog sees an emulated
+	// TSC drift and marks it unstable; the guest then switches clocksource
+	// and flips static keys, which rewrites kernel text after boot (false
+	// "kernel text modified" findings for introspection). The emulated TSC
+	// follows the host clock, so it is reliable.
+	if a.Accel == "tcg" && !strings.Contains(" "+a.Cmdline, " tsc=") {
+		pre = append(pre, "tsc=reliable")
+	}
 	return strings.Join(append(pre, strings.Fields(a.Cmdline)...), " ")
 }

@@ -211,8 +211,8 @@ func TestBuildMinimal(t *testing.T) {
 			t.Errorf("minimal argv contains %s: %q", flag, argv)
 		}
 	}
-	if got := one(t, argv, "-append"); got != "console=ttyS0" {
-		t.Errorf("-append %q, want console=ttyS0", got)
+	if got := one(t, argv, "-append"); got != "console=ttyS0 tsc=reliable" {
+		t.Errorf("-append %q, want console=ttyS0 tsc=reliable", got)
 	}
 	if got := one(t, argv, "-name"); got != "guest=a,debug-threads=on" {
 		t.Errorf("-name %q", got)
@@ -261,13 +261,14 @@ func TestKernelCmdlineTSC(t *testing.T) {
 		user  string
 		want  string
 	}{
-		{"tcg", 2_400_000, "", "console=ttyS0 tsc_early_khz=2400000"},
-		{"tcg", 2_400_000, "quiet", "console=ttyS0 tsc_early_khz=2400000 quiet"},
-		{"tcg", 2_400_000, "console=hvc0", "tsc_early_khz=2400000 console=hvc0"},
-		{"tcg", 2_400_000, "tsc_early_khz=1000000", "console=ttyS0 tsc_early_khz=1000000"},
-		{"tcg", 2_400_000, "quiet  tsc_early_khz=1", "console=ttyS0 quiet tsc_early_khz=1"},
-		{"tcg", 0, "quiet", "console=ttyS0 quiet"},
-		{"tcg", -1, "", "console=ttyS0"},
+		{"tcg", 2_400_000, "", "console=ttyS0 tsc_early_khz=2400000 tsc=reliable"},
+		{"tcg", 2_400_000, "quiet", "console=ttyS0 tsc_early_khz=2400000 tsc=reliable quiet"},
+		{"tcg", 2_400_000, "console=hvc0", "tsc_early_khz=2400000 tsc=reliable console=hvc0"},
+		{"tcg", 2_400_000, "tsc_early_khz=1000000", "console=ttyS0 tsc=reliable tsc_early_khz=1000000"},
+		{"tcg", 2_400_000, "quiet  tsc_early_khz=1", "console=ttyS0 tsc=reliable quiet tsc_early_khz=1"},
+		{"tcg", 2_400_000, "tsc=unstable", "console=ttyS0 tsc_early_khz=2400000 tsc=unstable"},
+		{"tcg", 0, "quiet", "console=ttyS0 tsc=reliable quiet"},
+		{"tcg", -1, "", "console=ttyS0 tsc=reliable"},
 		{"kvm", 2_400_000, "quiet", "console=ttyS0 quiet"},
 		{"kvm", 2_400_000, "", "console=ttyS0"},
 	}
