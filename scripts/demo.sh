@@ -155,6 +155,7 @@ echo "--- console events in the audit log"
 
 echo
 echo "== introspection: demo-web seen from outside (separate monitor process, read-only guest RAM)"
+"$BIN" vmi info demo-web || true
 # (outputs are captured first: head closing a pipe would stop the script)
 ps_out=$("$BIN" vmi ps demo-web || true)
 printf '%s\n' "$ps_out" | sed -n 1p

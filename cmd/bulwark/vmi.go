@@ -77,8 +77,25 @@ func vmiCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%d\t%s\t%v\n", e.Vector, e.Symbol, e.InText)
 			}
 		}),
-		vmiCheckCmd(g), vmiDumpCmd(g))
+		vmiInfoCmd(g), vmiCheckCmd(g), vmiDumpCmd(g))
 	return cmd
+}
+
+func vmiInfoCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "info VM", Short: "The guest kernel the monitor attached to (release, build id, KASLR offset)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var info map[string]any
+			if err := g.client().Do(cmd.Context(), "GET", "/api/v1/vms/"+args[0]+"/vmi/info", nil, &info); err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), info, func(tw *tabwriter.Writer) {
+				for _, k := range []string{"release", "build_id", "kernel_offset", "phys_base", "page_offset_base", "la57", "attached", "baseline_pages"} {
+					fmt.Fprintf(tw, "%s:\t%v\n", k, info[k])
+				}
+			})
+		},
+	}
 }
 
 func vmiCheckCmd(g *globals) *cobra.Command {

@@ -146,6 +146,11 @@ echo "bwsleeper-pid $!"`
 	t.Logf("vmi ps: %d processes in %.1f ms (warm: second call below)", len(ps.Items), ps.Millis)
 	h.mustCLI(&ps, "vmi", "ps", "vmi1")
 	t.Logf("vmi ps warm: %.1f ms", ps.Millis)
+	var info map[string]any
+	h.mustCLI(&info, "vmi", "info", "vmi1")
+	if rel, _ := info["release"].(string); !strings.Contains(rel, "amd64") || !strings.HasPrefix(fmt.Sprint(info["kernel_offset"]), "0x") {
+		t.Fatalf("vmi info: %v", info)
+	}
 
 	// A clean guest raises nothing over several scans.
 	for i := 0; i < 3; i++ {

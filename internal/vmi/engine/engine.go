@@ -168,15 +168,16 @@ func (e *Engine) profileLocked(kern *os.File) (*profile.Profile, error) {
 type Info struct {
 	Release       string    `json:"release"`
 	BuildID       string    `json:"build_id"`
-	KernelOffset  uint64    `json:"kernel_offset"`
-	PhysBase      uint64    `json:"phys_base"`
-	PageOffset    uint64    `json:"page_offset_base"`
+	KernelOffset  string    `json:"kernel_offset"` // hex: JSON numbers lose 64-bit precision
+	PhysBase      string    `json:"phys_base"`
+	PageOffset    string    `json:"page_offset_base"`
 	LA57          bool      `json:"la57"`
 	Attached      time.Time `json:"attached"`
 	BaselinePages int       `json:"baseline_pages"`
 }
 
 func (st *vmState) info() Info {
-	return Info{Release: st.k.Info.OSRelease, BuildID: st.k.Info.BuildID, KernelOffset: st.k.Slide, PhysBase: st.k.PhysBase,
-		PageOffset: st.k.PageOffset, LA57: st.k.LA57, Attached: st.attached, BaselinePages: len(st.baseline)}
+	hex := func(v uint64) string { return fmt.Sprintf("%#x", v) }
+	return Info{Release: st.k.Info.OSRelease, BuildID: st.k.Info.BuildID, KernelOffset: hex(st.k.Slide), PhysBase: hex(st.k.PhysBase),
+		PageOffset: hex(st.k.PageOffset), LA57: st.k.LA57, Attached: st.attached, BaselinePages: len(st.baseline)}
 }
