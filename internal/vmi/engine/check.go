@@ -93,6 +93,16 @@ func (e *Engine) check(st *vmState, req monitor.Request) Report {
 		}
 	}
 
+	if bad, err := k.BadJumpSites(); err != nil {
+		scanErr("static-key sites", err)
+	} else {
+		r.Scanned["jump_sites"] = len(k.L.JumpSites)
+		for _, b := range bad {
+			add(Finding{Kind: "kernel_text_modified", Summary: fmt.Sprintf("kernel text changed at static-key site %s: % x is neither its NOP nor its jump", k.Name(b.Addr), b.Bytes),
+				Evidence: map[string]any{"addr": fmt.Sprintf("%#x", b.Addr), "bytes": fmt.Sprintf("% x", b.Bytes)}})
+		}
+	}
+
 	if now, err := k.PageHashes(st.regions, st.baseline); err != nil {
 		scanErr("kernel text", err)
 	} else {

@@ -13,6 +13,9 @@ func LayoutOf(p *profile.Profile) *guest.Layout {
 		l.NamesAt = p.Kallsyms.NamesAt
 	}
 	l.Lookup = p.Symbol
+	for _, j := range p.JumpSites {
+		l.JumpSites = append(l.JumpSites, guest.JumpSite{Code: j.Code, Target: j.Target, Len: j.Len})
+	}
 	for k, v := range p.Symbols {
 		l.Symbols[k] = v
 	}

@@ -164,6 +164,9 @@ func (k *Kernel) PageHashes(regions []Region, base map[uint64]*PageHash) (map[ui
 			if err := k.Read(va, buf); err != nil {
 				continue
 			}
+			if r.Name == "text" {
+				k.mask(va, buf)
+			}
 			h := &PageHash{Sum: sha256.Sum256(buf)}
 			if b, ok := base[va]; base == nil || !ok || b.Sum != h.Sum {
 				for b := 0; b < 64; b++ {

@@ -36,6 +36,9 @@ type Layout struct {
 	// ImageSyscalls is sys_call_table as the kernel image holds it
 	// (link-time handler addresses), the reference for hook detection.
 	ImageSyscalls []uint64
+	// JumpSites are the static-key patch sites in text (link-time,
+	// sorted by address).
+	JumpSites []JumpSite
 	// Lookup finds any symbol's link-time address (the full table).
 	Lookup func(name string) (uint64, bool)
 	// NamesAt lists every symbol at exactly a link-time address.

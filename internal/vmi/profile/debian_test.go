@@ -173,3 +173,17 @@ func TestDebianKernelCache(t *testing.T) {
 		t.Errorf("cached LoadOrDerive took %v, cold %v: the cache is not helping", warm, cold)
 	}
 }
+
+func TestDebianJumpSites(t *testing.T) {
+	p := debian(t)
+	if len(p.JumpSites) < 1000 {
+		t.Fatalf("%d jump sites", len(p.JumpSites))
+	}
+	st, et := p.Symbols["_stext"], p.Symbols["_etext"]
+	for i, s := range p.JumpSites[:100] {
+		if s.Code < st || s.Code >= et || s.Target < st || s.Target >= et {
+			t.Fatalf("site %d: %#x -> %#x outside text", i, s.Code, s.Target)
+		}
+	}
+	t.Logf("%d jump sites", len(p.JumpSites))
+}

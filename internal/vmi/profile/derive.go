@@ -71,6 +71,10 @@ func FromVmlinux(vmlinux []byte) (*Profile, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.JumpSites, err = jumpTable(vmlinux, segs, syms, p.Symbols["_stext"], p.Symbols["_etext"])
+	if err != nil {
+		return nil, err
+	}
 	if err := resolveTypes(p, spec); err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 
 // FormatVersion changes whenever a cached profile would be read differently;
 // older cache files are then derived again.
-const FormatVersion = 2
+const FormatVersion = 3
 
 // Profile is what the monitor needs to know about one guest kernel build.
 // Addresses are link-time: with KASLR the guest's are shifted by a slide the
@@ -31,6 +31,10 @@ type Profile struct {
 	// SyscallTable is sys_call_table as stored in the image: link-time
 	// handler addresses, indexed by syscall number.
 	SyscallTable []uint64 `json:"syscall_table"`
+
+	// JumpSites are the static-key patch sites in kernel text, sorted by
+	// address.
+	JumpSites []JumpSite `json:"jump_sites,omitempty"`
 
 	// Kallsyms is the kernel's complete symbol table, so any kernel
 	// address can be named (Nearest).

@@ -1,0 +1,55 @@
+package guest
+
+import (
+	"encoding/binary"
+	"testing"
+)
+
+// A static-key flip (NOP ↔ jump to the site's own target) leaves the page
+// fingerprint unchanged and is legal; anything else at a site is reported,
+// and a change next to a site still changes the fingerprint.
+func TestJumpSites(t *testing.T) {
+	b := make([]byte, 1<<16)
+	text := uint64(pageOffset + 0x4000)
+	site := text + 0x123
+	target := text + 0x800
+	copy(b[0x4123:], nop5)
+	k := testKernel(b, map[string]uint64{"_stext": text, "_etext": text + 0x2000})
+	k.L.JumpSites = []JumpSite{{Code: site, Target: target, Len: 5}, {Code: text + 0x1ffe, Target: text + 0x1fa0, Len: 2}}
+	copy(b[0x5ffe:], nop2) // a 2-byte site at the end of the second page
+	regions := []Region{{Name: "text", Start: text, End: text + 0x2000}}
+	base, err := k.PageHashes(regions, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad, err := k.BadJumpSites(); err != nil || len(bad) != 0 {
+		t.Fatalf("NOPs reported: %v %v", bad, err)
+	}
+	// Enable both keys: near jump and short jump to their targets.
+	b[0x4123] = 0xe9
+	binary.LittleEndian.PutUint32(b[0x4124:], uint32(int32(int64(target)-int64(site+5))))
+	rel8 := int8(-0x60) // to text+0x1fa0 from the end of the 2-byte jump
+	b[0x5ffe], b[0x5fff] = 0xeb, byte(rel8)
+	now, _ := k.PageHashes(regions, base)
+	for va, h := range base {
+		if now[va].Sum != h.Sum {
+			t.Fatalf("a static-key flip changed page %#x", va)
+		}
+	}
+	if bad, _ := k.BadJumpSites(); len(bad) != 0 {
+		t.Fatalf("legal jumps reported: %v", bad)
+	}
+	// A jump elsewhere, or code, at a site is reported.
+	binary.LittleEndian.PutUint32(b[0x4124:], 0x1000)
+	copy(b[0x5ffe:], []byte{0xcc, 0xcc})
+	if bad, _ := k.BadJumpSites(); len(bad) != 2 || bad[0].Addr != site {
+		t.Fatalf("bad sites: %+v", bad)
+	}
+	// A byte right after the 5-byte site is not masked.
+	copy(b[0x4123:], nop5)
+	b[0x4128] ^= 0xff
+	now, _ = k.PageHashes(regions, base)
+	if now[text].Sum == base[text].Sum {
+		t.Fatal("a change next to a site went unnoticed")
+	}
+}
