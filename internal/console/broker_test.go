@@ -307,3 +307,29 @@ func FuzzParseCast(f *testing.F) {
 		}
 	})
 }
+
+func TestRetentionSweep(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "cs-20200101T000000Z-aaaaaaaaaaaa.cast")
+	fresh := filepath.Join(dir, "cs-20990101T000000Z-bbbbbbbbbbbb.cast")
+	other := filepath.Join(dir, "notes.txt")
+	for _, p := range []string{old, fresh, other} {
+		os.WriteFile(p, []byte("{\"version\":2,\"width\":80,\"height\":24}\n"), 0o600)
+	}
+	past := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(old, past, past)
+	os.Chtimes(other, past, past)
+	b, err := New(Config{RecordDir: dir, Retention: 24 * time.Hour}, &sink{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close() // the sweep runs when the broker starts
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Fatal("an expired recording was kept")
+	}
+	for _, p := range []string{fresh, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s removed: %v", p, err)
+		}
+	}
+}

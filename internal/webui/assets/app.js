@@ -442,6 +442,15 @@
 
   $('#login-form').addEventListener('submit', login);
   $('#refresh').addEventListener('click', loadVMs);
+  $('#vm-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const name = $('#vm-name').value.trim();
+    if (/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) {
+      connect(name);
+    } else {
+      setText('#vms-error', 'not a VM name: ' + name);
+    }
+  });
   $('#disconnect').addEventListener('click', disconnect);
 
   // A session cookie from an earlier login may still be valid: show the
