@@ -178,6 +178,10 @@ type Info struct {
 
 func (st *vmState) info() Info {
 	hex := func(v uint64) string { return fmt.Sprintf("%#x", v) }
-	return Info{Release: st.k.Info.OSRelease, BuildID: st.k.Info.BuildID, KernelOffset: hex(st.k.Slide), PhysBase: hex(st.k.PhysBase),
+	physBase := hex(st.k.PhysBase)
+	if pb := int64(st.k.PhysBase); pb < 0 { // phys_base is signed
+		physBase = fmt.Sprintf("-%#x", uint64(-pb))
+	}
+	return Info{Release: st.k.Info.OSRelease, BuildID: st.k.Info.BuildID, KernelOffset: hex(st.k.Slide), PhysBase: physBase,
 		PageOffset: hex(st.k.PageOffset), LA57: st.k.LA57, Attached: st.attached, BaselinePages: len(st.baseline)}
 }
