@@ -69,15 +69,18 @@ func (e *Events) Report(vm, scan string, r *ScanReport) []MonitorEvent {
 	return out
 }
 
+// ScanFinding is one finding of a scan.
+type ScanFinding struct {
+	Kind     string         `json:"kind"`
+	Summary  string         `json:"summary"`
+	Evidence map[string]any `json:"evidence,omitempty"`
+}
+
 // ScanReport mirrors the monitor's check report.
 type ScanReport struct {
-	Time     time.Time `json:"time"`
-	Millis   float64   `json:"millis"`
-	Findings []struct {
-		Kind     string         `json:"kind"`
-		Summary  string         `json:"summary"`
-		Evidence map[string]any `json:"evidence,omitempty"`
-	} `json:"findings"`
+	Time     time.Time     `json:"time"`
+	Millis   float64       `json:"millis"`
+	Findings []ScanFinding `json:"findings"`
 	Scanned map[string]int `json:"scanned"`
 	// New lists the findings raised as events by this scan.
 	New []MonitorEvent `json:"new_events"`
