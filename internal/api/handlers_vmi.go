@@ -78,10 +78,10 @@ type ScanFinding struct {
 
 // ScanReport mirrors the monitor's check report.
 type ScanReport struct {
-	Time     time.Time     `json:"time"`
-	Millis   float64       `json:"millis"`
-	Findings []ScanFinding `json:"findings"`
-	Scanned map[string]int `json:"scanned"`
+	Time     time.Time      `json:"time"`
+	Millis   float64        `json:"millis"`
+	Findings []ScanFinding  `json:"findings"`
+	Scanned  map[string]int `json:"scanned"`
 	// New lists the findings raised as events by this scan.
 	New []MonitorEvent `json:"new_events"`
 }
