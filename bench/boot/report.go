@@ -1,20 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/bulwark-project/bulwark/bench/internal/host"
 	"github.com/bulwark-project/bulwark/internal/hv"
 )
 
@@ -156,7 +155,7 @@ type booter interface {
 // first (raw,bulwark then bulwark,raw, ...) so drift and order effects fall
 // on both kinds alike.
 func runBoots(ctx context.Context, cfg config, raw *rawRunner, bw *bulwarkRunner, res *result) error {
-	res.Machine.Load1Before = loadavg()
+	res.Machine.Load1Before = host.Loadavg()
 	for i := range cfg.warmup {
 		if err := step(fmt.Sprintf("warm-up boot %d (raw, then bulwark; untimed)", i+1), func() error {
 			if _, err := raw.boot(ctx, fmt.Sprintf("warm-raw-%02d", i+1)); err != nil {
@@ -172,7 +171,7 @@ func runBoots(ctx context.Context, cfg config, raw *rawRunner, bw *bulwarkRunner
 			return err
 		}
 	}
-	defer func() { res.Machine.Load1After = loadavg() }()
+	defer func() { res.Machine.Load1After = host.Loadavg() }()
 	p := cfg.parallel
 	for round := 0; round*p < cfg.n; round++ {
 		lo, hi := round*p, min(cfg.n, (round+1)*p)
@@ -236,36 +235,8 @@ func settle(ctx context.Context) {
 }
 
 func machineInfo(qemuPath string) machine {
-	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), TSCkHz: hv.HostTSCkHz()}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := exec.Command(qemuPath, "--version").Output(); err == nil {
-		m.QEMU, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
-	}
-	return m
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
+	return machine{NProc: runtime.NumCPU(), Go: runtime.Version(), TSCkHz: hv.HostTSCkHz(),
+		CPUModel: host.CPUModel(), Kernel: host.Kernel(), QEMU: host.QEMU(qemuPath)}
 }
 
 func writeJSON(path string, r *result) error {

@@ -36,9 +36,10 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bulwark-project/bulwark/bench/internal/host"
 )
 
 type config struct {
@@ -162,7 +163,7 @@ func run() int {
 		}
 		res.Throughput = append(res.Throughput, tp)
 	}
-	res.Machine.LoadAfter = loadavg()
+	res.Machine.LoadAfter = host.Loadavg()
 	res.WallSeconds = time.Since(start).Seconds()
 
 	if cfg.jsonOut {
@@ -193,31 +194,8 @@ type machine struct {
 }
 
 func describeMachine() machine {
-	m := machine{NProc: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(), LoadBefore: loadavg()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
-	return m
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
+	return machine{NProc: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(),
+		LoadBefore: host.Loadavg(), CPUModel: host.CPUModel(), Kernel: host.Kernel()}
 }
 
 type configView struct {

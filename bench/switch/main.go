@@ -42,6 +42,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bulwark-project/bulwark/bench/internal/host"
 )
 
 func main() {
@@ -184,51 +186,11 @@ func bulwarkInNamespace(ctx context.Context, dur time.Duration, rules, qlen int)
 	return res, fmt.Errorf("no result from the namespaced Bulwark leg")
 }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
 func nproc() string {
 	if out, err := exec.Command("nproc").Output(); err == nil {
 		return strings.TrimSpace(string(out))
 	}
 	return strconv.Itoa(runtime.NumCPU())
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func kernel() string {
-	var u syscall.Utsname
-	if syscall.Uname(&u) != nil {
-		return "unknown"
-	}
-	var b strings.Builder
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		b.WriteByte(byte(c))
-	}
-	return b.String()
 }
 
 // aggregate sums each path's counts over the rounds; its rate is then the
@@ -272,7 +234,7 @@ func (a aggLeg) spread() string {
 func report(legs []aggLeg, rounds int, dur time.Duration, rules int, total time.Duration) {
 	fmt.Printf("## Switch benchmark: 64-byte UDP frames, one flow, %v per path, %d round(s), %d non-matching rules\n\n", dur, rounds, rules)
 	fmt.Printf("CPU: %s; nproc: %s; kernel: %s; GOMAXPROCS %d; %s; load average at the end: %s\n\n",
-		cpuModel(), nproc(), kernel(), runtime.GOMAXPROCS(0), runtime.Version(), loadavg())
+		orUnknown(host.CPUModel()), nproc(), orUnknown(host.Kernel()), runtime.GOMAXPROCS(0), runtime.Version(), orUnknown(host.Loadavg()))
 	col := "frames/s delivered"
 	if rounds > 1 {
 		col += " (mean; min–max of rounds)"
@@ -318,4 +280,11 @@ func report(legs []aggLeg, rounds int, dur time.Duration, rules int, total time.
 		}
 	}
 	fmt.Printf("\nTotal run time %.1fs.\n", total.Seconds())
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

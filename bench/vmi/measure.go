@@ -13,7 +13,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/bulwark-project/bulwark/internal/hv"
+	"github.com/bulwark-project/bulwark/bench/internal/host"
 	"github.com/bulwark-project/bulwark/internal/image"
 	"github.com/bulwark-project/bulwark/internal/vmi/engine"
 	"github.com/bulwark-project/bulwark/internal/vmi/guest"
@@ -80,7 +80,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	}
 	defer func() {
 		if res != nil {
-			res.Machine.LoadAfter = loadavg()
+			res.Machine.LoadAfter = host.Loadavg()
 		}
 	}()
 
@@ -577,7 +577,3 @@ func trimNL(b []byte) []byte {
 	}
 	return b
 }
-
-// hostTSC is shown in the report: under TCG it is passed to the guest as
-// tsc_early_khz, as the backend does.
-func hostTSC() int { return hv.HostTSCkHz() }

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/bulwark-project/bulwark/bench/internal/host"
+	"github.com/bulwark-project/bulwark/internal/hv"
 )
 
 type machine struct {
@@ -365,36 +365,8 @@ func (r *result) summarize() {
 }
 
 func machineInfo(qemuPath string) machine {
-	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), TSCkHz: hostTSC(), LoadBefore: loadavg()}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := exec.Command(qemuPath, "--version").Output(); err == nil {
-		m.QEMU, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
-	}
-	return m
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
+	return machine{NProc: runtime.NumCPU(), Go: runtime.Version(), TSCkHz: hv.HostTSCkHz(), LoadBefore: host.Loadavg(),
+		CPUModel: host.CPUModel(), Kernel: host.Kernel(), QEMU: host.QEMU(qemuPath)}
 }
 
 func fd(d dist) string {
