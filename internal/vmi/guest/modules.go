@@ -3,6 +3,8 @@ package guest
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -19,9 +21,10 @@ type Module struct {
 const MaxModules = 4096
 
 // walkList follows a list_head ring from head, calling fn with each entry
-// (the list_head's own address), bounded and cycle-checked.
-func (k *Kernel) walkList(head uint64, what string, fn func(entry uint64) error) error {
-	b := NewBudget(MaxModules, walkTime)
+// (the list_head's own address), bounded in entries and time and
+// cycle-checked.
+func (k *Kernel) walkList(head uint64, what string, max int, fn func(entry uint64) error) error {
+	b := NewBudget(max, walkTime)
 	seen := map[uint64]bool{head: true}
 	next, err := k.U64(head)
 	for err == nil && next != head {
@@ -90,7 +93,7 @@ func (k *Kernel) modules() ([]Module, error) {
 		return nil, err
 	}
 	var out []Module
-	err = k.walkList(head, "the module list", func(e uint64) error {
+	err = k.walkList(head, "the module list", MaxModules, func(e uint64) error {
 		m, err := k.ReadModule(e - off)
 		if err == nil {
 			out = append(out, m)
@@ -116,7 +119,7 @@ func (k *Kernel) sysfsModules() ([]Module, error) {
 		}
 	}
 	var out []Module
-	err = k.walkList(kset+offs["kset.list"], "module_kset", func(e uint64) error {
+	err = k.walkList(kset+offs["kset.list"], "module_kset", MaxModules, func(e uint64) error {
 		mk := e - offs["kobject.entry"] - offs["module_kobject.kobj"]
 		mod, err := k.U64(mk + offs["module_kobject.mod"])
 		if err != nil || mod == 0 {
@@ -137,8 +140,7 @@ func (k *Kernel) sysfsModules() ([]Module, error) {
 // HiddenModules lists modules with a sysfs kobject that the module list
 // does not reach (checked twice: modules may be loading or unloading).
 func (k *Kernel) HiddenModules() ([]Module, error) {
-	var hidden map[uint64]Module
-	for round := 0; round < 2; round++ {
+	hidden, err := confirmed(func() (map[uint64]Module, error) {
 		list, err := k.Modules()
 		if err != nil {
 			return nil, fmt.Errorf("module list: %w", err)
@@ -151,29 +153,15 @@ func (k *Kernel) HiddenModules() ([]Module, error) {
 		for _, m := range list {
 			in[m.Module] = true
 		}
-		now := map[uint64]Module{}
+		missing := map[uint64]Module{}
 		for _, m := range sysfs {
 			if !in[m.Module] {
-				now[m.Module] = m
+				missing[m.Module] = m
 			}
 		}
-		if round == 0 {
-			hidden = now
-			if len(hidden) == 0 {
-				return nil, nil
-			}
-			continue
-		}
-		for a := range hidden {
-			if _, ok := now[a]; !ok {
-				delete(hidden, a)
-			}
-		}
-	}
-	var out []Module
-	for _, m := range hidden {
-		out = append(out, m)
-	}
+		return missing, nil
+	})
+	out := slices.Collect(maps.Values(hidden))
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return out, err
 }

@@ -2,8 +2,11 @@ package guest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -159,30 +162,19 @@ func (k *Kernel) taskList() ([]Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := NewBudget(MaxTasks, walkTime)
 	first, err := k.ReadTask(initTask)
 	if err != nil {
 		return nil, fmt.Errorf("init_task: %w", err)
 	}
 	out := []Process{first}
-	head := initTask + offTasks
-	seen := map[uint64]bool{head: true}
-	next, err := k.U64(head)
-	for err == nil && next != head {
-		if err = b.Take(); err != nil {
-			break
-		}
-		if seen[next] {
-			return out, fmt.Errorf("the task list loops back to %#x without reaching init_task", next)
-		}
-		seen[next] = true
-		p, rerr := k.ReadTask(next - offTasks)
-		if rerr != nil {
-			return out, fmt.Errorf("task at %#x: %w", next-offTasks, rerr)
+	err = k.walkList(initTask+offTasks, "the task list", MaxTasks, func(e uint64) error {
+		p, err := k.ReadTask(e - offTasks)
+		if err != nil {
+			return fmt.Errorf("task at %#x: %w", e-offTasks, err)
 		}
 		out = append(out, p)
-		next, err = k.U64(next)
-	}
+		return nil
+	})
 	return out, err
 }
 
@@ -220,9 +212,7 @@ func (k *Kernel) pidTable() ([]Process, error) {
 				return err
 			}
 			for i := 0; i < 64; i++ {
-				s := uint64(slots[8*i]) | uint64(slots[8*i+1])<<8 | uint64(slots[8*i+2])<<16 | uint64(slots[8*i+3])<<24 |
-					uint64(slots[8*i+4])<<32 | uint64(slots[8*i+5])<<40 | uint64(slots[8*i+6])<<48 | uint64(slots[8*i+7])<<56
-				if err := walk(s, depth+1); err != nil {
+				if err := walk(binary.LittleEndian.Uint64(slots[8*i:]), depth+1); err != nil {
 					return err
 				}
 			}
@@ -260,8 +250,7 @@ func (k *Kernel) pidTable() ([]Process, error) {
 // and only what is missing both times is reported (processes come and go
 // while we read).
 func (k *Kernel) HiddenProcesses() ([]Process, error) {
-	var hidden map[uint64]Process
-	for round := 0; round < 2; round++ {
+	hidden, err := confirmed(func() (map[uint64]Process, error) {
 		list, err := k.TaskList()
 		if err != nil {
 			return nil, fmt.Errorf("task list: %w", err)
@@ -274,30 +263,36 @@ func (k *Kernel) HiddenProcesses() ([]Process, error) {
 		for _, p := range list {
 			inList[p.Task] = true
 		}
-		now := map[uint64]Process{}
+		missing := map[uint64]Process{}
 		for _, p := range table {
 			if p.PID == p.TGID && p.PID != 0 && !inList[p.Task] {
-				now[p.Task] = p
+				missing[p.Task] = p
 			}
 		}
-		if round == 0 {
-			hidden = now
-			if len(hidden) == 0 {
-				return nil, nil
-			}
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		for t := range hidden {
-			if _, still := now[t]; !still {
-				delete(hidden, t)
-			}
-		}
-	}
-	var out []Process
-	for _, p := range hidden {
-		out = append(out, p)
-	}
+		return missing, nil
+	})
+	out := slices.Collect(maps.Values(hidden))
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
-	return out, nil
+	return out, err
+}
+
+// confirmed takes a comparison of two views twice, 50 ms apart, and keeps
+// what both rounds found missing: the guest runs while we read, and a task
+// or module that comes or goes between two walks is not hidden.
+func confirmed[T any](diff func() (map[uint64]T, error)) (map[uint64]T, error) {
+	first, err := diff()
+	if err != nil || len(first) == 0 {
+		return nil, err
+	}
+	time.Sleep(50 * time.Millisecond)
+	second, err := diff()
+	if err != nil {
+		return nil, err
+	}
+	for a := range first {
+		if _, still := second[a]; !still {
+			delete(first, a)
+		}
+	}
+	return first, nil
 }
