@@ -18,35 +18,35 @@ func (s *Server) SetAccess(a *access.Service) { s.access = a }
 // its object. It returns the request with the caller's identity attached.
 func (s *Server) authorize(r *http.Request, rt Route) (*http.Request, error) {
 	caller := CallerFrom(r.Context())
-	var user string
+	user, err := s.check(caller.UID, credentials(r), rt.Priv, rt.Object(r))
+	if user != "" {
+		caller.User = user
+		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+	}
+	return r, err
+}
+
+// check authenticates a socket peer uid and credentials and checks priv on
+// obj. It returns the user (once known) and an *httpError: 401 when the
+// caller cannot be identified, 403 when they lack the privilege.
+func (s *Server) check(uid int, cred, priv, obj string) (string, error) {
 	if s.access == nil {
-		if caller.UID != 0 {
-			return r, &httpError{code: http.StatusUnauthorized, msg: "unauthenticated: only the local root may use this daemon"}
+		if uid != 0 {
+			return "", &httpError{code: http.StatusUnauthorized, msg: "unauthenticated: only the local root may use this daemon"}
 		}
-		user = access.RootUser
-	} else {
-		id, err := s.access.Identify(caller.UID, credentials(r))
-		if err != nil {
-			return r, &httpError{code: http.StatusUnauthorized, msg: err.Error()}
-		}
-		if !id.Permits(rt.Priv) {
-			caller.User = id.User
-			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
-			return r, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("this token's scope does not include %s", rt.Priv)}
-		}
-		user = id.User
+		return access.RootUser, nil
 	}
-	caller.User = user
-	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
-	obj := rt.Object(r)
-	allowed := user == access.RootUser
-	if !allowed && s.access != nil {
-		allowed = s.access.Allowed(user, rt.Priv, obj)
+	id, err := s.access.Identify(uid, cred)
+	if err != nil {
+		return "", &httpError{code: http.StatusUnauthorized, msg: err.Error()}
 	}
-	if !allowed {
-		return r, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("user %q lacks %s on %s", user, rt.Priv, obj)}
+	if !id.Permits(priv) {
+		return id.User, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("this token's scope does not include %s", priv)}
 	}
-	return r, nil
+	if !s.access.Allowed(id.User, priv, obj) {
+		return id.User, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("user %q lacks %s on %s", id.User, priv, obj)}
+	}
+	return id.User, nil
 }
 
 // accessError maps the access service's errors to HTTP.

@@ -46,26 +46,10 @@ func needConsole(h func(*Server, http.ResponseWriter, *http.Request) error) func
 // access changes, so a revoked token, a disabled user or a removed
 // permission ends it.
 func (s *Server) callerCheck(r *http.Request, priv, obj string) func() error {
-	caller := CallerFrom(r.Context())
-	cred := credentials(r)
+	uid, cred := CallerFrom(r.Context()).UID, credentials(r)
 	return func() error {
-		if s.access == nil {
-			if caller.UID == 0 {
-				return nil
-			}
-			return errors.New("unauthenticated")
-		}
-		id, err := s.access.Identify(caller.UID, cred)
-		if err != nil {
-			return err
-		}
-		if !id.Permits(priv) {
-			return fmt.Errorf("the token's scope does not include %s", priv)
-		}
-		if !s.access.Allowed(id.User, priv, obj) {
-			return fmt.Errorf("user %q lacks %s on %s", id.User, priv, obj)
-		}
-		return nil
+		_, err := s.check(uid, cred, priv, obj)
+		return err
 	}
 }
 
