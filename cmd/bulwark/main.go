@@ -37,8 +37,9 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			// `vmi dump VM -o FILE` names its output file with -o.
-			if g.output != "table" && g.output != "json" && cmd.Name() != "dump" {
+			// A command annotated outputIsFile (`vmi dump VM -o FILE`) takes
+			// a file name in -o.
+			if g.output != "table" && g.output != "json" && cmd.Annotations[outputIsFile] == "" {
 				return fmt.Errorf("--output %q: must be table or json", g.output)
 			}
 			return nil
@@ -53,6 +54,10 @@ func main() {
 		networkCmd(g), sgCmd(g), ipsetCmd(g), portCmd(g), fwCmd(g), auditCmd(g),
 		userCmd(g), groupCmd(g), roleCmd(g), permCmd(g), tokenCmd(g), loginCmd(g), adminCmd(g), consoleCmd(g), vmiCmd(g), eventsCmd(g), monitorCmd())
 	if err := root.Execute(); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) { // the command already said why
+			os.Exit(ee.code)
+		}
 		printError(g, err)
 		os.Exit(1)
 	}

@@ -122,10 +122,15 @@ func vmiCheckCmd(g *globals) *cobra.Command {
 	}
 }
 
+// outputIsFile marks a command whose -o names an output file rather than
+// the output format.
+const outputIsFile = "bulwark/output-is-file"
+
 func vmiDumpCmd(g *globals) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use: "dump VM -o FILE", Short: "Write guest memory as a LiME image (Volatility 3 opens it; needs Monitor.Respond)", Args: cobra.ExactArgs(1),
+		Annotations: map[string]string{outputIsFile: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// -o is the global output-format flag; for dump, a value that is
 			// not a format is the output file, so `vmi dump VM -o FILE` works.

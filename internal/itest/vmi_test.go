@@ -1,9 +1,7 @@
 package itest
 
 import (
-	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -320,7 +318,3 @@ func checkMonitorProcess(t *testing.T) {
 	}
 	t.Fatal("no bulwark monitor process")
 }
-
-var _ = json.Marshal
-var _ = context.Background
-var _ = time.Now
