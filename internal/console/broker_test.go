@@ -333,3 +333,24 @@ func TestRetentionSweep(t *testing.T) {
 		}
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"cs-20261126T075938Z-687585f3e925": true,
+		"":                                 false,
+		"cs-":                              true,
+		"cs-../../etc/passwd":              false,
+		"cs-a/b":                           false,
+		"xx-20261126":                      false,
+		"cs-" + strings.Repeat("a", 80):    false,
+		"cs-a.cast":                        false,
+	} {
+		if ValidID(id) != want {
+			t.Errorf("ValidID(%q) = %v", id, !want)
+		}
+	}
+	b, _, _ := newTestBroker(t)
+	if b.RecordingPath("cs-../x") != "" {
+		t.Fatal("a path was made from an invalid id")
+	}
+}

@@ -277,6 +277,16 @@ echo "bwsleeper-pid $!"`
 	h.waitFor("the monitor to unmap the stopped VM's RAM", 20*time.Second, func() bool {
 		return !strings.Contains(monitorMaps(), memFile)
 	})
+	// A stopped VM and an unknown one get clear refusals.
+	if _, errs, err := h.cli("vmi", "ps", "vmi1"); err == nil || !strings.Contains(errs, "not running") {
+		t.Fatalf("vmi ps of a stopped VM: %v %q", err, errs)
+	}
+	if _, errs, err := h.cli("vmi", "check", "nosuchvm"); err == nil || !strings.Contains(errs, "not found") {
+		t.Fatalf("vmi check of an unknown VM: %v %q", err, errs)
+	}
+	if _, errs, err := h.cli("console", "vmi1"); err == nil || !strings.Contains(errs, "is stopped") {
+		t.Fatalf("console of a stopped VM: %v %q", err, errs)
+	}
 }
 
 func monitorMaps() string {

@@ -125,6 +125,22 @@ func TestSpecValidate(t *testing.T) {
 		field string // "" means valid
 	}{
 		{"valid", func(s *Spec) {}, ""},
+		{"console policy", func(s *Spec) {
+			s.Console = &ConsolePolicy{MaxSessions: 2, Clipboard: "allow", IdleTimeout: "30m", MaxDuration: "1h", InputMaxKeys: 4, InputBurst: 10, InputRate: 5}
+		}, ""},
+		{"empty console policy", func(s *Spec) { s.Console = &ConsolePolicy{} }, ""},
+		{"console sessions", func(s *Spec) { s.Console = &ConsolePolicy{MaxSessions: MaxConsoleSessions + 1} }, "console.max_sessions"},
+		{"console negative sessions", func(s *Spec) { s.Console = &ConsolePolicy{MaxSessions: -1} }, "console.max_sessions"},
+		{"console clipboard", func(s *Spec) { s.Console = &ConsolePolicy{Clipboard: "share"} }, "console.clipboard"},
+		{"console idle", func(s *Spec) { s.Console = &ConsolePolicy{IdleTimeout: "soon"} }, "console.idle_timeout"},
+		{"console idle too short", func(s *Spec) { s.Console = &ConsolePolicy{IdleTimeout: "10ms"} }, "console.idle_timeout"},
+		{"console max too long", func(s *Spec) { s.Console = &ConsolePolicy{MaxDuration: "200h"} }, "console.max_duration"},
+		{"console keys", func(s *Spec) { s.Console = &ConsolePolicy{InputMaxKeys: 5000} }, "console.input_max_keys"},
+		{"console burst", func(s *Spec) { s.Console = &ConsolePolicy{InputBurst: -1} }, "console.input_burst"},
+		{"console rate", func(s *Spec) { s.Console = &ConsolePolicy{InputRate: 1e9} }, "console.input_rate"},
+		{"monitor interval", func(s *Spec) { s.MonitorInterval = "30s" }, ""},
+		{"monitor interval garbage", func(s *Spec) { s.MonitorInterval = "often" }, "monitor_interval"},
+		{"monitor interval too short", func(s *Spec) { s.MonitorInterval = "100ms" }, "monitor_interval"},
 		{"minimal", func(s *Spec) {
 			*s = Spec{Name: "a", VCPUs: 1, MemoryMiB: MinMemoryMiB, Kernel: "/boot/vmlinuz", Accel: "tcg"}
 		}, ""},
