@@ -169,6 +169,19 @@ echo "--- the monitor runs as its own uid:"
 mon=$(pgrep -f ' monitor --cache ' | head -n 1 || true)
 [ -n "$mon" ] && ps -o user:12,pid,args -p "$mon" || true
 
+echo
+echo "== containment: every VMM is jailed (own namespaces, read-only root, no capabilities, seccomp allow list, cgroup)"
+qpid=$("$BIN" -o json vm show demo-web | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' | head -n 1)
+if [ -n "$qpid" ] && [ -d "/proc/$qpid" ]; then
+	grep -E '^(Uid|NSpid|CapEff|CapBnd|NoNewPrivs|Seccomp):' "/proc/$qpid/status" | sed 's/^/    /'
+	echo "    namespaces differing from the host's: $(for n in mnt pid net ipc uts cgroup; do [ "$(readlink /proc/$qpid/ns/$n)" != "$(readlink /proc/self/ns/$n)" ] && printf '%s ' "$n"; done)"
+	echo "    what the VMM sees as /: $(ls /proc/$qpid/root/ | tr '\n' ' ')"
+	echo "    cgroup: $(grep -E ':(pids|memory):|^0::' /proc/$qpid/cgroup | tr '\n' ' ')"
+	echo "    run directory (root's alone): $(stat -c '%A %U' "$RUN/vms/demo-web" 2>/dev/null || true)"
+fi
+echo "--- host protections (bulwark host check)"
+"$BIN" host check || true
+
 cat <<TXT
 
 Bulwark is running.
@@ -183,6 +196,7 @@ Bulwark is running.
   $BIN console demo-web        # the serial console (Ctrl-] detaches); one user at a time, recorded
   $BIN console recordings; $BIN console sessions demo-web; $BIN console policy demo-web --help
   $BIN vmi ps|pids|modules|syscalls|idt|check demo-web; $BIN events   # introspection (scans every 30 s)
+  $BIN host check              # which host protections are on; docs/jail.md explains each VMM's jail
   Web console: https://$LISTEN/ui/  user "operator", password in $STATE/demo-operator-password
                (certificate from Bulwark's CA: $STATE/tls/ca.crt)
   BULWARK_TOKEN=$AUDITOR_TOKEN $BIN vm list     # the demo auditor's token (24 h, read-only)

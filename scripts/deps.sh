@@ -64,7 +64,9 @@ bulwark_deps() {
 # lockfile. npm comes with some Node.js packagings (NodeSource's) and
 # separately with Debian's, so it is installed only when missing.
 bulwark_test_deps() {
-	BULWARK_APT_PACKAGES+=(chromium asciinema)
+	# gcc and libc6-dev build the hostile stand-in for QEMU (static C) that
+	# the jail's test runs in place of the real one.
+	BULWARK_APT_PACKAGES+=(chromium asciinema gcc libc6-dev)
 	command -v npm >/dev/null || BULWARK_APT_PACKAGES+=(nodejs npm)
 	install_packages
 }

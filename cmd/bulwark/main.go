@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-project/bulwark/internal/client"
+	"github.com/bulwark-project/bulwark/internal/jail"
+	"github.com/bulwark-project/bulwark/internal/jail/seccomp"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -30,6 +32,11 @@ type globals struct {
 }
 
 func main() {
+	// The jail side of starting a jailed hypervisor or monitor: before any
+	// command-line handling, as PID 1 of a fresh PID namespace.
+	if len(os.Args) > 1 && os.Args[1] == jail.Command {
+		jail.Main(seccomp.Install)
+	}
 	g := &globals{}
 	root := &cobra.Command{
 		Use:           "bulwark",
@@ -53,6 +60,9 @@ func main() {
 	root.AddCommand(serveCmd(), vmCmd(g), imageCmd(g), versionCmd(g),
 		networkCmd(g), sgCmd(g), ipsetCmd(g), portCmd(g), fwCmd(g), auditCmd(g),
 		userCmd(g), groupCmd(g), roleCmd(g), permCmd(g), tokenCmd(g), loginCmd(g), adminCmd(g), consoleCmd(g), vmiCmd(g), eventsCmd(g), monitorCmd())
+	for _, c := range extraCommands {
+		root.AddCommand(c(g))
+	}
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) { // the command already said why

@@ -102,7 +102,7 @@ func vmCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&spec.Cmdline, "cmdline", "", "kernel command line (console=ttyS0 is added)")
 	f.StringVar(&spec.Accel, "accel", "auto", "accelerator: auto, kvm or tcg")
 	f.StringArrayVar(&disks, "disk", nil, "disk PATH[:ro] (repeatable)")
-	f.StringArrayVar(&nics, "nic", nil, "NIC as mac=M,network=N,ip=A,group=G[,group=G2] or socket=PATH (all optional; repeatable)")
+	f.StringArrayVar(&nics, "nic", nil, "NIC as mac=M,network=N,ip=A,group=G[,group=G2] (all optional; repeatable)")
 	f.StringVar(&spec.MonitorInterval, "monitor-interval", "", "scan the guest from outside this often (introspection; Go duration, e.g. 30s; empty: on demand only)")
 	return cmd
 }
@@ -215,7 +215,7 @@ func showVM(tw *tabwriter.Writer, v *vm.VM) {
 		p(fmt.Sprintf("disk%d", i), fmt.Sprintf("%s read_only=%v", d.Path, d.ReadOnly))
 	}
 	for i, n := range v.Spec.NICs {
-		p(fmt.Sprintf("nic%d", i), fmt.Sprintf("mac=%s network=%s ip=%s groups=%s socket=%s", n.MAC, n.Network, n.IP, strings.Join(n.Groups, ","), n.Socket))
+		p(fmt.Sprintf("nic%d", i), fmt.Sprintf("mac=%s network=%s ip=%s groups=%s", n.MAC, n.Network, n.IP, strings.Join(n.Groups, ",")))
 	}
 	p("accel", fmt.Sprintf("%s (requested %s) %s", v.Runtime.Accel, v.Spec.Accel, v.Runtime.AccelWhy))
 	if v.Runtime.PID > 0 {

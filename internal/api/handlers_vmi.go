@@ -160,13 +160,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 // Volatility 3 opens. It holds the tenant's secrets: it needs
 // Monitor.Respond and is audited.
 func (s *Server) vmiDump(w http.ResponseWriter, r *http.Request) error {
-	path, size, err := s.mgr.MemoryPath(r.Context(), r.PathValue("name"))
+	f, size, err := s.mgr.OpenMemory(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return vmiErr(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return err
 	}
 	defer f.Close()
 	layout := mem.MicrovmLayout(size)

@@ -43,7 +43,7 @@ func newTestServer(t *testing.T) *testServer {
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	accel := func(string) (hv.Accel, error) { return hv.Accel{Name: "tcg", Reason: "test"}, nil }
-	mgr, err := manager.New(st, qemu.New(""), accel, manager.Config{
+	mgr, err := manager.New(st, qemu.New("", ""), accel, manager.Config{
 		RunRoot: filepath.Join(dir, "run"), LogRoot: filepath.Join(dir, "log"), UIDBase: 0,
 	}, log)
 	if err != nil {

@@ -23,10 +23,12 @@ import (
 	"github.com/bulwark-project/bulwark/internal/access"
 	"github.com/bulwark-project/bulwark/internal/api"
 	"github.com/bulwark-project/bulwark/internal/audit"
+	"github.com/bulwark-project/bulwark/internal/cgroup"
 	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/hv/qemu"
+	"github.com/bulwark-project/bulwark/internal/jail"
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/store"
@@ -57,6 +59,17 @@ type Config struct {
 	ConsoleRecordingMax int64
 	// MonitorUID is the uid (and gid) of the introspection process.
 	MonitorUID int
+	// MonitorExe replaces the monitor program (tests run a hostile one).
+	MonitorExe string
+	// NoJail runs hypervisors unjailed (development and benchmarks).
+	NoJail bool
+	// VMMemOverheadMiB and VMPidsMax are the per-VM cgroup limits beyond
+	// guest RAM (0: the manager's defaults).
+	VMMemOverheadMiB int
+	VMPidsMax        int
+	// CgroupBase is the group (in every hierarchy) the daemon's VM and
+	// monitor groups live under: BASE/vm/NAME, BASE/monitor.
+	CgroupBase string
 	Version    string
 	Commit     string
 }
@@ -79,15 +92,35 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	accel := func(req string) (hv.Accel, error) { return hv.Decide(req, probe) }
 
-	mgr, err := manager.New(st, qemu.New(cfg.QEMU), accel, manager.Config{
+	cg, err := cgroup.Detect()
+	if err != nil {
+		return fmt.Errorf("cgroups (every VM gets a memory and pids cap): %w", err)
+	}
+	log.Info("cgroups", "version", int(cg.Version()), "controllers", cg.Controllers())
+	jailRoot := ""
+	if !cfg.NoJail {
+		// The mount point of every jail's private root; only used inside
+		// each jail's own mount namespace.
+		jailRoot = filepath.Join(cfg.RunDir, "jail")
+		if err := os.MkdirAll(jailRoot, 0o700); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("hypervisors run WITHOUT the jail (--unsafe-no-jail): a VM escape reaches the host's file system and system calls")
+	}
+	mgr, err := manager.New(st, qemu.New(cfg.QEMU, jailRoot), accel, manager.Config{
 		RunRoot: filepath.Join(cfg.RunDir, "vms"), LogRoot: filepath.Join(cfg.StateDir, "logs"),
 		UIDBase: cfg.UIDBase, ConsoleLogMax: cfg.ConsoleLogMax, ConsoleKeep: cfg.ConsoleKeep,
-		StopTimeout: cfg.StopTimeout,
+		StopTimeout: cfg.StopTimeout, MemOverheadMiB: cfg.VMMemOverheadMiB, PidsMax: cfg.VMPidsMax,
 	}, log)
 	if err != nil {
 		return err
 	}
 	defer mgr.Close()
+	if cfg.CgroupBase == "" {
+		cfg.CgroupBase = "bulwark"
+	}
+	mgr.SetCgroups(&manager.CgroupSet{H: cg, Base: cfg.CgroupBase + "/vm"})
 
 	// The virtual switch: ports of running VMs are re-created by Recover
 	// below, so the switch must exist first.
@@ -152,7 +185,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	srv.SetAccess(acc)
 	srv.SetConsole(broker, conDefaults)
-	stopVMI, err := startIntrospection(ctx, cfg, mgr, srv, log)
+	stopVMI, err := startIntrospection(ctx, cfg, mgr, srv, cg, jailRoot, log)
 	if err != nil {
 		return fmt.Errorf("introspection: %w", err)
 	}
@@ -259,11 +292,24 @@ func listenTLS(cfg Config) (net.Listener, error) {
 // startIntrospection starts the monitor process lazily (on first use) as
 // its own uid, records findings as events and scans VMs that ask for
 // periodic scans.
-func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, srv *api.Server, log *slog.Logger) (func(), error) {
-	// /proc/self/exe, not the binary's path: the monitor's uid may not be
-	// able to traverse to it (a checkout under /root), and the magic link
-	// needs no path walk.
+func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, srv *api.Server, cg *cgroup.Hierarchy, jailRoot string, log *slog.Logger) (func(), error) {
+	// Unjailed: /proc/self/exe, not the binary's path: the monitor's uid
+	// may not be able to traverse to it (a checkout under /root), and the
+	// magic link needs no path walk. Jailed: the binary's path, bound
+	// read-only into the monitor's root.
 	exe := "/proc/self/exe"
+	if jailRoot != "" {
+		p, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		if exe, err = filepath.EvalSymlinks(p); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MonitorExe != "" {
+		exe = cfg.MonitorExe
+	}
 	uid := cfg.MonitorUID
 	if uid <= 0 {
 		uid = cfg.UIDBase - 1
@@ -278,7 +324,30 @@ func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, s
 	if err := os.Chown(cache, uid, uid); err != nil {
 		return nil, err
 	}
-	proc := &monitor.Process{Exe: exe, Args: []string{"monitor", "--cache", cache}, UID: uid, GID: uid, Log: log}
+	monLog, err := consolelog.Open(filepath.Join(cfg.StateDir, "logs", "monitor.log"), consolelog.DefaultMaxSize, consolelog.DefaultKeep)
+	if err != nil {
+		return nil, err
+	}
+	proc := &monitor.Process{Exe: exe, Args: []string{"monitor", "--cache", cache}, UID: uid, GID: uid, Log: log, Stderr: monLog}
+	if jailRoot != "" {
+		spec, err := monitorJail(exe, cache, jailRoot)
+		if err != nil {
+			return nil, err
+		}
+		proc.Jail = &spec
+	}
+	// The monitor's own cgroup: whatever an earlier daemon's monitor left
+	// is killed first.
+	monitorCgroup := cfg.CgroupBase + "/monitor"
+	if g, err := cg.Open(monitorCgroup); err == nil {
+		g.Kill(ctx)
+		g.Remove()
+	}
+	mg, err := cg.Create(monitorCgroup, cgroup.Limits{MemoryMax: monitorMemoryMax, PidsMax: monitorPidsMax})
+	if err != nil {
+		return nil, fmt.Errorf("monitor cgroup: %w", err)
+	}
+	proc.Place = mg.Add
 	evPath := filepath.Join(cfg.StateDir, "logs", "monitor-events.jsonl")
 	evLog, err := consolelog.Open(evPath, consolelog.DefaultMaxSize, consolelog.DefaultKeep)
 	if err != nil {
@@ -297,7 +366,32 @@ func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, s
 		<-done
 		proc.Close()
 		evLog.Close()
+		monLog.Close()
 	}, nil
+}
+
+// The monitor's cgroup and limits: it maps guest RAM (charged to the VM)
+// and derives kernel profiles (a decompressed kernel, BTF), so its own
+// memory stays well under a GiB.
+const (
+	monitorMemoryMax = 1 << 30
+	monitorPidsMax   = 64
+)
+
+// monitorJail is the monitor's jail: its binary and libraries, its cache
+// directory (read-write), /dev/null and /dev/urandom, a /proc of its own
+// PID namespace (it reads the kernel image through /proc/self/fd), no
+// network, the "monitor" seccomp allow list.
+func monitorJail(exe, cache, jailRoot string) (jail.Spec, error) {
+	binds, links, err := jail.ProgramBinds(exe)
+	if err != nil {
+		return jail.Spec{}, err
+	}
+	binds = append(binds, jail.Bind{Path: cache, Dir: true, Writable: true},
+		jail.Bind{Path: "/dev/null", Device: true}, jail.Bind{Path: "/dev/urandom", Device: true})
+	return jail.Spec{Name: "monitor", Root: jailRoot, Env: []string{"PATH=/usr/bin:/bin"},
+		Binds: binds, Symlinks: links, Proc: true, Seccomp: "monitor",
+		Rlimits: jail.Rlimits{NoFile: 256, NProc: monitorPidsMax, FSize: 256 << 20}}, nil
 }
 
 // periodicScans checks every running VM with a monitor_interval when its

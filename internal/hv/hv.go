@@ -13,13 +13,30 @@ import (
 
 // LaunchConfig is everything a backend needs to start one VM.
 type LaunchConfig struct {
-	Spec   vm.Spec
-	RunDir string // private per-VM directory, created by the caller (0700)
-	Accel  Accel  // resolved accelerator
+	Spec vm.Spec
+	// RunDir is the VM's host-side directory: root-owned 0700, re-created
+	// empty by the backend at each start. The hypervisor process never
+	// sees it; it receives descriptors of what the daemon makes there.
+	RunDir string
+	Accel  Accel // resolved accelerator
 	// UID and GID the hypervisor process runs as; -1 keeps the daemon's own.
 	UID, GID int
-	// NICRemotes[i], if set, is the switch port socket NIC i sends frames
-	// to; it overrides Spec.NICs[i].Socket.
+	// NICRemotes[i], if set, is the switch port socket NIC i is connected
+	// to ("" leaves the NIC unattached).
+	NICRemotes []string
+	// Place, if set, puts the hypervisor's process into the VM's cgroup
+	// before it runs any code of its own.
+	Place func(pid int) error
+	// PidsMax bounds the hypervisor's threads (RLIMIT_NPROC of its uid,
+	// as well as the cgroup's pids.max set by the caller); 0: default.
+	PidsMax int
+}
+
+// AttachConfig is what a re-attach needs besides the handle: the VM's RAM
+// size, to verify the guest memory descriptor taken back from the
+// hypervisor, and the switch sockets its NICs are re-connected to.
+type AttachConfig struct {
+	Spec       vm.Spec
 	NICRemotes []string
 }
 
@@ -41,6 +58,9 @@ type Exit struct {
 	Status string
 	// Message is the tail of the hypervisor's own error output, if any.
 	Message string
+	// Reason, if set, is why the daemon ended the process itself (its log
+	// grew past the cap, ...): it explains the exit better than Status.
+	Reason string
 }
 
 // Backend launches and re-attaches hypervisor processes.
@@ -50,7 +70,7 @@ type Backend interface {
 	Launch(ctx context.Context, cfg LaunchConfig) (Instance, error)
 	// Attach re-connects to a VM launched by an earlier daemon. It fails with
 	// ErrGone if the process no longer exists.
-	Attach(ctx context.Context, h Handle) (Instance, error)
+	Attach(ctx context.Context, h Handle, cfg AttachConfig) (Instance, error)
 }
 
 // Instance is one running VM. Methods may block on the hypervisor's control
@@ -74,6 +94,14 @@ type Instance interface {
 	Exit() Exit
 	// Detach releases the daemon's connections without stopping the VM.
 	Detach()
+}
+
+// MemoryOpener is implemented by instances whose guest RAM the daemon can
+// hand to introspection.
+type MemoryOpener interface {
+	// OpenMemory returns a new read-only descriptor of guest RAM; the
+	// caller closes it.
+	OpenMemory() (*os.File, error)
 }
 
 // ErrGone says a re-attach found no live hypervisor process.

@@ -68,6 +68,7 @@ type host struct {
 	logBuf *bytes.Buffer
 	c      *client.Client
 	extra  []string // more `bulwark serve` flags
+	cgBase string   // this daemon's cgroups (--cgroup-base)
 }
 
 func newHost(t *testing.T, serveFlags ...string) *host {
@@ -76,14 +77,14 @@ func newHost(t *testing.T, serveFlags ...string) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// VM processes run as their own uids and must traverse to their run dir.
-	os.Chmod(dir, 0o711)
-	h := &host{t: t, dir: dir, socket: filepath.Join(dir, "b.sock"), extra: serveFlags}
+	h := &host{t: t, dir: dir, socket: filepath.Join(dir, "b.sock"), extra: serveFlags,
+		cgBase: "bulwark-itest/" + filepath.Base(dir)}
 	h.c = client.New(h.socket)
 	t.Cleanup(func() {
 		h.stopVMs()
 		h.kill()
 		h.killStrays()
+		h.removeCgroups()
 		os.RemoveAll(dir)
 	})
 	h.startDaemon()
@@ -94,7 +95,8 @@ func (h *host) startDaemon() {
 	h.t.Helper()
 	h.logBuf = &bytes.Buffer{}
 	args := append([]string{"serve", "--socket", h.socket, "--state-dir", filepath.Join(h.dir, "state"),
-		"--run-dir", filepath.Join(h.dir, "run"), "--log-format", "text", "--stop-timeout", "20s"}, h.extra...)
+		"--run-dir", filepath.Join(h.dir, "run"), "--log-format", "text", "--stop-timeout", "20s",
+		"--cgroup-base", h.cgBase}, h.extra...)
 	cmd := exec.Command(binPath, args...)
 	cmd.Stdout, cmd.Stderr = h.logBuf, h.logBuf
 	if err := cmd.Start(); err != nil {
@@ -138,20 +140,75 @@ func (h *host) stopVMs() {
 	}
 }
 
-// killStrays ends any hypervisor still running from this host's run
-// directory, so a failed or interrupted test never leaks VMs.
+// killStrays ends any hypervisor still running in one of this host's VM
+// cgroups, so a failed or interrupted test never leaks VMs.
 func (h *host) killStrays() {
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile("/proc/" + p.Name() + "/cmdline")
-		if strings.Contains(string(cmdline), "qemu-system") && strings.Contains(string(cmdline), h.dir+"/") {
-			h.t.Errorf("cleanup: hypervisor pid %d still running; killing it", pid)
+	for _, name := range h.vmCgroups() {
+		for _, pid := range h.cgroupPIDs(name) {
+			h.t.Errorf("cleanup: pid %d still running in VM %s's cgroup; killing it", pid, name)
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
+	}
+}
+
+// cgroupDir is where a cgroup of this host lives in the pids hierarchy
+// (v1) or the unified one (v2).
+func (h *host) cgroupDir(rel string) string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return filepath.Join("/sys/fs/cgroup", h.cgBase, rel)
+	}
+	return filepath.Join("/sys/fs/cgroup/pids", h.cgBase, rel)
+}
+
+// vmCgroups names the VMs that have a cgroup under this host's base.
+func (h *host) vmCgroups() []string {
+	ents, _ := os.ReadDir(h.cgroupDir("vm"))
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// cgroupPIDs lists the processes in VM name's cgroup.
+func (h *host) cgroupPIDs(name string) []int {
+	b, _ := os.ReadFile(filepath.Join(h.cgroupDir("vm/"+name), "cgroup.procs"))
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// removeCgroups removes this host's cgroups in every hierarchy (deepest
+// first; rmdir of a cgroup needs it empty).
+func (h *host) removeCgroups() {
+	roots := []string{"/sys/fs/cgroup"}
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil {
+		roots, _ = filepath.Glob("/sys/fs/cgroup/*")
+	}
+	for _, r := range roots {
+		base := filepath.Join(r, h.cgBase)
+		var dirs []string
+		filepath.WalkDir(base, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			for try := 0; try < 20; try++ {
+				if err := syscall.Rmdir(dirs[i]); err == nil || err == syscall.ENOENT {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		os.Remove(filepath.Dir(base)) // bulwark-itest, when this was the last host
 	}
 }
 

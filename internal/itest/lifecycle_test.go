@@ -27,7 +27,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	t.Logf("accelerator: %s (%s)", v.Runtime.Accel, v.Runtime.AccelWhy)
 	h.waitConsole("life", image.ReadyMarker+" hostname=life", 1)
-	checkJail(t, v)
+	checkJail(t, h, v)
 
 	// Pause: the guest stops making progress.
 	h.waitFor("a heartbeat", 30*time.Second, func() bool { return lastHeartbeat(h.consoleLog("life")) > 0 })
@@ -56,8 +56,11 @@ func TestLifecycle(t *testing.T) {
 	if !strings.Contains(h.consoleLog("life"), "bulwark-guest-poweroff") {
 		t.Fatalf("guest did not power itself off; console:\n%s", h.consoleLog("life"))
 	}
-	if _, err := os.Stat(filepath.Join(v.Runtime.RunDir, "mem")); !os.IsNotExist(err) {
-		t.Fatalf("guest RAM file left behind after stop: %v", err)
+	if pids := h.cgroupPIDs("life"); len(pids) != 0 {
+		t.Fatalf("processes left in the VM's cgroup after stop: %v", pids)
+	}
+	if names := h.vmCgroups(); contains(names, "life") {
+		t.Fatalf("the VM's cgroup outlived it: %v", names)
 	}
 
 	// Restart: a second boot of the same definition.
@@ -86,38 +89,55 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
-// checkJail verifies the hypervisor runs unprivileged, sandboxed, with its
-// guest RAM in a private 0600 file.
-func checkJail(t *testing.T, v vm.VM) {
+// checkJail verifies the hypervisor runs jailed: unprivileged, without
+// capabilities, seccomp-filtered, in namespaces of its own, in the VM's
+// cgroup, with guest RAM in an anonymous sealed memfd, and that its run
+// directory is root's alone.
+func checkJail(t *testing.T, h *host, v vm.VM) {
 	t.Helper()
-	st, err := os.ReadFile(filepath.Join("/proc", itoa(v.Runtime.PID), "status"))
+	proc := filepath.Join("/proc", itoa(v.Runtime.PID))
+	st, err := os.ReadFile(filepath.Join(proc, "status"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var uidLine, seccomp, nnp string
+	fields := map[string]string{}
 	for _, l := range strings.Split(string(st), "\n") {
-		switch {
-		case strings.HasPrefix(l, "Uid:"):
-			uidLine = l
-		case strings.HasPrefix(l, "Seccomp:"):
-			seccomp = strings.TrimSpace(strings.TrimPrefix(l, "Seccomp:"))
-		case strings.HasPrefix(l, "NoNewPrivs:"):
-			nnp = strings.TrimSpace(strings.TrimPrefix(l, "NoNewPrivs:"))
+		if k, val, ok := strings.Cut(l, ":"); ok {
+			fields[k] = strings.TrimSpace(val)
 		}
 	}
-	f := strings.Fields(uidLine)
-	if len(f) < 5 || f[1] == "0" || f[2] == "0" || f[3] == "0" || f[1] != itoa(v.Runtime.UID) {
-		t.Fatalf("hypervisor uid line %q, want all = %d", uidLine, v.Runtime.UID)
+	f := strings.Fields(fields["Uid"])
+	if len(f) < 4 || f[0] == "0" || f[1] == "0" || f[2] == "0" || f[0] != itoa(v.Runtime.UID) {
+		t.Fatalf("hypervisor uid line %q, want all = %d", fields["Uid"], v.Runtime.UID)
 	}
-	if seccomp != "2" || nnp != "1" {
-		t.Fatalf("hypervisor not sandboxed: Seccomp=%s NoNewPrivs=%s", seccomp, nnp)
+	if fields["Seccomp"] != "2" || fields["NoNewPrivs"] != "1" {
+		t.Fatalf("hypervisor not sandboxed: Seccomp=%s NoNewPrivs=%s", fields["Seccomp"], fields["NoNewPrivs"])
 	}
-	fi, err := os.Stat(filepath.Join(v.Runtime.RunDir, "mem"))
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []string{"CapEff", "CapPrm", "CapBnd", "CapAmb"} {
+		if fields[c] != "0000000000000000" {
+			t.Fatalf("hypervisor %s = %s, want no capabilities", c, fields[c])
+		}
 	}
-	if fi.Mode().Perm() != 0o600 || fi.Size() != int64(v.Spec.MemoryMiB)<<20 {
-		t.Fatalf("guest RAM file mode %v size %d", fi.Mode().Perm(), fi.Size())
+	// PID 1 of its own PID namespace.
+	if ns := strings.Fields(fields["NSpid"]); len(ns) != 2 || ns[1] != "1" {
+		t.Fatalf("hypervisor NSpid %q: not PID 1 of its own namespace", fields["NSpid"])
+	}
+	for _, ns := range []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"} {
+		mine, _ := os.Readlink("/proc/self/ns/" + ns)
+		its, err := os.Readlink(filepath.Join(proc, "ns", ns))
+		if err != nil || its == mine {
+			t.Fatalf("hypervisor shares the host's %s namespace (%s, %v)", ns, its, err)
+		}
+	}
+	if pids := h.cgroupPIDs(v.Spec.Name); !containsInt(pids, v.Runtime.PID) {
+		t.Fatalf("hypervisor pid %d not in its VM cgroup (%v)", v.Runtime.PID, pids)
+	}
+	ram, err := os.Readlink(filepath.Join(proc, "fd", "3"))
+	if err != nil || !strings.HasPrefix(ram, "/memfd:bulwark-ram:"+v.Spec.Name) {
+		t.Fatalf("hypervisor fd 3 is %q (%v), want the guest RAM memfd", ram, err)
+	}
+	if fi, err := os.Stat(v.Runtime.RunDir); err != nil || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("run directory %s: %v %v, want root's 0700", v.Runtime.RunDir, fi.Mode(), err)
 	}
 	cmdline, _ := os.ReadFile(filepath.Join("/proc", itoa(v.Runtime.PID), "cmdline"))
 	args := strings.Split(string(cmdline), "\x00")
@@ -129,6 +149,15 @@ func checkJail(t *testing.T, v vm.VM) {
 	if !strings.Contains(string(cmdline), "elevateprivileges=deny,spawn=deny,resourcecontrol=deny") {
 		t.Fatalf("sandbox options missing: %q", args)
 	}
+}
+
+func containsInt(list []int, n int) bool {
+	for _, x := range list {
+		if x == n {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

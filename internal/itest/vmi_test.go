@@ -162,7 +162,9 @@ echo "bwsleeper-pid $!"`
 	}
 
 	v := h.vm("vmi1")
-	rk := newRootkit(t, filepath.Join(v.Runtime.RunDir, "mem"), 256<<20, filepath.Join(imgDir, "vmlinuz"))
+	// The simulated rootkit writes guest RAM from the host, through the
+	// hypervisor's own descriptor of it (the test runs as root).
+	rk := newRootkit(t, fmt.Sprintf("/proc/%d/fd/3", v.Runtime.PID), 256<<20, filepath.Join(imgDir, "vmlinuz"))
 	offTasks, _ := rk.k.Off("task_struct.tasks")
 
 	// Periodic scanning (monitor_interval 2s) raises an event by itself.
@@ -267,9 +269,9 @@ echo "bwsleeper-pid $!"`
 		t.Fatalf("dump holds %d bytes of RAM in %d ranges", total, len(ranges))
 	}
 
-	// Once the VM stops, the monitor lets go of its RAM (the daemon deletes
-	// the file; a mapping would keep the guest's memory alive).
-	memFile := filepath.Join(v.Runtime.RunDir, "mem")
+	// Once the VM stops, the monitor lets go of its RAM (a mapping would
+	// keep the guest's memory alive after the hypervisor is gone).
+	memFile := "memfd:bulwark-ram:vmi1"
 	if !strings.Contains(monitorMaps(), memFile) {
 		t.Fatalf("the monitor does not map %s while the VM runs", memFile)
 	}
@@ -318,7 +320,7 @@ func checkMonitorProcess(t *testing.T) {
 		}
 		maps, _ := os.ReadFile("/proc/" + p.Name() + "/maps")
 		for _, l := range strings.Split(string(maps), "\n") {
-			if strings.HasSuffix(l, "/mem") || strings.Contains(l, "/mem (deleted)") {
+			if strings.Contains(l, "memfd:bulwark-ram:") {
 				if f := strings.Fields(l); len(f) > 1 && strings.Contains(f[1], "w") {
 					t.Fatalf("monitor maps guest RAM writable: %s", l)
 				}

@@ -30,7 +30,7 @@ type Store interface {
 
 // Config holds the host-side settings of the manager.
 type Config struct {
-	RunRoot string // per-VM run directories live here (0711; each VM dir 0700)
+	RunRoot string // per-VM run directories live here (root-owned 0700, as is each VM dir)
 	LogRoot string // per-VM console logs live here
 	// UIDBase: when the daemon is root, VM n runs as uid/gid UIDBase+id.
 	// Zero keeps the daemon's own uid (development only).
@@ -38,6 +38,36 @@ type Config struct {
 	ConsoleLogMax int64
 	ConsoleKeep   int
 	StopTimeout   time.Duration
+	// MemOverheadMiB is added to a VM's RAM for its cgroup's hard memory
+	// cap (the hypervisor's own code, TCG translation cache, device
+	// buffers); 0: DefaultMemOverheadMiB.
+	MemOverheadMiB int
+	// PidsMax is each VM's pids.max (hypervisor threads); 0: DefaultPidsMax.
+	PidsMax int
+}
+
+// Defaults of the per-VM cgroup limits (docs/jail.md).
+const (
+	DefaultMemOverheadMiB = 256
+	DefaultPidsMax        = 128
+)
+
+// Cgroups is what the manager needs from the host's cgroups: one group per
+// VM holding every process of that VM, with a hard memory cap and a pids
+// limit. Implemented over internal/cgroup by CgroupSet.
+type Cgroups interface {
+	// Prepare makes the VM's group afresh (killing whatever an earlier run
+	// left in it) with its limits, and returns the function that places
+	// the hypervisor's process in it.
+	Prepare(ctx context.Context, vm string, memBytes int64, pidsMax int) (place func(pid int) error, err error)
+	// OOMKills is how many processes of the VM's group the kernel killed
+	// for exceeding the memory cap since Prepare.
+	OOMKills(vm string) uint64
+	// Release kills whatever is left in the VM's group and removes it; it
+	// returns the PIDs it had to kill.
+	Release(ctx context.Context, vm string) ([]int, error)
+	// List names the VMs that have a group on this host.
+	List() ([]string, error)
 }
 
 // Network is what the manager needs from the virtual switch: NIC checks at
@@ -65,6 +95,7 @@ type Manager struct {
 
 	metrics  metrics
 	net      Network    // nil: NICs on networks are refused
+	cg       Cgroups    // nil: no per-VM cgroups (tests of pure logic only)
 	createMu sync.Mutex // Create: address assignment and insert are one step
 
 	closing   chan struct{} // closed by Close: supervisors stop recording
@@ -101,41 +132,24 @@ func New(st Store, b hv.Backend, accel func(string) (hv.Accel, error), cfg Confi
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 30 * time.Second
 	}
+	if cfg.MemOverheadMiB <= 0 {
+		cfg.MemOverheadMiB = DefaultMemOverheadMiB
+	}
+	if cfg.PidsMax <= 0 {
+		cfg.PidsMax = DefaultPidsMax
+	}
 	for _, d := range []string{cfg.RunRoot, cfg.LogRoot} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
 	}
-	// VM uids must traverse RunRoot to reach their own 0700 directory.
-	if err := os.Chmod(cfg.RunRoot, 0o711); err != nil {
+	// Hypervisors get descriptors, never paths: no VM uid needs to reach
+	// a run directory, so none may.
+	if err := os.Chmod(cfg.RunRoot, 0o700); err != nil {
 		return nil, err
-	}
-	if cfg.UIDBase > 0 && os.Geteuid() == 0 {
-		if err := checkTraversable(cfg.RunRoot); err != nil {
-			return nil, err
-		}
 	}
 	return &Manager{store: st, backend: b, accel: accel, cfg: cfg, log: log, metrics: newMetrics(),
 		closing: make(chan struct{}), entries: map[string]*entry{}}, nil
-}
-
-func checkTraversable(dir string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	for d := abs; ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			return fmt.Errorf("run root %s: %s is not searchable by others (mode %v); unprivileged VM processes could not reach their run directories", abs, d, fi.Mode().Perm())
-		}
-		if d == "/" {
-			return nil
-		}
-	}
 }
 
 func (m *Manager) entry(name string) *entry {
@@ -148,6 +162,9 @@ func (m *Manager) entry(name string) *entry {
 	}
 	return e
 }
+
+// SetCgroups gives the manager the host's cgroups. Call it before Recover.
+func (m *Manager) SetCgroups(c Cgroups) { m.cg = c }
 
 // SetNetwork connects the manager to the virtual switch.
 func (m *Manager) SetNetwork(n Network) { m.net = n }
@@ -258,16 +275,30 @@ func (m *Manager) Registers(ctx context.Context, name string) ([]hv.Registers, e
 	return rr.Registers(ctx)
 }
 
-// MemoryPath is the file backing a running VM's RAM and its size in bytes.
-func (m *Manager) MemoryPath(ctx context.Context, name string) (string, uint64, error) {
+// OpenMemory returns a new read-only descriptor of a running VM's RAM and
+// its size in bytes; the caller closes it. The descriptor comes from the
+// daemon's own reference to the guest's memfd, never from a path.
+func (m *Manager) OpenMemory(ctx context.Context, name string) (*os.File, uint64, error) {
 	v, err := m.store.GetVM(ctx, name)
 	if err != nil {
-		return "", 0, err
+		return nil, 0, err
 	}
-	if !v.State.Active() || v.Runtime.RunDir == "" {
-		return "", 0, ErrNotRunning
+	e := m.entry(name)
+	e.wmu.Lock()
+	inst := e.inst
+	e.wmu.Unlock()
+	if inst == nil || !v.State.Active() {
+		return nil, 0, ErrNotRunning
 	}
-	return filepath.Join(v.Runtime.RunDir, "mem"), uint64(v.Spec.MemoryMiB) << 20, nil
+	mo, ok := inst.(hv.MemoryOpener)
+	if !ok {
+		return nil, 0, errors.New("this hypervisor backend cannot share guest memory")
+	}
+	f, err := mo.OpenMemory()
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, uint64(v.Spec.MemoryMiB) << 20, nil
 }
 
 // SetConsolePolicy replaces a VM's console policy (nil: the defaults). It
@@ -331,13 +362,23 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: network: %w", name, err)
 	}
+	var place func(int) error
+	if m.cg != nil {
+		memBytes := int64(v.Spec.MemoryMiB+m.cfg.MemOverheadMiB) << 20
+		if place, err = m.cg.Prepare(ctx, name, memBytes, m.cfg.PidsMax); err != nil {
+			m.detach(name)
+			return nil, fmt.Errorf("vm %q: cgroup: %w", name, err)
+		}
+	}
 	if err := m.store.SetState(ctx, name, vm.Starting, "", rt); err != nil {
 		m.detach(name)
 		return nil, err
 	}
-	inst, err := m.backend.Launch(ctx, hv.LaunchConfig{Spec: v.Spec, RunDir: rt.RunDir, Accel: choice, UID: rt.UID, GID: rt.UID, NICRemotes: remotes})
+	inst, err := m.backend.Launch(ctx, hv.LaunchConfig{Spec: v.Spec, RunDir: rt.RunDir, Accel: choice, UID: rt.UID, GID: rt.UID,
+		NICRemotes: remotes, Place: place, PidsMax: m.cfg.PidsMax})
 	if err != nil {
 		m.detach(name)
+		m.releaseCgroup(name)
 		m.log.Warn("vm start failed", "vm", name, "err", err)
 		if serr := m.store.SetState(context.Background(), name, vm.Crashed, err.Error(), rt); serr != nil {
 			return nil, serr
@@ -490,12 +531,29 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err := m.store.DeleteVM(ctx, name); err != nil {
 		return err
 	}
+	m.releaseCgroup(name)
 	os.RemoveAll(m.runDir(name))
 	os.RemoveAll(filepath.Dir(m.ConsoleLogPath(name)))
 	m.mu.Lock()
 	delete(m.entries, name)
 	m.mu.Unlock()
 	return nil
+}
+
+// releaseCgroup kills whatever is left in a VM's cgroup and removes it.
+func (m *Manager) releaseCgroup(name string) {
+	if m.cg == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pids, err := m.cg.Release(ctx, name)
+	if len(pids) > 0 {
+		m.log.Warn("killed processes left in the VM's cgroup", "vm", name, "pids", pids)
+	}
+	if err != nil {
+		m.log.Error("release vm cgroup", "vm", name, "err", err)
+	}
 }
 
 // ConsoleKeep is how many rotated console log files are kept.

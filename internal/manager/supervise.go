@@ -57,6 +57,12 @@ func (m *Manager) recordExit(name string, e *entry, inst hv.Instance, sup chan s
 		m.log.Error("vm exited but its record is gone", "vm", name, "err", err)
 		return
 	}
+	if m.cg != nil && exit.Reason == "" {
+		if n := m.cg.OOMKills(name); n > 0 {
+			exit.Reason = fmt.Sprintf("out of memory: the VM's cap of %d MiB (guest RAM + %d MiB overhead) was reached and the kernel killed the hypervisor",
+				v.Spec.MemoryMiB+m.cfg.MemOverheadMiB, m.cfg.MemOverheadMiB)
+		}
+	}
 	st, reason := FinalState(v.State, exit)
 	rt := v.Runtime
 	rt.PID, rt.StartTime = 0, 0
@@ -70,17 +76,21 @@ func (m *Manager) recordExit(name string, e *entry, inst hv.Instance, sup chan s
 		m.log.Info("vm stopped", "vm", name, "status", exit.Status)
 	}
 	m.detach(name)
+	m.releaseCgroup(name)
 	if m.console != nil {
 		m.console.VMStopped(name)
 	}
-	// Guest RAM may hold the tenant's secrets: do not leave it on the host.
-	os.Remove(filepath.Join(inst.Handle().RunDir, "mem"))
 }
 
 // FinalState decides what a hypervisor exit means: a requested shutdown
 // (operator stop or guest power-off) is "stopped", anything else "crashed"
-// with the exit status and the hypervisor's last words as the reason.
+// with the exit status and the hypervisor's last words as the reason. An
+// exit the host caused (memory cap, log flood) is "crashed" with that
+// cause even if a stop was under way.
 func FinalState(cur vm.State, exit hv.Exit) (vm.State, string) {
+	if exit.Reason != "" {
+		return vm.Crashed, exit.Reason + " (" + exit.Status + ")"
+	}
 	if cur == vm.Stopping || exit.Requested {
 		return vm.Stopped, ""
 	}
@@ -178,37 +188,69 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	live := map[string]bool{}
 	for _, v := range vms {
 		if !v.State.Active() {
 			continue
 		}
-		if err := m.recoverOne(ctx, v); err != nil {
+		ok, err := m.recoverOne(ctx, v)
+		if err != nil {
 			m.log.Error("recover vm", "vm", v.Spec.Name, "err", err)
 		}
+		live[v.Spec.Name] = ok
 	}
+	m.killOrphans(live)
 	return nil
 }
 
-func (m *Manager) recoverOne(ctx context.Context, v *vm.VM) error {
+// killOrphans kills the processes of every VM cgroup that does not belong
+// to a re-attached VM: a hypervisor the store does not know as running
+// (the daemon died between starting it and recording it, or its re-attach
+// failed) must not run on beside the next start of the same VM.
+func (m *Manager) killOrphans(live map[string]bool) {
+	if m.cg == nil {
+		return
+	}
+	names, err := m.cg.List()
+	if err != nil {
+		m.log.Error("list vm cgroups", "err", err)
+		return
+	}
+	for _, name := range names {
+		if live[name] {
+			continue
+		}
+		m.log.Warn("vm cgroup without a re-attached hypervisor; killing its processes", "vm", name)
+		m.releaseCgroup(name)
+	}
+}
+
+// recoverOne re-attaches one VM the store records as active and reports
+// whether it now has a live hypervisor.
+func (m *Manager) recoverOne(ctx context.Context, v *vm.VM) (bool, error) {
 	name := v.Spec.Name
 	e := m.entry(name)
 	e.opMu.Lock()
 	defer e.opMu.Unlock()
 	h := hv.Handle{PID: v.Runtime.PID, StartTime: v.Runtime.StartTime, RunDir: v.Runtime.RunDir}
-	inst, err := m.backend.Attach(ctx, h)
+	// The switch ports first: the hypervisor's NIC sockets are re-connected
+	// to them during the attach.
+	remotes, perr := m.attach(name, v.Runtime, v.Spec.NICs)
+	if perr != nil {
+		m.log.Error("re-attach ports", "vm", name, "err", perr)
+	}
+	inst, err := m.backend.Attach(ctx, h, hv.AttachConfig{Spec: v.Spec, NICRemotes: remotes})
 	if err != nil {
+		m.detach(name)
 		reason := "hypervisor process exited while the daemon was not running"
 		if !errors.Is(err, hv.ErrGone) {
-			reason = fmt.Sprintf("re-attach failed: %v", err)
+			reason = fmt.Sprintf("re-attach failed: %v; its processes were killed", err)
 		}
 		rt := v.Runtime
 		rt.PID, rt.StartTime = 0, 0
 		m.metrics.crashes.Inc()
-		return m.store.SetState(ctx, name, vm.Crashed, reason, rt)
-	}
-	// The hypervisor keeps sending to the same port sockets: recreate them.
-	if _, err := m.attach(name, v.Runtime, v.Spec.NICs); err != nil {
-		m.log.Error("re-attach ports", "vm", name, "err", err)
+		m.log.Warn("vm not re-attached", "vm", name, "reason", reason)
+		return false, m.store.SetState(ctx, name, vm.Crashed, reason, rt)
 	}
 	st := v.State
 	switch s, err := inst.Status(ctx); {
@@ -221,11 +263,11 @@ func (m *Manager) recoverOne(ctx context.Context, v *vm.VM) error {
 	}
 	if err := m.store.SetState(ctx, name, st, "", v.Runtime); err != nil {
 		inst.Detach()
-		return err
+		return false, err
 	}
 	m.log.Info("vm re-attached", "vm", name, "pid", h.PID, "state", st)
 	m.supervise(name, e, inst)
-	return nil
+	return true, nil
 }
 
 // Close detaches from every VM without stopping them.

@@ -115,18 +115,16 @@ type dgramIO struct {
 	peer *unix.SockaddrUnix
 }
 
-func newDgramIO(path, peer string, uid int) (*dgramIO, error) {
+func newDgramIO(path, peer string) (*dgramIO, error) {
 	os.Remove(path)
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		return nil, err
 	}
-	// Only the VM's own hypervisor uid may send frames into this port.
-	err = os.Chmod(path, 0o600)
-	if err == nil && uid >= 0 && os.Geteuid() == 0 {
-		err = os.Chown(path, uid, uid)
-	}
-	if err != nil {
+	// Only root may send frames into this port: the daemon connects the
+	// hypervisor's NIC socket here on its behalf, so no VM uid needs (or
+	// gets) access to the path. The directory is root-owned.
+	if err := os.Chmod(path, 0o600); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -221,7 +221,7 @@ type VMPortSpec struct {
 	Groups  []string
 	Socket  string // the switch's socket for this port (QEMU's remote)
 	Peer    string // QEMU's own socket (QEMU's local)
-	UID     int    // hypervisor uid allowed to send to Socket
+	UID     int    // the hypervisor's uid (informational: only root can send to Socket)
 }
 
 // AttachVMPort creates a VM port. The port is in the compiled policy before
@@ -248,7 +248,7 @@ func (s *Switch) AttachVMPort(spec VMPortSpec) (*Port, error) {
 		}
 	}
 	name := fmt.Sprintf("%s/nic%d", spec.VM, spec.NIC)
-	io, err := newDgramIO(spec.Socket, spec.Peer, spec.UID)
+	io, err := newDgramIO(spec.Socket, spec.Peer)
 	if err != nil {
 		return nil, fmt.Errorf("port %s: %w", name, err)
 	}

@@ -125,9 +125,8 @@ func checkInvariants(t *testing.T, s *Spec) {
 		if n.Network != "" && (len(n.Network) > MaxNameLen || !nameRE.MatchString(n.Network)) {
 			t.Fatalf("accepted network %q", n.Network)
 		}
-		if n.Socket != "" && (!filepath.IsAbs(n.Socket) || len(n.Socket) > MaxSocketPath ||
-			strings.ContainsAny(n.Socket, ",\x00\n") || filepath.Clean(n.Socket) != n.Socket) {
-			t.Fatalf("accepted socket %q", n.Socket)
+		if n.Socket != "" {
+			t.Fatalf("accepted a NIC on host socket %q", n.Socket)
 		}
 	}
 }

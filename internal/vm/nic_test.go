@@ -31,6 +31,7 @@ func TestNICNetworkFields(t *testing.T) {
 		{NIC{Network: "lan", Groups: []string{"Web"}}, "nics[0].groups[0]"},
 		{NIC{Network: "lan", Groups: []string{"web", "web"}}, "nics[0].groups[1]"},
 		{NIC{Network: "lan", Socket: "/run/x.sock"}, "nics[0].socket"},
+		{NIC{Socket: "/run/systemd/journal/socket"}, "nics[0].socket"},
 		{NIC{Network: "Lan"}, "nics[0].network"},
 	}
 	for _, c := range cases {

@@ -67,8 +67,11 @@ type NIC struct {
 	IP string `json:"ip,omitempty"`
 	// Groups are the security groups the NIC belongs to, in evaluation order.
 	Groups []string `json:"groups,omitempty"`
-	// Socket, without Network, sends frames to a Unix datagram socket of the
-	// operator's; with neither the NIC is unattached (frames dropped).
+	// Socket is refused: it used to send frames to any Unix datagram
+	// socket of the host, around the switch and its firewall, and the
+	// daemon connects NIC sockets as root. It stays in the type so that a
+	// stored definition that has it gets a clear error, not silence.
+	// Without Network the NIC is unattached (frames dropped).
 	Socket string `json:"socket,omitempty"`
 }
 

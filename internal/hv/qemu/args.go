@@ -16,17 +16,22 @@ import (
 // daemon opened itself are /proc/self/fd/N or /dev/fdset/N, so the
 // unprivileged QEMU needs no access to their directories.
 type Args struct {
-	Name          string
-	Accel         string // "kvm" or "tcg"
-	VCPUs         int
-	MemoryMiB     int
-	MemPath       string // guest RAM backing file (pre-created 0600)
-	Kernel        string
-	Initrd        string
-	Cmdline       string
-	TSCkHz        int // TCG only: host TSC rate passed as tsc_early_khz (0: none)
+	Name      string
+	Accel     string // "kvm" or "tcg"
+	VCPUs     int
+	MemoryMiB int
+	MemPath   string // guest RAM backing file (pre-created 0600)
+	Kernel    string
+	Initrd    string
+	Cmdline   string
+	TSCkHz    int // TCG only: host TSC rate passed as tsc_early_khz (0: none)
+	// QMP and the serial console: a listening socket the daemon made
+	// (QMPFD/ConsoleFD > 0, what the backend uses) or a path QEMU binds
+	// itself (benchmarks that run QEMU without the daemon).
 	QMPSocket     string
 	ConsoleSocket string
+	QMPFD         int
+	ConsoleFD     int
 	Disks         []DiskArg
 	NICs          []NICArg
 	FDSets        []FDSet
@@ -38,9 +43,12 @@ type DiskArg struct {
 	ReadOnly bool
 }
 
-// NICArg is one virtio-net device on a Unix datagram socket pair.
+// NICArg is one virtio-net device on a Unix datagram socket: either a
+// descriptor of a socket the daemon bound and connected (FD > 0, what the
+// backend uses), or a pair of paths QEMU binds and sends to.
 type NICArg struct {
 	MAC    string
+	FD     int
 	Local  string // socket QEMU binds
 	Remote string // socket QEMU sends to
 }
@@ -87,9 +95,9 @@ func (a Args) Build() []string {
 	}
 	argv = append(argv, "-append", a.kernelCmdline())
 	argv = append(argv,
-		"-chardev", "socket,id=qmp,path="+a.QMPSocket+",server=on,wait=off",
+		"-chardev", chardevSocket("qmp", a.QMPFD, a.QMPSocket),
 		"-mon", "chardev=qmp,mode=control",
-		"-chardev", "socket,id=serial0,path="+a.ConsoleSocket+",server=on,wait=off",
+		"-chardev", chardevSocket("serial0", a.ConsoleFD, a.ConsoleSocket),
 		"-serial", "chardev:serial0",
 	)
 	for i, d := range a.Disks {
@@ -103,11 +111,22 @@ func (a Args) Build() []string {
 			"-device", fmt.Sprintf("virtio-blk-device,drive=disk%d", i))
 	}
 	for i, n := range a.NICs {
-		argv = append(argv,
-			"-netdev", fmt.Sprintf("dgram,id=net%d,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", i, n.Local, n.Remote),
+		netdev := fmt.Sprintf("dgram,id=net%d,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", i, n.Local, n.Remote)
+		if n.FD > 0 {
+			// A connected socket: QEMU refuses a remote with local.type=fd.
+			netdev = fmt.Sprintf("dgram,id=net%d,local.type=fd,local.str=%d", i, n.FD)
+		}
+		argv = append(argv, "-netdev", netdev,
 			"-device", fmt.Sprintf("virtio-net-device,netdev=net%d,mac=%s", i, n.MAC))
 	}
 	return argv
+}
+
+func chardevSocket(id string, fd int, path string) string {
+	if fd > 0 {
+		return fmt.Sprintf("socket,id=%s,fd=%d,server=on,wait=off", id, fd)
+	}
+	return "socket,id=" + id + ",path=" + path + ",server=on,wait=off"
 }
 
 // kernelCmdline prepends what the host must set (the serial console, and

@@ -14,38 +14,68 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bulwark-project/bulwark/internal/hv"
+	"github.com/bulwark-project/bulwark/internal/jail"
 )
 
-// Files in a VM's run directory.
+// Files in a VM's run directory. The directory is root-owned 0700 and
+// re-created empty at every start: QEMU never sees it (it gets
+// descriptors), so nothing in it can have been planted by a VM.
 const (
 	qmpSock     = "qmp.sock"
 	consoleSock = "console.sock"
-	memFile     = "mem"
 	logFile     = "qemu.log"
 )
 
-// startTimeout bounds how long QEMU may take to open its QMP socket.
+// Descriptor numbers inside QEMU (jail.Start passes files from 3 on, in
+// this order): guest RAM, QMP listener, console listener, one connected
+// datagram socket per NIC, then kernel, initrd and disks. A re-attaching
+// daemon takes the RAM and NIC descriptors back from QEMU by number.
+const (
+	fdMem     = 3
+	fdQMP     = 4
+	fdConsole = 5
+	fdNIC0    = 6
+)
+
+// startTimeout bounds how long QEMU may take to answer on QMP.
 const startTimeout = 30 * time.Second
+
+// Limits of the jailed QEMU (documented in docs/jail.md).
+const (
+	// DefaultPidsMax bounds QEMU's threads: main loop, RCU, one per vCPU,
+	// its worker pool (up to 64) and a margin.
+	DefaultPidsMax = 128
+	noFileLimit    = 1024
+	// MaxLog caps QEMU's own log (stderr): past it the VM is killed. It is
+	// also RLIMIT_FSIZE unless a disk is larger.
+	MaxLog = 16 << 20
+	// logCheckInterval is how often a running VM's log size is checked.
+	logCheckInterval = 2 * time.Second
+)
 
 // Backend launches VMs with a QEMU binary.
 type Backend struct {
 	Binary string // path or name of qemu-system-x86_64
+	// JailRoot is the mount point of each VM's private root (see
+	// internal/jail). "" runs QEMU unjailed: development and the boot
+	// benchmark's comparison only.
+	JailRoot string
 }
 
-// New returns a backend using binary ("" = qemu-system-x86_64 on PATH).
-func New(binary string) *Backend {
+// New returns a backend using binary ("" = qemu-system-x86_64 on PATH)
+// that jails every VM under jailRoot ("" = no jail).
+func New(binary, jailRoot string) *Backend {
 	if binary == "" {
 		binary = "qemu-system-x86_64"
 	}
-	return &Backend{Binary: binary}
+	return &Backend{Binary: binary, JailRoot: jailRoot}
 }
 
 // Name implements hv.Backend.
 func (b *Backend) Name() string { return "qemu" }
-
-// MemPath is the guest RAM file of a VM's run directory; introspection maps it.
-func MemPath(runDir string) string { return filepath.Join(runDir, memFile) }
 
 // ConsoleSocket is the serial console socket of a VM's run directory.
 func ConsoleSocket(runDir string) string { return filepath.Join(runDir, consoleSock) }
@@ -56,30 +86,120 @@ func (b *Backend) Launch(ctx context.Context, cfg hv.LaunchConfig) (hv.Instance,
 	if err != nil {
 		return nil, fmt.Errorf("qemu binary: %w", err)
 	}
-	if err := prepareRunDir(cfg); err != nil {
+	if bin, err = filepath.Abs(bin); err != nil {
 		return nil, err
 	}
-	inst, err := b.launch(ctx, bin, cfg)
-	if err != nil {
-		// No guest RAM file outlives a failed start.
-		os.Remove(MemPath(cfg.RunDir))
+	if err := prepareRunDir(cfg.RunDir); err != nil {
+		return nil, err
 	}
-	return inst, err
-}
-
-func (b *Backend) launch(ctx context.Context, bin string, cfg hv.LaunchConfig) (hv.Instance, error) {
-	files, args, err := openInputs(cfg)
-	defer closeAll(files)
+	in, err := openInputs(cfg)
+	defer in.close()
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(filepath.Join(cfg.RunDir, logFile), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	logf, err := os.OpenFile(filepath.Join(cfg.RunDir, logFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, args.Build()...)
-	cmd.Dir = cfg.RunDir
+	argv := in.args.Build()
+	var cmd *exec.Cmd
+	if b.JailRoot != "" {
+		spec, err := b.jailSpec(bin, argv, cfg, in)
+		if err != nil {
+			return nil, err
+		}
+		cmd, err = jail.Start(spec, in.files, logf, logf, cfg.Place)
+		if err != nil {
+			return nil, err
+		}
+	} else if cmd, err = startUnjailed(bin, argv, cfg, in.files, logf); err != nil {
+		return nil, err
+	}
+	mem, err := in.mem.dup()
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	inst := newInstance(cmd.Process.Pid, cfg.RunDir, mem)
+	inst.handle.StartTime, _ = procStartTime(inst.handle.PID)
+	go inst.reap(cmd)
+	if err := inst.connect(ctx); err != nil {
+		inst.Kill(context.Background())
+		<-inst.Done()
+		ex := inst.Exit()
+		msg := err.Error()
+		if ex.Message != "" {
+			msg = lastLogLine(ex.Message)
+		}
+		return nil, fmt.Errorf("qemu failed to start (%s): %s", ex.Status, msg)
+	}
+	go inst.watchLog()
+	return inst, nil
+}
+
+// lastLogLine is the last non-empty line of a log tail, at most 256 bytes.
+func lastLogLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 256 {
+		s = s[len(s)-256:]
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// jailSpec confines QEMU: only its binary, libraries, TCG module and
+// firmware, the device nodes it needs, its own /proc.
+func (b *Backend) jailSpec(bin string, argv []string, cfg hv.LaunchConfig, in *inputs) (jail.Spec, error) {
+	prefix := filepath.Dir(filepath.Dir(bin)) // /usr for /usr/bin/qemu-system-x86_64
+	progs := []string{bin}
+	if cfg.Accel.Name == "tcg" {
+		// Debian builds TCG as a loadable module.
+		mod := filepath.Join(prefix, "lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so")
+		if _, err := os.Stat(mod); err == nil {
+			progs = append(progs, mod)
+		}
+	}
+	binds, links, err := jail.ProgramBinds(progs...)
+	if err != nil {
+		return jail.Spec{}, err
+	}
+	binds = append(binds, jail.DataBinds(filepath.Join(prefix, "share/qemu/bios-microvm.bin"), filepath.Join(prefix, "share/qemu/qboot.rom"))...)
+	devs := []string{"/dev/null", "/dev/zero", "/dev/urandom"}
+	if cfg.Accel.Name == "kvm" {
+		devs = append(devs, "/dev/kvm")
+	}
+	for _, d := range devs {
+		binds = append(binds, jail.Bind{Path: d, Device: true})
+	}
+	pids := cfg.PidsMax
+	if pids <= 0 {
+		pids = DefaultPidsMax
+	}
+	uid, gid := cfg.UID, cfg.GID
+	if uid <= 0 || gid <= 0 {
+		return jail.Spec{}, errors.New("a jailed VM needs its own uid (the daemon must run as root with --vm-uid-base)")
+	}
+	return jail.Spec{
+		Name: "vm-" + cfg.Spec.Name, Root: b.JailRoot, Path: bin, Args: append([]string{bin}, argv...),
+		Env:   []string{"PATH=/usr/bin:/bin"},
+		Binds: binds, Symlinks: links, Proc: true, UID: uid, GID: gid,
+		// RLIMIT_NPROC counts the VM uid's threads, which are this VM's
+		// alone; it sits a little above pids.max so that the cgroup is the
+		// limit a fork bomb meets (and its pids.events counts it).
+		Rlimits: jail.Rlimits{NoFile: noFileLimit, NProc: uint64(pids + 32), FSize: in.fsize},
+		Seccomp: "vmm",
+	}, nil
+}
+
+// startUnjailed runs QEMU as the VM's uid without a jail (development and
+// benchmarks only).
+func startUnjailed(bin string, argv []string, cfg hv.LaunchConfig, files []*os.File, logf *os.File) (*exec.Cmd, error) {
+	cmd := exec.Command(bin, argv...)
+	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = files
@@ -91,146 +211,252 @@ func (b *Backend) launch(ctx context.Context, bin string, cfg hv.LaunchConfig) (
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start qemu: %w", err)
 	}
-	inst := newInstance(cmd.Process.Pid, cfg.RunDir)
-	inst.handle.StartTime, _ = procStartTime(inst.handle.PID)
-	go inst.reap(cmd)
-	if err := inst.connect(ctx); err != nil {
-		inst.Kill(context.Background())
-		<-inst.Done()
-		return nil, fmt.Errorf("qemu failed to start: %s", inst.Exit().Message)
+	if cfg.Place != nil {
+		if err := cfg.Place(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, err
+		}
 	}
-	return inst, nil
+	return cmd, nil
 }
 
 // Attach implements hv.Backend.
-func (b *Backend) Attach(ctx context.Context, h hv.Handle) (hv.Instance, error) {
+func (b *Backend) Attach(ctx context.Context, h hv.Handle, cfg hv.AttachConfig) (hv.Instance, error) {
 	st, err := procStartTime(h.PID)
 	if err != nil || st != h.StartTime {
 		return nil, hv.ErrGone
 	}
-	// The PID and start time match; the command line naming our run
-	// directory rules out the remaining corner of a recycled PID.
+	// The PID and start time match; the command line naming the VM rules
+	// out the remaining corner of a recycled PID.
 	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", h.PID))
-	if !strings.Contains(string(cmdline), filepath.Join(h.RunDir, qmpSock)) {
+	if !strings.Contains(string(cmdline), "\x00guest="+cfg.Spec.Name+",") {
 		return nil, hv.ErrGone
 	}
-	inst := newInstance(h.PID, h.RunDir)
-	inst.handle.StartTime = st
+	// Only a run directory that is root's alone is dialled into (one made
+	// by an older daemon belonged to the VM's uid).
+	if err := checkRunDir(h.RunDir); err != nil {
+		return nil, fmt.Errorf("attach pid %d: %w", h.PID, err)
+	}
 	fd, err := pidfdOpen(h.PID)
 	if err != nil {
 		return nil, fmt.Errorf("attach pid %d: %w", h.PID, err)
 	}
+	mem, err := takeBackMemory(fd, uint64(cfg.Spec.MemoryMiB)<<20)
+	if err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("attach pid %d: %w", h.PID, err)
+	}
+	for i, remote := range cfg.NICRemotes {
+		if remote == "" {
+			continue
+		}
+		if err := reconnectNIC(fd, fdNIC0+i, filepath.Join(h.RunDir, nicSock(i)), remote); err != nil {
+			syscall.Close(fd)
+			mem.Close()
+			return nil, fmt.Errorf("attach pid %d: nic %d: %w", h.PID, i, err)
+		}
+	}
+	inst := newInstance(h.PID, h.RunDir, mem)
+	inst.handle.StartTime = st
 	go inst.watchPidfd(fd)
 	if err := inst.connect(ctx); err != nil {
 		inst.Detach()
 		return nil, fmt.Errorf("attach pid %d: %w", h.PID, err)
 	}
+	go inst.watchLog()
 	return inst, nil
 }
 
-func prepareRunDir(cfg hv.LaunchConfig) error {
-	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
-		return err
+func nicSock(i int) string { return fmt.Sprintf("net%d.sock", i) }
+
+// prepareRunDir re-creates the VM's run directory empty, root-owned 0700.
+// Whatever an earlier run left there is removed without following links.
+func prepareRunDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("run directory: %w", err)
 	}
-	for _, n := range []string{qmpSock, consoleSock, memFile} {
-		if err := os.Remove(filepath.Join(cfg.RunDir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("run directory: %w", err)
 	}
-	for i := range cfg.Spec.NICs {
-		os.Remove(filepath.Join(cfg.RunDir, fmt.Sprintf("net%d.sock", i)))
-	}
-	// Guest RAM: created here so it is 0600 from the first moment (QEMU would
-	// create it 0644).
-	mf, err := os.OpenFile(MemPath(cfg.RunDir), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("guest memory file: %w", err)
-	}
-	mf.Close()
-	if cfg.UID >= 0 && os.Geteuid() == 0 {
-		for _, p := range []string{cfg.RunDir, MemPath(cfg.RunDir)} {
-			if err := os.Chown(p, cfg.UID, cfg.GID); err != nil {
-				return err
-			}
-		}
-	}
-	return os.Chmod(cfg.RunDir, 0o700)
+	return nil
 }
 
-// openInputs opens kernel, initrd and disks with the daemon's rights and
-// returns the QEMU arguments that refer to them through inherited
-// descriptors (ExtraFiles[i] is fd 3+i in the child).
-func openInputs(cfg hv.LaunchConfig) ([]*os.File, Args, error) {
-	s := cfg.Spec
-	a := Args{
-		Name: s.Name, Accel: cfg.Accel.Name, VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB,
-		MemPath: MemPath(cfg.RunDir), Cmdline: s.Cmdline, TSCkHz: hostTSC(),
-		QMPSocket: filepath.Join(cfg.RunDir, qmpSock), ConsoleSocket: ConsoleSocket(cfg.RunDir),
+// checkRunDir accepts only a real directory owned by root with mode 0700.
+func checkRunDir(dir string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return fmt.Errorf("run directory: %w", err)
 	}
-	var files []*os.File
-	add := func(path string, flag int) (int, error) {
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Uid != 0 || st.Mode&0o777 != 0o700 {
+		return fmt.Errorf("run directory %s is not root's alone (mode %o, uid %d)", dir, st.Mode, st.Uid)
+	}
+	return nil
+}
+
+// inputs are the descriptors handed to QEMU and the arguments naming them.
+type inputs struct {
+	files []*os.File // ExtraFiles order: fd 3, 4, ...
+	args  Args
+	mem   memfd
+	fsize uint64 // RLIMIT_FSIZE: at least MaxLog and every writable disk
+}
+
+func (in *inputs) close() {
+	for _, f := range in.files {
+		f.Close()
+	}
+}
+
+// openInputs makes what QEMU gets: guest RAM, the QMP and console
+// listeners and the NIC sockets (all in the root-owned run directory),
+// kernel, initrd and disks opened with the daemon's rights.
+func openInputs(cfg hv.LaunchConfig) (*inputs, error) {
+	s := cfg.Spec
+	in := &inputs{fsize: MaxLog}
+	in.args = Args{
+		Name: s.Name, Accel: cfg.Accel.Name, VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB,
+		MemPath: fmt.Sprintf("/proc/self/fd/%d", fdMem), Cmdline: s.Cmdline, TSCkHz: hostTSC(),
+		QMPFD: fdQMP, ConsoleFD: fdConsole,
+	}
+	add := func(f *os.File) int {
+		in.files = append(in.files, f)
+		return 2 + len(in.files)
+	}
+	var err error
+	if in.mem, err = newMemfd(s.Name, uint64(s.MemoryMiB)<<20); err != nil {
+		return in, err
+	}
+	add(in.mem.f)
+	for _, name := range []string{qmpSock, consoleSock} {
+		f, err := listenFile(filepath.Join(cfg.RunDir, name))
+		if err != nil {
+			return in, err
+		}
+		add(f)
+	}
+	for i, n := range s.NICs {
+		remote := ""
+		if i < len(cfg.NICRemotes) {
+			remote = cfg.NICRemotes[i]
+		}
+		f, err := nicSocket(filepath.Join(cfg.RunDir, nicSock(i)), remote)
+		if err != nil {
+			return in, fmt.Errorf("nics[%d]: %w", i, err)
+		}
+		in.args.NICs = append(in.args.NICs, NICArg{MAC: n.MAC, FD: add(f)})
+	}
+	open := func(path string, flag int) (int, error) {
 		f, err := os.OpenFile(path, flag|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return 0, err
 		}
-		files = append(files, f)
-		return 2 + len(files), nil
+		return add(f), nil
 	}
-	fd, err := add(s.Kernel, os.O_RDONLY)
+	fd, err := open(s.Kernel, os.O_RDONLY)
 	if err != nil {
-		return files, a, fmt.Errorf("kernel: %w", err)
+		return in, fmt.Errorf("kernel: %w", err)
 	}
-	a.Kernel = fmt.Sprintf("/proc/self/fd/%d", fd)
+	in.args.Kernel = fmt.Sprintf("/proc/self/fd/%d", fd)
 	if s.Initrd != "" {
-		if fd, err = add(s.Initrd, os.O_RDONLY); err != nil {
-			return files, a, fmt.Errorf("initrd: %w", err)
+		if fd, err = open(s.Initrd, os.O_RDONLY); err != nil {
+			return in, fmt.Errorf("initrd: %w", err)
 		}
-		a.Initrd = fmt.Sprintf("/proc/self/fd/%d", fd)
+		in.args.Initrd = fmt.Sprintf("/proc/self/fd/%d", fd)
 	}
 	for i, d := range s.Disks {
 		flag := os.O_RDWR
 		if d.ReadOnly {
 			flag = os.O_RDONLY
 		}
-		if fd, err = add(d.Path, flag); err != nil {
-			return files, a, fmt.Errorf("disks[%d]: %w", i, err)
+		if fd, err = open(d.Path, flag); err != nil {
+			return in, fmt.Errorf("disks[%d]: %w", i, err)
 		}
-		a.FDSets = append(a.FDSets, FDSet{FD: fd, Set: i + 1})
-		a.Disks = append(a.Disks, DiskArg{Path: fmt.Sprintf("/dev/fdset/%d", i+1), ReadOnly: d.ReadOnly})
+		if fi, err := in.files[len(in.files)-1].Stat(); err == nil && !d.ReadOnly && uint64(fi.Size()) > in.fsize {
+			in.fsize = uint64(fi.Size())
+		}
+		in.args.FDSets = append(in.args.FDSets, FDSet{FD: fd, Set: i + 1})
+		in.args.Disks = append(in.args.Disks, DiskArg{Path: fmt.Sprintf("/dev/fdset/%d", i+1), ReadOnly: d.ReadOnly})
 	}
-	for i, n := range s.NICs {
-		remote := n.Socket
-		if i < len(cfg.NICRemotes) && cfg.NICRemotes[i] != "" {
-			remote = cfg.NICRemotes[i]
-		}
-		if remote == "" {
-			// Unattached: frames go to a path nobody binds and are dropped.
-			remote = filepath.Join(cfg.RunDir, fmt.Sprintf("net%d.unattached", i))
-		}
-		a.NICs = append(a.NICs, NICArg{MAC: n.MAC, Local: filepath.Join(cfg.RunDir, fmt.Sprintf("net%d.sock", i)), Remote: remote})
-	}
-	return files, a, nil
+	return in, nil
 }
 
-func closeAll(files []*os.File) {
-	for _, f := range files {
-		f.Close()
+// listenFile binds a stream socket (0600) and returns its listening
+// descriptor for QEMU; the daemon dials the path later.
+func listenFile(path string) (*os.File, error) {
+	old := syscall.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
 	}
+	ln.SetUnlinkOnClose(false)
+	defer ln.Close()
+	return ln.File()
+}
+
+// nicSocket binds QEMU's datagram socket in the run directory (the switch
+// sends there) and connects it to the switch port; an unattached NIC gets
+// an unconnected socket whose frames go nowhere.
+func nicSocket(local, remote string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), local)
+	if remote == "" {
+		return f, nil
+	}
+	old := syscall.Umask(0o177)
+	err = unix.Bind(fd, &unix.SockaddrUnix{Name: local})
+	syscall.Umask(old)
+	if err == nil {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: remote})
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	// Room for bursts towards the switch.
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
+	return f, nil
 }
 
 // logTail returns the last lines of QEMU's own output, for error messages.
+// The log is in the root-owned run directory; it is opened read-only,
+// non-blocking and without following links, and at most 2 KiB is read.
 func logTail(runDir string) string {
-	f, err := os.Open(filepath.Join(runDir, logFile))
+	f, err := os.OpenFile(filepath.Join(runDir, logFile), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
 	const max = 2048
-	if fi, err := f.Stat(); err == nil && fi.Size() > max {
+	if fi.Size() > max {
 		f.Seek(fi.Size()-max, io.SeekStart)
 	}
 	b, _ := io.ReadAll(io.LimitReader(f, max))
-	return strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+	// The log is the hypervisor's (hostile) output and ends up in the VM's
+	// crash reason: printable text only.
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r == '\n' || (r >= ' ' && r != 0x7f && !(r >= 0x80 && r < 0xa0)) {
+			return r
+		}
+		return '?'
+	}, strings.ToValidUTF8(string(b), "?")))
+}
+
+// logSize is the size of QEMU's log (0 if unreadable).
+func logSize(runDir string) int64 {
+	var st unix.Stat_t
+	if err := unix.Fstatat(unix.AT_FDCWD, filepath.Join(runDir, logFile), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return 0
+	}
+	return st.Size
 }
 
 var (

@@ -19,15 +19,49 @@ import (
 type instance struct {
 	handle hv.Handle
 	done   chan struct{}
+	mem    *os.File // the daemon's descriptor of guest RAM; closed at exit
 
 	mu        sync.Mutex
 	qmp       *QMP
-	requested bool // a SHUTDOWN event was seen or the daemon asked to quit
+	requested bool   // a SHUTDOWN event was seen or the daemon asked to quit
+	reason    string // why the daemon killed it, if it did
 	exit      hv.Exit
 }
 
-func newInstance(pid int, runDir string) *instance {
-	return &instance{handle: hv.Handle{PID: pid, RunDir: runDir}, done: make(chan struct{})}
+func newInstance(pid int, runDir string, mem *os.File) *instance {
+	return &instance{handle: hv.Handle{PID: pid, RunDir: runDir}, done: make(chan struct{}), mem: mem}
+}
+
+// OpenMemory implements hv.MemoryOpener.
+func (in *instance) OpenMemory() (*os.File, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.mem == nil {
+		return nil, errors.New("the VM has stopped")
+	}
+	return readOnly(in.mem)
+}
+
+// watchLog kills the VM when QEMU's log grows past MaxLog: a flooding
+// hypervisor must not fill the host's disk (RLIMIT_FSIZE stops it only at
+// the size of its largest disk).
+func (in *instance) watchLog() {
+	t := time.NewTicker(logCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.done:
+			return
+		case <-t.C:
+		}
+		if n := logSize(in.handle.RunDir); n > MaxLog {
+			in.mu.Lock()
+			in.reason = fmt.Sprintf("the hypervisor's log grew past %d MiB (%d bytes); killed", MaxLog>>20, n)
+			in.mu.Unlock()
+			syscall.Kill(in.handle.PID, syscall.SIGKILL)
+			return
+		}
+	}
 }
 
 // connect waits for the QMP socket and checks the VM runs.
@@ -77,6 +111,12 @@ func (in *instance) reap(cmd *exec.Cmd) {
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			status = fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+			switch ws.Signal() {
+			case syscall.SIGSYS:
+				status += ": it made a system call outside its seccomp allow list"
+			case syscall.SIGXFSZ:
+				status += ": it wrote past its file size limit"
+			}
 		} else {
 			status = ee.Error()
 		}
@@ -105,9 +145,15 @@ func (in *instance) finish(status string) {
 		}
 	}
 	in.mu.Lock()
-	in.exit = hv.Exit{Requested: in.requested, Status: status, Message: logTail(in.handle.RunDir)}
+	in.exit = hv.Exit{Requested: in.requested, Status: status, Message: logTail(in.handle.RunDir), Reason: in.reason}
 	if in.qmp != nil {
 		in.qmp.Close()
+	}
+	// Guest RAM may hold the tenant's secrets: the daemon's reference goes
+	// with the process.
+	if in.mem != nil {
+		in.mem.Close()
+		in.mem = nil
 	}
 	in.mu.Unlock()
 	close(in.done)
@@ -192,5 +238,9 @@ func (in *instance) Detach() {
 	defer in.mu.Unlock()
 	if in.qmp != nil {
 		in.qmp.Close()
+	}
+	if in.mem != nil {
+		in.mem.Close()
+		in.mem = nil
 	}
 }

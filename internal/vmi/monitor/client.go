@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bulwark-project/bulwark/internal/jail"
 )
 
 // Process is the daemon's handle on the monitor process: it starts it on
@@ -21,6 +24,15 @@ type Process struct {
 	Args     []string
 	UID, GID int // the monitor's own unprivileged identity
 	Log      *slog.Logger
+	// Jail, if set, is the jail the monitor runs in (internal/jail): the
+	// fields Path, Args, UID, GID and NFiles are filled in from the ones
+	// above. Without it the monitor runs unjailed (tests of the protocol).
+	Jail *jail.Spec
+	// Place puts the monitor's process into its cgroup before it runs.
+	Place func(pid int) error
+	// Stderr receives the monitor's output (a size-capped log); nil: the
+	// daemon's stderr.
+	Stderr io.Writer
 
 	mu   sync.Mutex
 	conn *net.UnixConn
@@ -35,20 +47,36 @@ func (p *Process) start() error {
 	parent := os.NewFile(uintptr(fds[0]), "monitor-parent")
 	child := os.NewFile(uintptr(fds[1]), "monitor-child")
 	defer child.Close()
-	cmd := exec.Command(p.Exe, p.Args...)
-	cmd.ExtraFiles = []*os.File{child} // fd 3 in the monitor
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setsid:    true,
-		Pdeathsig: syscall.SIGKILL,
-		Credential: &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID),
-			Groups: []uint32{}},
+	var out io.Writer = os.Stderr
+	if p.Stderr != nil {
+		out = p.Stderr
 	}
-	if err := cmd.Start(); err != nil {
-		parent.Close()
-		return fmt.Errorf("start monitor: %w", err)
+	var cmd *exec.Cmd
+	if p.Jail != nil {
+		spec := *p.Jail
+		spec.Path, spec.Args, spec.UID, spec.GID = p.Exe, append([]string{p.Exe}, p.Args...), p.UID, p.GID
+		// The monitor dies with its socket: EOF ends Serve.
+		cmd, err = jail.Start(spec, []*os.File{child}, out, out, p.Place)
+		if err != nil {
+			parent.Close()
+			return fmt.Errorf("start monitor: %w", err)
+		}
+	} else {
+		cmd = exec.Command(p.Exe, p.Args...)
+		cmd.ExtraFiles = []*os.File{child} // fd 3 in the monitor
+		cmd.Stdout, cmd.Stderr = out, out
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Setsid:    true,
+			Pdeathsig: syscall.SIGKILL,
+			Credential: &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID),
+				Groups: []uint32{}},
+		}
+		if err := cmd.Start(); err != nil {
+			parent.Close()
+			return fmt.Errorf("start monitor: %w", err)
+		}
 	}
 	c, err := net.FileConn(parent)
 	parent.Close()
@@ -59,7 +87,7 @@ func (p *Process) start() error {
 	p.conn, p.cmd = c.(*net.UnixConn), cmd
 	go cmd.Wait()
 	if p.Log != nil {
-		p.Log.Info("monitor started", "pid", cmd.Process.Pid, "uid", p.UID)
+		p.Log.Info("monitor started", "pid", cmd.Process.Pid, "uid", p.UID, "jailed", p.Jail != nil)
 	}
 	return nil
 }

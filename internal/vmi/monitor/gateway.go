@@ -14,7 +14,9 @@ import (
 type Source interface {
 	Get(ctx context.Context, name string) (*vm.VM, error)
 	Registers(ctx context.Context, name string) ([]hv.Registers, error)
-	MemoryPath(ctx context.Context, name string) (string, uint64, error)
+	// OpenMemory returns a read-only descriptor of a running VM's RAM and
+	// its size in bytes; the caller closes it.
+	OpenMemory(ctx context.Context, name string) (*os.File, uint64, error)
 }
 
 // Gateway turns a request about a VM into a monitor call: it reads the
@@ -61,15 +63,12 @@ func (g *Gateway) Query(ctx context.Context, name, op string, out any) error {
 	if err != nil {
 		return err
 	}
-	memPath, size, err := g.Src.MemoryPath(ctx, name)
-	if err != nil {
-		return err
-	}
 	regs, err := g.Src.Registers(ctx, name)
 	if err != nil {
 		return fmt.Errorf("vCPU registers: %w", err)
 	}
-	ram, err := os.Open(memPath) // O_RDONLY: the monitor gets no write access
+	// Read-only: the monitor gets no write access to guest RAM.
+	ram, size, err := g.Src.OpenMemory(ctx, name)
 	if err != nil {
 		return fmt.Errorf("guest RAM: %w", err)
 	}
