@@ -32,7 +32,13 @@ type rootkit struct {
 
 func newRootkit(t *testing.T, ramPath string, ramSize uint64, kernel string) *rootkit {
 	t.Helper()
-	ram, err := mem.OpenRAM(ramPath, ramSize)
+	// The path is the hypervisor's /proc/PID/fd/3 (a magic link, which
+	// mem.OpenRAM's O_NOFOLLOW refuses): the test opens it itself.
+	rf, err := os.Open(ramPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram, err := mem.MapRAM(rf, mem.MicrovmLayout(ramSize))
 	if err != nil {
 		t.Fatal(err)
 	}

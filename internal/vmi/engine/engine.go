@@ -133,6 +133,13 @@ func (e *Engine) attachLocked(req monitor.Request, ramFile, kernFile *os.File) (
 		ram.Close()
 		return nil, err
 	}
+	if ok, state, err := k.Booted(); err != nil || !ok {
+		ram.Close()
+		if err != nil {
+			return nil, fmt.Errorf("guest kernel state: %w", err)
+		}
+		return nil, fmt.Errorf("the guest kernel is still starting (system_state %d): no baseline before it runs", state)
+	}
 	st := &vmState{gen: req.Gen, ram: ram, k: k, attached: time.Now()}
 	// The baseline of text and read-only data is taken at the first attach
 	// (once the guest's kernel is up): later changes are findings.

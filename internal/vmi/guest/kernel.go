@@ -225,3 +225,26 @@ func (b *Budget) Take() error {
 	}
 	return nil
 }
+
+// systemRunning is SYSTEM_RUNNING of the kernel's enum system_states
+// (BOOTING, SCHEDULING, FREEING_INITMEM, RUNNING, ...), stable since 5.x.
+const systemRunning = 3
+
+// Booted reports whether the guest kernel has finished its own start-up:
+// system_state reached SYSTEM_RUNNING, so init memory is freed and
+// read-only data is write-protected (mark_readonly runs just before).
+// Until then kernel text and read-only data legitimately change (static
+// keys, __ro_after_init), so no baseline may be taken. The value is the
+// guest's to set: a guest that never reports running gets no baseline and
+// says so in every answer, it is not silently skipped.
+func (k *Kernel) Booted() (bool, uint32, error) {
+	addr, err := k.Sym("system_state")
+	if err != nil {
+		return false, 0, err
+	}
+	st, err := k.U32(addr)
+	if err != nil {
+		return false, 0, err
+	}
+	return st >= systemRunning, st, nil
+}
