@@ -32,12 +32,15 @@ type RAM struct {
 var errClosed = errors.New("mem: RAM view is closed")
 
 // OpenRAM maps the RAM file at path, ramSize bytes of guest RAM laid out as
-// QEMU's microvm machine lays it out (MicrovmLayout). The path must name a
-// regular file, not a symbolic link (O_NOFOLLOW: the file lives in a
-// directory the guest's QEMU may be able to write). The descriptor is
-// closed once mapped.
+// QEMU's microvm machine lays it out (MicrovmLayout). It is for tools and
+// benchmarks on a RAM file they made themselves: the daemon never opens
+// guest RAM by path (it hands the monitor a descriptor of the VM's memfd).
+// Even so the path must name a regular file, not a symbolic link
+// (O_NOFOLLOW), and a FIFO cannot block the open (O_NONBLOCK; MapRAM then
+// refuses anything but a regular file). The descriptor is closed once
+// mapped.
 func OpenRAM(path string, ramSize uint64) (*RAM, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("mem: open guest RAM: %w", err)
 	}
