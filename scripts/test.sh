@@ -21,3 +21,5 @@ web/console/build.sh --check
 echo "== go test"
 # -p 1: integration tests boot guests and the machine has two cores.
 go test -count=1 -p 1 -timeout 40m ./...
+echo "== every Go benchmark once (the figures in docs/benchmarks.md come from this code)"
+go test -count=1 -run '^$' -bench . -benchtime 1x $(go list ./... | grep -v /internal/itest)
