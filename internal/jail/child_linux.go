@@ -71,9 +71,9 @@ func run(installSeccomp func(string) error) error {
 }
 
 func readSpec() (*Spec, error) {
-	f := os.NewFile(uintptr(ctlFD), "jail-ctl")
+	// Plain read(2) on the raw descriptor: no *os.File, whose finalizer
+	// could later close descriptor 3 after the payload has moved there.
 	body, err := io.ReadAll(io.LimitReader(rawReader(ctlFD), maxSpecBytes+1))
-	runtime.KeepAlive(f)
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
