@@ -69,7 +69,7 @@ func TestUnitDirectives(t *testing.T) {
 		"Service.Delegate":                 "yes",
 		"Service.RuntimeDirectory":         "bulwark",
 		"Service.RuntimeDirectoryPreserve": "yes",
-		"Service.RuntimeDirectoryMode":     "0711",
+		"Service.RuntimeDirectoryMode":     "0700",
 		"Service.StateDirectory":           "bulwark",
 		"Service.StateDirectoryMode":       "0700",
 		"Service.UMask":                    "0077",
