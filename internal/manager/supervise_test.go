@@ -87,3 +87,18 @@ func TestLastLine(t *testing.T) {
 		}
 	}
 }
+
+// TestFinalStateHostCause: an exit the host caused (the cgroup's OOM kill,
+// the log cap) is a crash with that cause, even while a stop was under way
+// or after a requested quit.
+func TestFinalStateHostCause(t *testing.T) {
+	for _, cur := range []vm.State{vm.Running, vm.Paused, vm.Stopping} {
+		for _, req := range []bool{false, true} {
+			ex := hv.Exit{Requested: req, Status: "killed by signal 9 (killed)", Reason: "out of memory: the VM's cap of 384 MiB was reached"}
+			st, reason := FinalState(cur, ex)
+			if st != vm.Crashed || reason != "out of memory: the VM's cap of 384 MiB was reached (killed by signal 9 (killed))" {
+				t.Errorf("FinalState(%s, requested=%v) = %s %q", cur, req, st, reason)
+			}
+		}
+	}
+}

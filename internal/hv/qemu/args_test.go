@@ -280,3 +280,29 @@ func TestKernelCmdlineTSC(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildDescriptors: what the backend actually launches with. QMP and
+// the console are listening descriptors, NICs connected datagram
+// descriptors (QEMU refuses a remote beside local.type=fd), guest RAM the
+// memfd on descriptor 3; no path of the run directory appears at all.
+func TestBuildDescriptors(t *testing.T) {
+	a := testArgs()
+	a.MemPath = "/proc/self/fd/3"
+	a.QMPSocket, a.ConsoleSocket, a.QMPFD, a.ConsoleFD = "", "", 4, 5
+	a.NICs = []NICArg{{MAC: "52:54:00:00:00:01", FD: 6}, {MAC: "52:54:00:00:00:02", FD: 7}}
+	argv := a.Build()
+	if got := values(argv, "-chardev"); !slices.Equal(got, []string{
+		"socket,id=qmp,fd=4,server=on,wait=off", "socket,id=serial0,fd=5,server=on,wait=off"}) {
+		t.Errorf("-chardev %q", got)
+	}
+	if got := values(argv, "-netdev"); !slices.Equal(got, []string{
+		"dgram,id=net0,local.type=fd,local.str=6", "dgram,id=net1,local.type=fd,local.str=7"}) {
+		t.Errorf("-netdev %q", got)
+	}
+	if !strings.Contains(strings.Join(values(argv, "-object"), " "), "mem-path=/proc/self/fd/3,share=on") {
+		t.Errorf("-object %q", values(argv, "-object"))
+	}
+	if j := strings.Join(argv, " "); strings.Contains(j, "/run/bulwark") {
+		t.Errorf("a run-directory path reaches QEMU: %s", j)
+	}
+}
