@@ -191,8 +191,17 @@ func (b *Backend) jailSpec(bin string, argv []string, cfg hv.LaunchConfig, in *i
 		// alone; it sits a little above pids.max so that the cgroup is the
 		// limit a fork bomb meets (and its pids.events counts it).
 		Rlimits: jail.Rlimits{NoFile: noFileLimit, NProc: uint64(pids + 32), FSize: in.fsize},
-		Seccomp: "vmm",
+		Seccomp: seccompFilter(cfg.Accel.Name),
 	}, nil
+}
+
+// seccompFilter names the allow list: ioctl is only for KVM (a TCG QEMU
+// makes none).
+func seccompFilter(accel string) string {
+	if accel == "kvm" {
+		return "vmm+kvm"
+	}
+	return "vmm"
 }
 
 // startUnjailed runs QEMU as the VM's uid without a jail (development and

@@ -74,9 +74,18 @@ const (
 	Monitor = "monitor"
 )
 
+// VMMKVM is the vmm filter with its "only": "kvm" groups (ioctl on the KVM
+// descriptors): a VM under TCG makes no ioctl at all, so it does not get
+// them.
+const VMMKVM = VMM + "+kvm"
+
 // names lists every embedded filter; a test checks filters/ holds exactly
 // these.
 var names = []string{VMM, Monitor}
+
+// features are the optional group tags ("only") a filter may carry,
+// selected with NAME+FEATURE.
+var features = map[string][]string{VMM: {"kvm"}}
 
 //go:embed filters/*.json
 var filterFS embed.FS
@@ -121,14 +130,30 @@ func Syscalls(name string) ([]string, error) {
 }
 
 func load(name string) (*spec, error) {
-	if !slices.Contains(names, name) {
+	base, feat, plus := strings.Cut(name, "+")
+	if !slices.Contains(names, base) || (plus && feat == "") {
 		return nil, fmt.Errorf("seccomp filter %q: no such filter (have %s)", name, strings.Join(names, ", "))
 	}
-	data, err := filterFS.ReadFile("filters/" + name + ".json")
+	if feat != "" && !slices.Contains(features[base], feat) {
+		return nil, fmt.Errorf("seccomp filter %q: %s has no %q groups", name, base, feat)
+	}
+	data, err := filterFS.ReadFile("filters/" + base + ".json")
 	if err != nil {
 		return nil, fmt.Errorf("seccomp filter %q: %w", name, err)
 	}
-	return parse(name, data)
+	s, err := parse(base, data)
+	if err != nil {
+		return nil, err
+	}
+	// Groups tagged with a feature apply only when it is asked for.
+	kept := s.Groups[:0]
+	for _, g := range s.Groups {
+		if g.Only == "" || g.Only == feat {
+			kept = append(kept, g)
+		}
+	}
+	s.Groups, s.name = kept, name
+	return s, nil
 }
 
 // spec is a filter file as written.
@@ -147,6 +172,9 @@ type group struct {
 	Syscall  string   `json:"syscall,omitempty"`
 	Args     []cond   `json:"args,omitempty"`
 	Action   string   `json:"action,omitempty"`
+	// Only names the feature the group belongs to ("kvm"): it is part of
+	// the filter only as NAME+FEATURE.
+	Only string `json:"only,omitempty"`
 }
 
 // cond is a condition on one argument (index 0-5) of a syscall.
@@ -206,6 +234,9 @@ func (s *spec) validate() error {
 		}
 		if _, err := parseAction(g.Action); err != nil {
 			return s.errorf("%s: %w", where, err)
+		}
+		if base, _, _ := strings.Cut(s.name, "+"); g.Only != "" && !slices.Contains(features[base], g.Only) {
+			return s.errorf("%s: only %q: not a feature of this filter", where, g.Only)
 		}
 		switch {
 		case len(g.Syscalls) > 0 && (g.Syscall != "" || len(g.Args) > 0):

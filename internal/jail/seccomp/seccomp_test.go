@@ -411,3 +411,27 @@ func TestReportCounts(t *testing.T) {
 			len(observed), strings.Join(notObserved, " "), len(prog))
 	}
 }
+
+// TestFeatureGroups: ioctl (KVM) is in vmm+kvm only; a TCG VM makes no
+// ioctl at all and does not get it. Unknown features are refused.
+func TestFeatureGroups(t *testing.T) {
+	tcg, err := Syscalls(VMM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvm, err := Syscalls(VMMKVM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(tcg, "ioctl") || !slices.Contains(kvm, "ioctl") || len(kvm) != len(tcg)+1 {
+		t.Errorf("vmm %d syscalls (ioctl %v), vmm+kvm %d (ioctl %v)", len(tcg), slices.Contains(tcg, "ioctl"), len(kvm), slices.Contains(kvm, "ioctl"))
+	}
+	if _, err := Program(VMMKVM); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"vmm+tcg", "monitor+kvm", "vmm+", "nope+kvm"} {
+		if _, err := Program(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
