@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/jail"
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/netsw"
+	"github.com/bulwark-project/bulwark/internal/safefs"
 	"github.com/bulwark-project/bulwark/internal/store"
 	"github.com/bulwark-project/bulwark/internal/tlsca"
 	"github.com/bulwark-project/bulwark/internal/vm"
@@ -318,11 +320,8 @@ func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, s
 	// the VM and monitor uids), not in the 0700 state directory the monitor
 	// must not reach; a lost cache only costs a re-derivation.
 	cache := filepath.Join(cfg.RunDir, "vmi-cache")
-	if err := os.MkdirAll(cache, 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.Chown(cache, uid, uid); err != nil {
-		return nil, err
+	if err := monitorCache(cfg.RunDir, "vmi-cache", uid); err != nil {
+		return nil, fmt.Errorf("monitor cache %s: %w", cache, err)
 	}
 	monLog, err := consolelog.Open(filepath.Join(cfg.StateDir, "logs", "monitor.log"), consolelog.DefaultMaxSize, consolelog.DefaultKeep)
 	if err != nil {
@@ -368,6 +367,24 @@ func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, s
 		evLog.Close()
 		monLog.Close()
 	}, nil
+}
+
+// monitorCache makes the monitor's cache directory (its uid's) in the run
+// directory, through safefs: the monitor owns what is inside it, so
+// nothing there is followed.
+func monitorCache(runDir, name string, uid int) error {
+	if err := os.MkdirAll(runDir, 0o711); err != nil {
+		return err
+	}
+	d, err := safefs.OpenDir(runDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return d.Chown(name, uid, uid)
 }
 
 // The monitor's cgroup and limits: it maps guest RAM (charged to the VM)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/jail"
+	"github.com/bulwark-project/bulwark/internal/safefs"
 )
 
 // Files in a VM's run directory. The directory is root-owned 0700 and
@@ -432,23 +432,19 @@ func nicSocket(local, remote string) (*os.File, error) {
 }
 
 // logTail returns the last lines of QEMU's own output, for error messages.
-// The log is in the root-owned run directory; it is opened read-only,
-// non-blocking and without following links, and at most 2 KiB is read.
+// The log is in the root-owned run directory and is read through safefs
+// all the same: no symlink, FIFO, device or hard link is followed, the
+// open does not block, and at most 2 KiB (the end) is read.
 func logTail(runDir string) string {
-	f, err := os.OpenFile(filepath.Join(runDir, logFile), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	d, err := safefs.OpenDir(runDir)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+	defer d.Close()
+	b, err := d.ReadFileTail(logFile, 2048)
+	if err != nil {
 		return ""
 	}
-	const max = 2048
-	if fi.Size() > max {
-		f.Seek(fi.Size()-max, io.SeekStart)
-	}
-	b, _ := io.ReadAll(io.LimitReader(f, max))
 	// The log is the hypervisor's (hostile) output and ends up in the VM's
 	// crash reason: printable text only.
 	return strings.TrimSpace(strings.Map(func(r rune) rune {
