@@ -23,3 +23,10 @@ echo "== go test"
 go test -count=1 -p 1 -timeout 40m ./...
 echo "== every Go benchmark once (the figures in docs/benchmarks.md come from this code)"
 go test -count=1 -run '^$' -bench . -benchtime 1x $(go list ./... | grep -v /internal/itest)
+echo "== every bench/ program once, tiny (their full runs are in docs/benchmarks.md)"
+go run ./bench/boot -n 1 -warmup 0 -rss-vms 1 -rss-running 0 >/dev/null
+go run ./bench/console -n 50 -warmup 5 -blocks 2 -consoles 4 -stalled 1 -timeout 60s >/dev/null
+go run ./bench/switch -duration 300ms -rules 10 >/dev/null
+go run ./bench/vmi -procs 20 -phase 2s -rounds 1 -ps 5 -checks 2 -cold 1 -memory 256 >/dev/null
+go run ./bench/jail -n 1 -warmup 0 -settle 200ms >/dev/null
+echo "test.sh: all checks passed"
