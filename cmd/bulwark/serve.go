@@ -57,6 +57,7 @@ func serveCmd() *cobra.Command {
 	f.BoolVar(&cfg.NoJail, "unsafe-no-jail", false, "run hypervisors without the jail (no namespaces, seccomp allow list or rlimits; cgroups still apply): development and benchmarks only")
 	f.IntVar(&cfg.VMMemOverheadMiB, "vm-memory-overhead", 0, "MiB added to a VM's RAM for its cgroup's hard memory cap (0: 256)")
 	f.IntVar(&cfg.VMPidsMax, "vm-pids-max", 0, "pids.max of each VM's cgroup, the hypervisor's threads (0: 128)")
+	f.StringArrayVar(&cfg.ImageDirs, "image-dir", nil, "directory whose kernels, initrds and disks any user with VM.Create may use (repeatable; default STATE-DIR/images); other host paths need VM.HostPaths on /")
 	f.StringVar(&cfg.CgroupBase, "cgroup-base", "bulwark", "cgroup (in every hierarchy) that holds BASE/vm/NAME for each VM and BASE/monitor")
 	f.StringVar(&cfg.MonitorExe, "monitor-exe", "", "program run as the introspection monitor (default: this binary); tests only")
 	f.MarkHidden("monitor-exe")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -221,5 +222,67 @@ func TestDelegatedGrant(t *testing.T) {
 	json.Unmarshal(rootEntry.Body.Bytes(), &rp)
 	if rec := ts.as(tok, "DELETE", "/api/v1/permissions/"+rp.ID, nil); rec.Code != 403 {
 		t.Errorf("lead revokes an entry on /: %d", rec.Code)
+	}
+}
+
+// TestHostPathsNeedPrivilege: a user who may create VMs may name files of
+// the image directories, but not other host paths (the daemon opens them
+// as root: /etc/shadow as a disk would be read by the guest), nor a disk
+// that is not a regular file; the local administrator may.
+func TestHostPathsNeedPrivilege(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	images := t.TempDir()
+	ts.srv.SetImageDirs([]string{images})
+	kernel := images + "/vmlinuz"
+	if err := os.WriteFile(kernel, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	outside := ts.dir + "/secret"
+	os.WriteFile(outside, []byte("s"), 0o600)
+	os.Symlink(outside, images+"/link")
+	if rec := ts.do("POST", "/api/v1/users", body(`{"name":"carol"}`)); rec.Code != 201 {
+		t.Fatalf("user: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.do("POST", "/api/v1/roles", body(`{"name":"creator"}`)); rec.Code != 201 {
+		t.Fatalf("role: %d %s", rec.Code, rec.Body)
+	}
+	for _, p := range []string{"VM.Create", "VM.Config", "VM.Audit"} {
+		if rec := ts.do("POST", "/api/v1/roles/creator/privileges", body(`{"privilege":"`+p+`"}`)); rec.Code/100 != 2 {
+			t.Fatalf("role privilege %s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	if rec := ts.do("POST", "/api/v1/permissions", body(`{"user":"carol","role":"creator","path":"/","propagate":true}`)); rec.Code != 201 {
+		t.Fatalf("grant: %d %s", rec.Code, rec.Body)
+	}
+	tok := ts.token("carol")
+	create := func(name, kernel string, disks ...string) *httptest.ResponseRecorder {
+		return ts.as(tok, "POST", "/api/v1/vms", ts.spec(name, func(m map[string]any) {
+			m["kernel"] = kernel
+			var ds []map[string]any
+			for _, d := range disks {
+				ds = append(ds, map[string]any{"path": d, "read_only": true})
+			}
+			if ds != nil {
+				m["disks"] = ds
+			}
+		}))
+	}
+	if rec := create("ok", kernel); rec.Code != 201 {
+		t.Fatalf("kernel in the image directory: %d %s", rec.Code, rec.Body)
+	}
+	for name, rec := range map[string]*httptest.ResponseRecorder{
+		"kernel outside":     create("k1", outside),
+		"disk outside":       create("d1", kernel, "/etc/shadow"),
+		"link out of images": create("l1", kernel, images+"/link"),
+		"dot-dot":            create("p1", images+"/../secret"),
+		"block device":       create("b1", kernel, "/dev/null"),
+	} {
+		if rec.Code != 403 || !strings.Contains(rec.Body.String(), "VM.HostPaths") {
+			t.Errorf("%s: %d %s, want 403 naming VM.HostPaths", name, rec.Code, rec.Body)
+		}
+	}
+	// The local administrator holds every privilege.
+	if rec := ts.do("POST", "/api/v1/vms", ts.spec("adm", func(m map[string]any) { m["kernel"] = outside })); rec.Code != 201 {
+		t.Fatalf("administrator with a host path: %d %s", rec.Code, rec.Body)
 	}
 }

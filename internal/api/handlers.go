@@ -51,6 +51,9 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkHostPaths(r, spec); err != nil {
+		return err
+	}
 	// A console policy loosens or tightens who may use the console: setting
 	// one is a configuration change, whoever may create VMs.
 	if spec.Console != nil {

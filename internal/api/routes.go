@@ -31,6 +31,7 @@ const (
 	PrivVMPowerOff = "VM.PowerOff"
 	PrivVMConsole  = "VM.Console"
 	PrivVMConfig   = "VM.Config"
+	PrivVMHostPath = "VM.HostPaths"
 
 	PrivVMConsoleTakeover = "VM.Console.Takeover"
 	PrivMonitorRespond    = "Monitor.Respond"

@@ -58,6 +58,8 @@ type Server struct {
 	vmi    Introspector // nil until SetIntrospection
 	events *Events
 
+	imageDirs []string // SetImageDirs: files any VM creator may use
+
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }

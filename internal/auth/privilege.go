@@ -36,6 +36,7 @@ const (
 	VMConsoleTakeover Privilege = "VM.Console.Takeover"
 	VMCreate          Privilege = "VM.Create"
 	VMDelete          Privilege = "VM.Delete"
+	VMHostPaths       Privilege = "VM.HostPaths"
 	VMPowerOff        Privilege = "VM.PowerOff"
 	VMPowerOn         Privilege = "VM.PowerOn"
 )
@@ -69,6 +70,7 @@ var catalogue = [...]PrivilegeInfo{
 	{VMConsoleTakeover, "Take over a VM console that another user holds, disconnecting them."},
 	{VMCreate, "Create VMs."},
 	{VMDelete, "Delete VMs and their disks."},
+	{VMHostPaths, "Define VMs whose kernel, initrd or disks are host paths outside the image directories, or disks on block devices; checked on /. The daemon opens them as root, so only Administrator holds it."},
 	{VMPowerOff, "Stop and pause VMs."},
 	{VMPowerOn, "Start and resume VMs."},
 }

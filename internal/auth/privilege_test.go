@@ -43,7 +43,9 @@ func TestCatalogueCoversIssueAndRoutes(t *testing.T) {
 		"VM.PowerOff", "VM.Console", "VM.Console.Takeover", "Pool.Allocate", "Pool.Config",
 		"Network.Audit", "Network.Config", "Firewall.Read", "Firewall.Config", "Monitor.Read",
 		"Monitor.Respond", "Attestation.Read", "Attestation.Config", "Audit.Read",
-		"User.Manage", "Role.Manage", "Permission.Manage"}
+		"User.Manage", "Role.Manage", "Permission.Manage",
+		// Issue 11: host paths in VM definitions, Administrator only.
+		"VM.HostPaths"}
 	if len(issue) != len(Catalogue()) {
 		t.Errorf("catalogue has %d privileges, the issue lists %d", len(Catalogue()), len(issue))
 	}

@@ -69,6 +69,9 @@ type Config struct {
 	// guest RAM (0: the manager's defaults).
 	VMMemOverheadMiB int
 	VMPidsMax        int
+	// ImageDirs hold the kernels, initrds and disks any VM creator may
+	// use; other host paths need VM.HostPaths (default: STATE/images).
+	ImageDirs []string
 	// CgroupBase is the group (in every hierarchy) the daemon's VM and
 	// monitor groups live under: BASE/vm/NAME, BASE/monitor.
 	CgroupBase string
@@ -180,6 +183,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Accel: auto, Hostname: host, StateDir: cfg.StateDir,
 	}, reg, log)
 	srv.SetNetwork(netSvc, fwPath)
+	if len(cfg.ImageDirs) == 0 {
+		cfg.ImageDirs = []string{filepath.Join(cfg.StateDir, "images")}
+	}
+	srv.SetImageDirs(cfg.ImageDirs)
 	srv.SetAudit(auditLog)
 	acc, err := access.New(ctx, st)
 	if err != nil {

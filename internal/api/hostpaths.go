@@ -1,0 +1,82 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bulwark-project/bulwark/internal/vm"
+)
+
+// SetImageDirs names the directories whose files any user allowed to
+// create VMs may use as kernel, initrd or disk (the administrator's image
+// store). Anything else is a host path and needs VM.HostPaths on /: the
+// daemon opens these files as root, so a VM definition naming /etc/shadow
+// as a disk would hand the host's secrets to the guest.
+func (s *Server) SetImageDirs(dirs []string) {
+	s.imageDirs = nil
+	for _, d := range dirs {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			d = r
+		}
+		s.imageDirs = append(s.imageDirs, filepath.Clean(d))
+	}
+}
+
+// hostPaths returns the fields of spec that name files outside the image
+// directories, or disks that are not regular files (block devices). Paths
+// are judged after resolving symlinks, so a link inside an image directory
+// pointing out of it counts as outside.
+func hostPaths(spec vm.Spec, imageDirs []string) []string {
+	var out []string
+	check := func(field, p string, regular bool) {
+		if p == "" {
+			return
+		}
+		if !underImageDir(p, imageDirs) {
+			out = append(out, fmt.Sprintf("%s %s", field, p))
+			return
+		}
+		if regular {
+			if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
+				out = append(out, fmt.Sprintf("%s %s (not a regular file)", field, p))
+			}
+		}
+	}
+	check("kernel", spec.Kernel, false)
+	check("initrd", spec.Initrd, false)
+	for i, d := range spec.Disks {
+		check(fmt.Sprintf("disks[%d]", i), d.Path, true)
+	}
+	return out
+}
+
+func underImageDir(p string, dirs []string) bool {
+	r, err := filepath.EvalSymlinks(filepath.Clean(p))
+	if err != nil {
+		return false
+	}
+	for _, d := range dirs {
+		if strings.HasPrefix(r, d+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHostPaths refuses a definition naming host paths unless the caller
+// holds VM.HostPaths on /.
+func (s *Server) checkHostPaths(r *http.Request, spec vm.Spec) error {
+	bad := hostPaths(spec, s.imageDirs)
+	if len(bad) == 0 {
+		return nil
+	}
+	if err := s.callerCheck(r, PrivVMHostPath, "/")(); err != nil {
+		return &httpError{code: http.StatusForbidden, msg: fmt.Sprintf(
+			"%s: outside the image directories (%s); host paths in a VM definition need %s on /: %v",
+			strings.Join(bad, ", "), strings.Join(s.imageDirs, ", "), PrivVMHostPath, err)}
+	}
+	return nil
+}
