@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
+
 	"github.com/bulwark-project/bulwark/internal/client"
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
@@ -66,12 +68,12 @@ func startDaemon(ctx context.Context, bin, qemuPath, dir string, extra []string)
 		}
 		select {
 		case <-d.exited:
-			return nil, fmt.Errorf("daemon exited at start:\n%s", tail(d.logPath, 2048))
+			return nil, fmt.Errorf("daemon exited at start:\n%s", benchrun.Tail(d.logPath, 2048))
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			d.shutdown()
-			return nil, fmt.Errorf("daemon not answering: %v\n%s", err, tail(d.logPath, 2048))
+			return nil, fmt.Errorf("daemon not answering: %v\n%s", err, benchrun.Tail(d.logPath, 2048))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -138,7 +140,7 @@ func (d *daemon) killLeftovers() int {
 func (d *daemon) gone() error {
 	select {
 	case <-d.exited:
-		return fmt.Errorf("the daemon exited unexpectedly (%v); log tail:\n%s", d.cmd.ProcessState, tail(d.logPath, 1024))
+		return fmt.Errorf("the daemon exited unexpectedly (%v); log tail:\n%s", d.cmd.ProcessState, benchrun.Tail(d.logPath, 1024))
 	default:
 		return nil
 	}

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
+
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/image"
 )
@@ -144,7 +146,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 		bin = filepath.Join(root, "bulwark")
 		if err := step("build bulwark", func() error {
 			var err error
-			source, err = buildBinary(ctx, bin)
+			source, err = benchrun.BuildBulwark(ctx, bin)
 			return err
 		}); err != nil {
 			return nil, err
@@ -154,7 +156,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	if img == "" {
 		img = filepath.Join(root, "img")
 		if err := step("build guest image", func() error {
-			return runQuiet(ctx, bin, "image", "build", "--out", img)
+			return benchrun.RunQuiet(ctx, bin, "image", "build", "--out", img)
 		}); err != nil {
 			return nil, err
 		}
@@ -189,7 +191,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 			}
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "boot: daemon log tail:\n%s\n", tail(d.logPath, 4096))
+			fmt.Fprintf(os.Stderr, "boot: daemon log tail:\n%s\n", benchrun.Tail(d.logPath, 4096))
 		}
 	}()
 
@@ -221,53 +223,4 @@ func step(what string, f func() error) error {
 	}
 	fmt.Fprintf(os.Stderr, "boot: %s done (%.1fs)\n", what, time.Since(t).Seconds())
 	return nil
-}
-
-// buildBinary builds ./cmd/bulwark of the enclosing module into out and
-// describes the source revision it built.
-func buildBinary(ctx context.Context, out string) (string, error) {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(gomod))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run from inside the bulwark module")
-	}
-	dir := filepath.Dir(mod)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/bulwark")
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%v\n%s", err, b)
-	}
-	source := "working tree"
-	if b, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--short", "HEAD").Output(); err == nil {
-		source = "git " + strings.TrimSpace(string(b))
-		if st, err := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-			source += " + uncommitted changes"
-		}
-	}
-	return source, nil
-}
-
-func runQuiet(ctx context.Context, bin string, args ...string) error {
-	if b, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, b)
-	}
-	return nil
-}
-
-// tail returns up to max trailing bytes of a file.
-func tail(path string, max int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > max {
-		f.Seek(fi.Size()-max, 0)
-	}
-	b := make([]byte, max)
-	n, _ := f.Read(b)
-	return strings.TrimSpace(string(b[:n]))
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
+
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/hv/qemu"
 	"github.com/bulwark-project/bulwark/internal/image"
@@ -119,7 +121,7 @@ func (r *rawRunner) boot(ctx context.Context, name string) (sample, error) {
 	fail := func(err error) (sample, error) {
 		select {
 		case <-exited:
-			err = fmt.Errorf("%w (qemu exited: %s)", err, tail(logf.Name(), 1024))
+			err = fmt.Errorf("%w (qemu exited: %s)", err, benchrun.Tail(logf.Name(), 1024))
 		default:
 		}
 		return sample{}, fmt.Errorf("raw %s: %w", name, err)

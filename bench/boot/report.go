@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
 
 	"github.com/bulwark-project/bulwark/bench/internal/host"
 	"github.com/bulwark-project/bulwark/internal/hv"
@@ -120,29 +120,8 @@ func (r *result) summarize() {
 }
 
 func summary(xs []float64) stats {
-	if len(xs) == 0 {
-		return stats{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	st := stats{N: len(s), MinMS: s[0], MaxMS: s[len(s)-1]}
-	if len(s)%2 == 1 {
-		st.MedianMS = s[len(s)/2]
-	} else {
-		st.MedianMS = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	for _, x := range s {
-		st.MeanMS += x
-	}
-	st.MeanMS /= float64(len(s))
-	if len(s) > 1 {
-		var v float64
-		for _, x := range s {
-			v += (x - st.MeanMS) * (x - st.MeanMS)
-		}
-		st.StdevMS = math.Sqrt(v / float64(len(s)-1))
-	}
-	return st
+	d := benchrun.Summarize(xs)
+	return stats{N: d.N, MedianMS: d.Median, MeanMS: d.Mean, MinMS: d.Min, MaxMS: d.Max, StdevMS: d.Stdev}
 }
 
 // booter is one kind of boot.

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
+
 	"github.com/bulwark-project/bulwark/internal/client"
 	"github.com/bulwark-project/bulwark/internal/image"
 	"github.com/bulwark-project/bulwark/internal/vm"
@@ -96,7 +98,7 @@ func startDaemon(ctx context.Context, k kind, bin, qemuPath, dir string) (*daemo
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			d.shutdown()
-			return nil, fmt.Errorf("daemon not answering: %v\n%s", err, tail(d.logPath, 2048))
+			return nil, fmt.Errorf("daemon not answering: %v\n%s", err, benchrun.Tail(d.logPath, 2048))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -106,7 +108,7 @@ func startDaemon(ctx context.Context, k kind, bin, qemuPath, dir string) (*daemo
 func (d *daemon) gone() error {
 	select {
 	case <-d.exited:
-		return fmt.Errorf("the %s daemon exited (%v); log tail:\n%s", d.kind, d.cmd.ProcessState, tail(d.logPath, 1024))
+		return fmt.Errorf("the %s daemon exited (%v); log tail:\n%s", d.kind, d.cmd.ProcessState, benchrun.Tail(d.logPath, 1024))
 	default:
 		return nil
 	}
@@ -319,7 +321,7 @@ func (d *daemon) waitReady(ctx context.Context, name string, pid int) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w; console tail: %q", ctx.Err(), tail(path, 300))
+			return fmt.Errorf("%w; console tail: %q", ctx.Err(), benchrun.Tail(path, 300))
 		case <-time.After(time.Millisecond):
 		}
 	}

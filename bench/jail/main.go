@@ -31,9 +31,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
 
 	"github.com/bulwark-project/bulwark/bench/internal/host"
 	"github.com/bulwark-project/bulwark/internal/image"
@@ -86,7 +87,7 @@ func run() int {
 		return 2
 	}
 
-	sc := countSyscalls(moduleDir())
+	sc := countSyscalls(benchrun.ModuleDir())
 	if sc.FilterCost, err = measureFilterCost(); err != nil {
 		sc.FilterCostErr = err.Error()
 		fmt.Fprintln(os.Stderr, "jail: seccomp filter cost:", err)
@@ -148,7 +149,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	if bin == "" {
 		bin = filepath.Join(root, "bulwark")
 		if err := step("build bulwark", func() (err error) {
-			source, err = buildBinary(ctx, bin)
+			source, err = benchrun.BuildBulwark(ctx, bin)
 			return err
 		}); err != nil {
 			return nil, err
@@ -158,7 +159,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	if img == "" {
 		img = filepath.Join(root, "img")
 		if err := step("build guest image", func() error {
-			return runQuiet(ctx, bin, "image", "build", "--out", img)
+			return benchrun.RunQuiet(ctx, bin, "image", "build", "--out", img)
 		}); err != nil {
 			return nil, err
 		}
@@ -192,7 +193,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 				err = errors.Join(err, fmt.Errorf("cleanup of the %s daemon: %w", d.kind, cerr))
 			}
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "jail: %s daemon log tail:\n%s\n", d.kind, tail(d.logPath, 4096))
+				fmt.Fprintf(os.Stderr, "jail: %s daemon log tail:\n%s\n", d.kind, benchrun.Tail(d.logPath, 4096))
 			}
 		}
 	}()
@@ -216,63 +217,4 @@ func step(what string, f func() error) error {
 	}
 	fmt.Fprintf(os.Stderr, "jail: %s done (%.1fs)\n", what, time.Since(t).Seconds())
 	return nil
-}
-
-// moduleDir is the directory of the enclosing Go module (where go.mod is),
-// or "" outside one.
-func moduleDir() string {
-	b, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return ""
-	}
-	mod := strings.TrimSpace(string(b))
-	if mod == "" || mod == os.DevNull {
-		return ""
-	}
-	return filepath.Dir(mod)
-}
-
-// buildBinary builds ./cmd/bulwark of the enclosing module into out and
-// describes the source revision it built.
-func buildBinary(ctx context.Context, out string) (string, error) {
-	dir := moduleDir()
-	if dir == "" {
-		return "", errors.New("run from inside the bulwark module, or pass -bin")
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/bulwark")
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%v\n%s", err, b)
-	}
-	source := "working tree"
-	if b, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--short", "HEAD").Output(); err == nil {
-		source = "git " + strings.TrimSpace(string(b))
-		if st, err := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-			source += " + uncommitted changes"
-		}
-	}
-	return source, nil
-}
-
-func runQuiet(ctx context.Context, bin string, args ...string) error {
-	if b, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, b)
-	}
-	return nil
-}
-
-// tail returns up to max trailing bytes of a file, or "" if it cannot be
-// read.
-func tail(path string, max int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > max {
-		f.Seek(fi.Size()-max, 0)
-	}
-	b := make([]byte, max)
-	n, _ := f.Read(b)
-	return strings.TrimSpace(string(b[:n]))
 }

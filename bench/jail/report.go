@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
 
 	"github.com/bulwark-project/bulwark/bench/internal/host"
 )
@@ -55,67 +56,31 @@ type sample struct {
 	memory
 }
 
-// dist summarizes one metric over the timed boots of one kind.
-type dist struct {
-	N      int     `json:"n"`
-	Median float64 `json:"median"`
-	Mean   float64 `json:"mean"`
-	P90    float64 `json:"p90"` // nearest rank: the maximum when n < 10
-	Min    float64 `json:"min"`
-	Max    float64 `json:"max"`
-	Stdev  float64 `json:"stdev"`
-}
-
-func summary(xs []float64) dist {
-	if len(xs) == 0 {
-		return dist{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	d := dist{N: len(s), Min: s[0], Max: s[len(s)-1]}
-	if len(s)%2 == 1 {
-		d.Median = s[len(s)/2]
-	} else {
-		d.Median = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	d.P90 = s[int(math.Ceil(0.9*float64(len(s))))-1]
-	for _, x := range s {
-		d.Mean += x
-	}
-	d.Mean /= float64(len(s))
-	if len(s) > 1 {
-		var v float64
-		for _, x := range s {
-			v += (x - d.Mean) * (x - d.Mean)
-		}
-		d.Stdev = math.Sqrt(v / float64(len(s)-1))
-	}
-	return d
-}
+// benchrun.Dist summarizes one metric over the timed boots of one kind.
 
 // kindStats summarizes the timed boots of one kind.
 type kindStats struct {
-	ReadyMS        dist `json:"ready_ms"`
-	StartMS        dist `json:"start_ms"`
-	AfterStartMS   dist `json:"after_start_ms"` // ReadyMS − StartMS: the guest booting under a running VMM
-	QEMUCPUMS      dist `json:"qemu_cpu_ms"`
-	OtherCPUMS     dist `json:"other_cpu_ms"`
-	RSSMiB         dist `json:"rss_mib"`
-	PSSMiB         dist `json:"pss_mib"`
-	PSSFileMiB     dist `json:"pss_file_mib"`
-	RSSAnonMiB     dist `json:"rss_anon_mib"`
-	RSSFileMiB     dist `json:"rss_file_mib"`
-	RSSShmemMiB    dist `json:"rss_shmem_mib"`
-	SeccompFilters int  `json:"seccomp_filters"` // of the last boot
+	ReadyMS        benchrun.Dist `json:"ready_ms"`
+	StartMS        benchrun.Dist `json:"start_ms"`
+	AfterStartMS   benchrun.Dist `json:"after_start_ms"` // ReadyMS − StartMS: the guest booting under a running VMM
+	QEMUCPUMS      benchrun.Dist `json:"qemu_cpu_ms"`
+	OtherCPUMS     benchrun.Dist `json:"other_cpu_ms"`
+	RSSMiB         benchrun.Dist `json:"rss_mib"`
+	PSSMiB         benchrun.Dist `json:"pss_mib"`
+	PSSFileMiB     benchrun.Dist `json:"pss_file_mib"`
+	RSSAnonMiB     benchrun.Dist `json:"rss_anon_mib"`
+	RSSFileMiB     benchrun.Dist `json:"rss_file_mib"`
+	RSSShmemMiB    benchrun.Dist `json:"rss_shmem_mib"`
+	SeccompFilters int           `json:"seccomp_filters"` // of the last boot
 }
 
 func statsOf(ss []sample) kindStats {
-	pick := func(f func(sample) float64) dist {
+	pick := func(f func(sample) float64) benchrun.Dist {
 		var xs []float64
 		for _, s := range ss {
 			xs = append(xs, f(s))
 		}
-		return summary(xs)
+		return benchrun.Summarize(xs)
 	}
 	k := kindStats{
 		ReadyMS:      pick(func(s sample) float64 { return s.ReadyMS }),
@@ -292,14 +257,14 @@ func (r *result) summarize() {
 			}
 		}
 	}
-	c.PairedStartDiffMS, c.PairedAfterStartDiffMS = summary(startDiffs).Median, summary(afterDiffs).Median
+	c.PairedStartDiffMS, c.PairedAfterStartDiffMS = benchrun.Summarize(startDiffs).Median, benchrun.Summarize(afterDiffs).Median
 	if c.QuietRounds = len(quietDiffs); c.QuietRounds > 0 {
-		c.QuietReadyRatio = summary(quietJ).Median / summary(quietU).Median
-		c.QuietPairedDiffMedian = summary(quietDiffs).Median
+		c.QuietReadyRatio = benchrun.Summarize(quietJ).Median / benchrun.Summarize(quietU).Median
+		c.QuietPairedDiffMedian = benchrun.Summarize(quietDiffs).Median
 	}
 	j, u := r.Jailed, r.Unjailed
 	if len(diffs) > 0 && u.ReadyMS.Median > 0 {
-		pd := summary(diffs)
+		pd := benchrun.Summarize(diffs)
 		c.PairedDiffMedianMS, c.PairedDiffMeanMS = pd.Median, pd.Mean
 		c.PairedOverheadPct = pd.Mean / u.ReadyMS.Mean * 100
 		if pd.N >= 3 {
@@ -356,7 +321,7 @@ func markdown(r *result) string {
 		j, u, cmp := r.Jailed, r.Unjailed, r.Compare
 		p("\n| metric | jailed median | mean | p90 | unjailed median | mean | p90 | jailed vs unjailed (medians) |\n")
 		p("|---|---:|---:|---:|---:|---:|---:|---:|\n")
-		row := func(name string, a, b dist, prec int, cmp string) {
+		row := func(name string, a, b benchrun.Dist, prec int, cmp string) {
 			p("| %s | %.*f | %.*f | %.*f | %.*f | %.*f | %.*f | %s |\n", name,
 				prec, a.Median, prec, a.Mean, prec, a.P90, prec, b.Median, prec, b.Mean, prec, b.P90, cmp)
 		}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
+
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/hv/qemu"
 )
@@ -153,7 +155,7 @@ func startVM(ctx context.Context, c vmConfig) (g *guestVM, err error) {
 		}
 		select {
 		case <-g.exited:
-			return g, fmt.Errorf("qmp: qemu exited: %s", tail(logPath, 1024))
+			return g, fmt.Errorf("qmp: qemu exited: %s", benchrun.Tail(logPath, 1024))
 		case <-ctx.Done():
 			return g, fmt.Errorf("qmp: %w (last error %v)", ctx.Err(), err)
 		case <-time.After(10 * time.Millisecond):
@@ -172,7 +174,7 @@ func dialRetry(ctx context.Context, g *guestVM, path string) (net.Conn, error) {
 		}
 		select {
 		case <-g.exited:
-			return nil, fmt.Errorf("qemu exited: %s", tail(g.logPath, 1024))
+			return nil, fmt.Errorf("qemu exited: %s", benchrun.Tail(g.logPath, 1024))
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(2 * time.Millisecond):
@@ -223,7 +225,7 @@ func (g *guestVM) waitMark(ctx context.Context, mark string) (time.Time, error) 
 		select {
 		case <-ch:
 		case <-g.exited:
-			return time.Time{}, fmt.Errorf("waiting for %q: qemu exited: %s", mark, tail(g.logPath, 1024))
+			return time.Time{}, fmt.Errorf("waiting for %q: qemu exited: %s", mark, benchrun.Tail(g.logPath, 1024))
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("waiting for %q: %w; console tail:\n%s", mark, ctx.Err(), g.con.tail())
 		}
@@ -406,19 +408,4 @@ func selfCPUSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// tail returns up to max trailing bytes of a file.
-func tail(path string, max int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > max {
-		f.Seek(fi.Size()-max, 0)
-	}
-	b := make([]byte, max)
-	n, _ := f.Read(b)
-	return strings.TrimSpace(string(b[:n]))
 }

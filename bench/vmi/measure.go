@@ -13,6 +13,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
+
 	"github.com/bulwark-project/bulwark/bench/internal/host"
 	"github.com/bulwark-project/bulwark/internal/image"
 	"github.com/bulwark-project/bulwark/internal/vmi/engine"
@@ -112,7 +114,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 			select {
 			case <-ch:
 			case <-g.exited:
-				return fmt.Errorf("qemu exited: %s", tail(g.logPath, 1024))
+				return fmt.Errorf("qemu exited: %s", benchrun.Tail(g.logPath, 1024))
 			case <-bctx.Done():
 				return fmt.Errorf("waiting for the guest loop: %w; console tail:\n%s", bctx.Err(), g.con.tail())
 			}

@@ -27,6 +27,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/cgroup"
 	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
+	"github.com/bulwark-project/bulwark/internal/hostcheck"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/hv/qemu"
 	"github.com/bulwark-project/bulwark/internal/jail"
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	probe := hv.ProbeKVM()
 	auto, _ := hv.Decide("auto", probe)
 	log.Info("accelerator", "auto", auto.Name, "reason", auto.Reason)
-	if q := dgramQlen(); q >= 0 && q < minDgramQlen {
+	if q := dgramQlen(); q >= 0 && q < hostcheck.MinDgramQlen {
 		log.Warn("net.unix.max_dgram_qlen is low: switch ports will drop bursts; set it to 512 (sysctl -w net.unix.max_dgram_qlen=512)", "value", q)
 	}
 	accel := func(req string) (hv.Accel, error) { return hv.Decide(req, probe) }

@@ -24,10 +24,6 @@ func closeInheritedOnExec() {
 	}
 }
 
-// minDgramQlen is the Unix datagram queue length below which switch ports
-// drop bursts (systemd sets 512; the kernel default is 10).
-const minDgramQlen = 64
-
 // dgramQlen returns net.unix.max_dgram_qlen, or -1 if unreadable.
 func dgramQlen() int {
 	b, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,6 +64,17 @@ type Backend struct {
 	// internal/jail). "" runs QEMU unjailed: development and the boot
 	// benchmark's comparison only.
 	JailRoot string
+
+	// binds caches the library walk (jail.ProgramBinds) per program set
+	// and binary identity, so that a start does not re-read some fifty
+	// ELF files; a replaced binary (new inode or mtime) is walked again.
+	bindsMu sync.Mutex
+	binds   map[string]programBinds
+}
+
+type programBinds struct {
+	binds []jail.Bind
+	links []jail.Symlink
 }
 
 // New returns a backend using binary ("" = qemu-system-x86_64 on PATH)
@@ -163,7 +175,7 @@ func (b *Backend) jailSpec(bin string, argv []string, cfg hv.LaunchConfig, in *i
 			progs = append(progs, mod)
 		}
 	}
-	binds, links, err := jail.ProgramBinds(progs...)
+	binds, links, err := b.programBinds(progs)
 	if err != nil {
 		return jail.Spec{}, err
 	}
@@ -202,6 +214,34 @@ func seccompFilter(accel string) string {
 		return "vmm+kvm"
 	}
 	return "vmm"
+}
+
+// programBinds is jail.ProgramBinds, cached by the programs' identities.
+// The returned slice is a copy the caller may append to.
+func (b *Backend) programBinds(progs []string) ([]jail.Bind, []jail.Symlink, error) {
+	key := ""
+	for _, p := range progs {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return nil, nil, fmt.Errorf("jail: %s: %w", p, err)
+		}
+		key += fmt.Sprintf("%s:%d:%d:%d;", p, st.Dev, st.Ino, st.Mtim.Nano())
+	}
+	b.bindsMu.Lock()
+	defer b.bindsMu.Unlock()
+	pb, ok := b.binds[key]
+	if !ok {
+		binds, links, err := jail.ProgramBinds(progs...)
+		if err != nil {
+			return nil, nil, err
+		}
+		if b.binds == nil {
+			b.binds = map[string]programBinds{}
+		}
+		pb = programBinds{binds: binds, links: links}
+		b.binds[key] = pb
+	}
+	return slices.Clone(pb.binds), pb.links, nil
 }
 
 // startUnjailed runs QEMU as the VM's uid without a jail (development and
