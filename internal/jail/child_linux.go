@@ -12,6 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// hostNameMax is the kernel's HOST_NAME_MAX.
+const hostNameMax = 64
+
 // ctlFD is the jail side's end of the socketpair (descriptor 3 at start,
 // moved above the payload descriptors before they are arranged).
 var ctlFD = 3
@@ -46,7 +49,11 @@ func run(installSeccomp func(string) error) error {
 	if err := buildRoot(spec); err != nil {
 		return err
 	}
-	if err := unix.Sethostname([]byte(spec.Name)); err != nil {
+	host := spec.Name
+	if len(host) > hostNameMax {
+		host = host[:hostNameMax]
+	}
+	if err := unix.Sethostname([]byte(host)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
 	// Now that the daemon has placed us, our cgroup becomes the root of

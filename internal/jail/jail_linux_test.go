@@ -34,8 +34,9 @@ func probe() {
 	p("gid", os.Getgid())
 	groups, _ := os.Getgroups()
 	p("groups", len(groups))
-	host, _ := os.Hostname()
-	p("hostname", host)
+	var un unix.Utsname
+	unix.Uname(&un)
+	p("hostname", unix.ByteSliceToString(un.Nodename[:]))
 	var names []string
 	ents, _ := os.ReadDir("/")
 	for _, e := range ents {
@@ -180,6 +181,23 @@ func TestStartReportsSetupErrors(t *testing.T) {
 	}
 }
 
+// A VM name of the maximum length (63) gives a jail name past the
+// kernel's hostname limit: the hostname is cut, the start works.
+func TestStartLongName(t *testing.T) {
+	SelfExe, _ = os.Executable()
+	spec := testSpec(t)
+	spec.Name = "vm-" + strings.Repeat("n", 63)
+	var out bytes.Buffer
+	cmd, err := Start(spec, nil, &out, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if !strings.Contains(out.String(), "hostname="+spec.Name[:64]+"\n") {
+		t.Fatalf("hostname not cut to 64 bytes:\n%s", out.String())
+	}
+}
+
 func TestStartPlaceError(t *testing.T) {
 	SelfExe, _ = os.Executable()
 	spec := testSpec(t)
@@ -208,6 +226,7 @@ func TestValidate(t *testing.T) {
 		"up symlink":   func(s *Spec) { s.Symlinks = []Symlink{{Path: "/lib", Target: "../x"}} },
 		"no args":      func(s *Spec) { s.Args = nil },
 		"slash name":   func(s *Spec) { s.Name = "a/b" },
+		"huge name":    func(s *Spec) { s.Name = strings.Repeat("n", 256) },
 		"many payload": func(s *Spec) { s.NFiles = 1000 },
 	} {
 		s := ok

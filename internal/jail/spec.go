@@ -10,7 +10,8 @@ import (
 // Spec is everything the jail side needs; it travels as JSON from the
 // daemon to `bulwark jail-exec`.
 type Spec struct {
-	// Name becomes the hostname inside the jail (and appears in errors).
+	// Name appears in errors and, cut to 64 bytes (HOST_NAME_MAX), is the
+	// hostname inside the jail.
 	Name string `json:"name"`
 	// Root is a host directory the jail's private tmpfs root is mounted
 	// on. It only serves as a mount point inside the jail's own mount
@@ -79,7 +80,7 @@ const (
 
 // Validate checks a Spec before it is used; the jail side checks again.
 func (s *Spec) Validate() error {
-	if s.Name == "" || len(s.Name) > 64 || strings.ContainsAny(s.Name, "/\x00") {
+	if s.Name == "" || len(s.Name) > 255 || strings.ContainsAny(s.Name, "/\x00") {
 		return fmt.Errorf("jail: bad name %q", s.Name)
 	}
 	for _, p := range []string{s.Root, s.Path} {
