@@ -139,6 +139,8 @@ spec = {
       "get": op("listRoles", "Built-in and custom roles", "Role.Manage", ok("roles", {"type": "array", "items": ref("Role")}), errors=("503",)),
       "post": op("createRole", "Create a role; a new role holds no privileges", "Role.Manage", ok("created", ref("Role"), "201"), body=NAMEBODY, errors=("400", "409", "503")),
     },
+    "/api/v1/roles/{name}": {"delete": op("deleteRole", "Delete a custom role that no permission entry names (409 names the entries that still do)", "Role.Manage",
+        {"204": {"description": "deleted"}}, [NAME], errors=("403", "404", "409", "503"))},
     "/api/v1/roles/{name}/privileges": {"post": op("addRolePrivilege", "Add one privilege to a custom role (the caller must hold it on /)", "Role.Manage",
         ok("the role", ref("Role")), [NAME], body={"type": "object", "required": ["privilege"], "additionalProperties": False, "properties": {"privilege": {"type": "string"}}}, errors=("400", "403", "404", "503"))},
     "/api/v1/roles/{name}/privileges/{priv}": {"delete": op("removeRolePrivilege", "Remove one privilege from a custom role", "Role.Manage",
@@ -177,7 +179,7 @@ spec = {
     "NIC": {"type": "object", "additionalProperties": False, "properties": {"mac": {"type": "string"}, "network": {"type": "string", "description": "switch network; the NIC becomes a filtered port"},
         "ip": {"type": "string", "description": "IPv4 address bound by anti-spoofing; assigned from the subnet if empty"},
         "groups": {"type": "array", "items": {"type": "string"}, "maxItems": 16, "description": "security groups, in evaluation order"},
-        "socket": {"type": "string", "description": "without network: Unix datagram socket the NIC sends frames to; neither = unattached"}}},
+        "socket": {"type": "string", "description": "refused (400, field nics[N].socket): NICs on host sockets bypassed the switch and its firewall; put the NIC on a network. Without network the NIC is unattached"}}},
     "Network": {"type": "object", "additionalProperties": False, "required": ["name", "subnet"], "properties": {
         "name": NAME["schema"], "subnet": {"type": "string", "description": "IPv4 CIDR /8../30"}, "gateway": {"type": "string"},
         "default_ingress": {"type": "string", "enum": ["same-group", "deny", "allow"], "default": "same-group"},
@@ -230,6 +232,10 @@ spec = {
         "accel": {"type": "object", "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}}, "hostname": {"type": "string"}, "state_dir": {"type": "string"}}},
   }},
 }
+spec["paths"]["/api/v1/vms"]["post"]["description"] = (
+    "Kernel, initrd and disk paths outside the daemon's image directories (--image-dir, symlinks resolved), and disks that are not regular files, "
+    "also need VM.HostPaths on / (403 otherwise); only Administrator holds it. "
+    "A NIC on a network needs Network.Attach on /networks/NET and on /security-groups/G for each of its groups.")
 out = os.path.join(os.path.dirname(__file__), "..", "internal", "api", "openapi.json")
 with open(out, "w") as f:
     json.dump(spec, f, indent=2); f.write("\n")

@@ -196,10 +196,17 @@ func New(ctx context.Context, st ObjectStore) (*Service, error) {
 
 // recompileLocked builds the policy and the token index from the maps.
 func (s *Service) recompileLocked() error {
-	pol, err := s.compileLocked(s.roles, s.perms)
+	pol, err := s.compileLocked(s.users, s.roles, s.perms)
 	if err != nil {
 		return err
 	}
+	s.installLocked(pol)
+	return nil
+}
+
+// installLocked makes pol current, re-indexes the tokens and tells
+// subscribers.
+func (s *Service) installLocked(pol *auth.Policy) {
 	s.policy.Store(pol)
 	idx := make(map[string]Token, len(s.toks))
 	for _, t := range s.toks {
@@ -207,10 +214,9 @@ func (s *Service) recompileLocked() error {
 	}
 	s.tokens.Store(&idx)
 	s.notify()
-	return nil
 }
 
-func (s *Service) compileLocked(roles map[string]*auth.Role, perms map[string]Permission) (*auth.Policy, error) {
+func (s *Service) compileLocked(users map[string]User, roles map[string]*auth.Role, perms map[string]Permission) (*auth.Policy, error) {
 	var rs []*auth.Role
 	for _, r := range roles {
 		rs = append(rs, r)
@@ -221,7 +227,7 @@ func (s *Service) compileLocked(roles map[string]*auth.Role, perms map[string]Pe
 	}
 	groups := map[string][]string{}
 	disabled := map[string]bool{}
-	for _, u := range s.users {
+	for _, u := range users {
 		groups[u.Name] = u.Groups
 		disabled[u.Name] = u.Disabled
 	}

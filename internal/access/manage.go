@@ -3,9 +3,11 @@ package access
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/bulwark-project/bulwark/internal/auth"
@@ -17,6 +19,9 @@ const (
 	DefaultTokenTTL = 30 * 24 * time.Hour
 	MaxTokenTTL     = 366 * 24 * time.Hour
 )
+
+// ErrInUse: the object is still referred to (HTTP 409).
+var ErrInUse = errors.New("in use")
 
 // FieldError names the offending field.
 type FieldError struct{ Field, Msg string }
@@ -46,26 +51,40 @@ func (s *Service) Users() []User {
 	return out
 }
 
-// CreateUser adds a user with no permissions.
+// ValidUserName checks a user or group name: the rules of VM names (a DNS
+// label: 1 to 63 lower-case letters, digits and '-', starting and ending
+// with a letter or digit), so that a name is also a valid object path
+// segment (/users/NAME) and cannot be "..", "a/b" or "@x".
+func ValidUserName(name string) error {
+	if _, err := auth.CanonicalPath("/users/" + name); err != nil || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("%q: use 1 to 63 lower-case letters, digits and '-', starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
+// CreateUser adds a user with no permissions and no groups; it gives
+// nobody anything, so any holder of User.Manage on /users may do it.
 func (s *Service) CreateUser(ctx context.Context, name string) (User, error) {
 	u := User{Name: name}
-	if err := auth.ValidSubjectName(name); err != nil || name == RootUser {
-		return u, &FieldError{Field: "name", Msg: fmt.Sprintf("%q is not a valid user name", name)}
+	if err := ValidUserName(name); err != nil || name == RootUser {
+		return u, &FieldError{Field: "name", Msg: fmt.Sprintf("%q is not a valid user name: %v", name, err)}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.users[name]; ok {
 		return u, fmt.Errorf("user %q: %w", name, store.ErrExists)
 	}
-	if err := s.persist(ctx, true, kindUser, name, u); err != nil {
-		return u, err
-	}
-	s.users[name] = u
-	return u, s.recompileLocked()
+	next := s.currentLocked()
+	next.users[name] = u
+	return u, s.applyLocked(ctx, RootUser, next, func(ctx context.Context) error {
+		return s.persist(ctx, true, kindUser, name, u)
+	})
 }
 
-// UpdateUser disables/enables a user or sets their groups. An actor may not
-// change their own groups (that would be editing their own power).
+// UpdateUser disables/enables a user or sets their groups. The actor must
+// be able to act for the user (actForLocked), may not change their own
+// groups, and whatever the change gives the user (enabling them, a group's
+// entries) passes the no-escalation gate.
 func (s *Service) UpdateUser(ctx context.Context, actor, name string, disabled *bool, groups []string) (User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -73,13 +92,16 @@ func (s *Service) UpdateUser(ctx context.Context, actor, name string, disabled *
 	if !ok {
 		return User{Name: name}, fmt.Errorf("user %q: %w", name, store.ErrNotFound)
 	}
+	if err := s.actForLocked(actor, name); err != nil {
+		return u.public(), err
+	}
 	if groups != nil {
 		if actor == name && actor != RootUser {
 			return u.public(), fmt.Errorf("%w: you cannot change your own groups", ErrForbidden)
 		}
 		for i, g := range groups {
-			if err := auth.ValidSubjectName(g); err != nil {
-				return u.public(), &FieldError{Field: fmt.Sprintf("groups[%d]", i), Msg: err.Error()}
+			if err := ValidUserName(g); err != nil {
+				return u.public(), &FieldError{Field: fmt.Sprintf("groups[%d]", i), Msg: "group name " + err.Error()}
 			}
 		}
 		u.Groups = slices.Clone(groups)
@@ -87,44 +109,54 @@ func (s *Service) UpdateUser(ctx context.Context, actor, name string, disabled *
 	if disabled != nil {
 		u.Disabled = *disabled
 	}
-	old := s.users[name]
-	s.users[name] = u
-	if err := s.recompileLocked(); err != nil {
-		s.users[name] = old
-		return old.public(), err
-	}
-	if err := s.persist(ctx, false, kindUser, name, u); err != nil {
-		s.users[name] = old
-		s.recompileLocked()
-		return old.public(), err
+	next := s.currentLocked()
+	next.users[name] = u
+	if err := s.applyLocked(ctx, actor, next, func(ctx context.Context) error {
+		return s.persist(ctx, false, kindUser, name, u)
+	}); err != nil {
+		return s.users[name].public(), err
 	}
 	return u.public(), nil
 }
 
 // DeleteUser removes a user, their tokens and their permission entries.
-func (s *Service) DeleteUser(ctx context.Context, name string) error {
+// The actor must be able to act for the user.
+func (s *Service) DeleteUser(ctx context.Context, actor, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.users[name]; !ok {
 		return fmt.Errorf("user %q: %w", name, store.ErrNotFound)
 	}
-	for id, t := range s.toks {
-		if t.User == name {
-			s.st.DeleteObject(ctx, kindToken, id)
-			delete(s.toks, id)
-		}
-	}
-	for id, p := range s.perms {
-		if p.User == name {
-			s.st.DeleteObject(ctx, kindPerm, id)
-			delete(s.perms, id)
-		}
-	}
-	if err := s.st.DeleteObject(ctx, kindUser, name); err != nil {
+	if err := s.actForLocked(actor, name); err != nil {
 		return err
 	}
-	delete(s.users, name)
-	return s.recompileLocked()
+	if actor == name {
+		return fmt.Errorf("%w: you cannot delete yourself", ErrForbidden)
+	}
+	next := s.currentLocked()
+	delete(next.users, name)
+	var permIDs []string
+	for id, p := range next.perms {
+		if p.User == name {
+			delete(next.perms, id)
+			permIDs = append(permIDs, id)
+		}
+	}
+	return s.applyLocked(ctx, actor, next, func(ctx context.Context) error {
+		if err := s.st.DeleteObject(ctx, kindUser, name); err != nil {
+			return err
+		}
+		for _, id := range permIDs {
+			s.st.DeleteObject(ctx, kindPerm, id)
+		}
+		for id, t := range s.toks {
+			if t.User == name {
+				s.st.DeleteObject(ctx, kindToken, id)
+				delete(s.toks, id)
+			}
+		}
+		return nil
+	})
 }
 
 // Roles lists built-in and custom roles.
@@ -141,7 +173,7 @@ func (s *Service) Roles() []*auth.Role {
 }
 
 // CreateRole adds an empty role: a new role holds nothing.
-func (s *Service) CreateRole(ctx context.Context, name string) (*auth.Role, error) {
+func (s *Service) CreateRole(ctx context.Context, actor, name string) (*auth.Role, error) {
 	r := auth.NewRole(name)
 	if err := auth.ValidRoleName(name); err != nil {
 		return r, &FieldError{Field: "name", Msg: err.Error()}
@@ -156,20 +188,49 @@ func (s *Service) CreateRole(ctx context.Context, name string) (*auth.Role, erro
 	if _, ok := s.roles[name]; ok {
 		return r, fmt.Errorf("role %q: %w", name, store.ErrExists)
 	}
-	roles := cloneRoles(s.roles)
-	roles[name] = r
-	if _, err := s.compileLocked(roles, s.perms); err != nil {
+	next := s.currentLocked()
+	next.roles[name] = r
+	if _, err := s.compileLocked(next.users, next.roles, next.perms); err != nil {
 		return r, &FieldError{Field: "name", Msg: err.Error()}
 	}
-	if err := s.persist(ctx, true, kindRole, name, r); err != nil {
-		return r, err
+	return r, s.applyLocked(ctx, actor, next, func(ctx context.Context) error {
+		return s.persist(ctx, true, kindRole, name, r)
+	})
+}
+
+// DeleteRole removes a custom role that no permission entry names.
+func (s *Service) DeleteRole(ctx context.Context, actor, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.roles[name]; !ok {
+		for _, b := range auth.BuiltInRoles() {
+			if b.Name == name {
+				return fmt.Errorf("%w: role %q", auth.ErrBuiltInRole, name)
+			}
+		}
+		return fmt.Errorf("role %q: %w", name, store.ErrNotFound)
 	}
-	s.roles = roles
-	return r, s.recompileLocked()
+	var users []string
+	for _, p := range s.perms {
+		if p.Role == name {
+			users = append(users, p.ID)
+		}
+	}
+	if len(users) > 0 {
+		sort.Strings(users)
+		return fmt.Errorf("role %q: %w by %d permission entries (%s); revoke them first", name, ErrInUse, len(users), strings.Join(users, ", "))
+	}
+	next := s.currentLocked()
+	delete(next.roles, name)
+	return s.applyLocked(ctx, actor, next, func(ctx context.Context) error {
+		return s.st.DeleteObject(ctx, kindRole, name)
+	})
 }
 
 // EditRole adds or removes one privilege. Adding a privilege needs the actor
-// to hold it on "/" themselves, so nobody hands out power they lack.
+// to hold it on "/" themselves, so nobody puts into a role power they lack;
+// and what the change gives the holders of existing entries with the role
+// passes the no-escalation gate, on those entries' paths.
 func (s *Service) EditRole(ctx context.Context, actor, name, priv string, add bool) (*auth.Role, error) {
 	p, err := auth.ParsePrivilege(priv)
 	if err != nil {
@@ -198,21 +259,14 @@ func (s *Service) EditRole(ctx context.Context, actor, name, priv string, add bo
 	if err != nil {
 		return nil, err
 	}
-	roles := cloneRoles(s.roles)
-	roles[name] = nr
-	if err := s.persist(ctx, false, kindRole, name, nr); err != nil {
+	next := s.currentLocked()
+	next.roles[name] = nr
+	if err := s.applyLocked(ctx, actor, next, func(ctx context.Context) error {
+		return s.persist(ctx, false, kindRole, name, nr)
+	}); err != nil {
 		return nil, err
 	}
-	s.roles = roles
-	return nr, s.recompileLocked()
-}
-
-func cloneRoles(m map[string]*auth.Role) map[string]*auth.Role {
-	out := make(map[string]*auth.Role, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return nr, nil
 }
 
 // Permissions lists permission entries.
@@ -228,7 +282,9 @@ func (s *Service) Permissions() []Permission {
 }
 
 // Grant adds a permission entry; the actor may grant only what they hold
-// there, with Permission.Manage, and never to themselves.
+// there, with Permission.Manage, and never to themselves (auth.CanGrant,
+// whose messages say which path falls short), and the change passes the
+// no-escalation gate.
 func (s *Service) Grant(ctx context.Context, actor string, p Permission) (Permission, error) {
 	if (p.User == "") == (p.Group == "") {
 		return p, &FieldError{Field: "user", Msg: "exactly one of user and group"}
@@ -243,57 +299,58 @@ func (s *Service) Grant(ctx context.Context, actor string, p Permission) (Permis
 			return p, &FieldError{Field: "user", Msg: fmt.Sprintf("user %q does not exist", p.User)}
 		}
 	}
+	if p.Group != "" {
+		if err := ValidUserName(p.Group); err != nil {
+			return p, &FieldError{Field: "group", Msg: "group name " + err.Error()}
+		}
+	}
 	if actor != RootUser {
 		if err := s.policy.Load().CanGrant(actor, p.entry()); err != nil {
 			return p, err
 		}
 	}
 	p.ID = randomID(6)
-	perms := make(map[string]Permission, len(s.perms)+1)
-	for k, v := range s.perms {
-		perms[k] = v
-	}
-	perms[p.ID] = p
-	if _, err := s.compileLocked(s.roles, perms); err != nil {
+	next := s.currentLocked()
+	next.perms[p.ID] = p
+	if _, err := s.compileLocked(next.users, next.roles, next.perms); err != nil {
 		return p, &FieldError{Field: "role", Msg: err.Error()}
 	}
-	if err := s.persist(ctx, true, kindPerm, p.ID, p); err != nil {
-		return p, err
-	}
-	s.perms = perms
-	return p, s.recompileLocked()
+	return p, s.applyLocked(ctx, actor, next, func(ctx context.Context) error {
+		return s.persist(ctx, true, kindPerm, p.ID, p)
+	})
 }
 
 // Revoke removes a permission entry; removing can also raise power (a
 // NoAccess lifted), so the same no-escalation rules apply.
-func (s *Service) Revoke(ctx context.Context, actor, id string) error {
+func (s *Service) Revoke(ctx context.Context, actor, id string) (Permission, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.perms[id]
 	if !ok {
-		return fmt.Errorf("permission %q: %w", id, store.ErrNotFound)
+		return p, fmt.Errorf("permission %q: %w", id, store.ErrNotFound)
 	}
 	if actor != RootUser {
 		if err := s.policy.Load().CanRevoke(actor, p.entry()); err != nil {
-			return err
+			return p, err
 		}
 	}
-	if err := s.st.DeleteObject(ctx, kindPerm, id); err != nil {
-		return err
-	}
-	delete(s.perms, id)
-	return s.recompileLocked()
+	next := s.currentLocked()
+	delete(next.perms, id)
+	return p, s.applyLocked(ctx, actor, next, func(ctx context.Context) error {
+		return s.st.DeleteObject(ctx, kindPerm, id)
+	})
 }
 
 // CreateToken issues a token for user and returns it with its secret,
 // which is shown this once and never stored.
-func (s *Service) CreateToken(ctx context.Context, user string, ttl time.Duration, desc string) (Token, string, error) {
-	return s.CreateScopedToken(ctx, user, ttl, desc, nil)
+func (s *Service) CreateToken(ctx context.Context, actor, user string, ttl time.Duration, desc string) (Token, string, error) {
+	return s.CreateScopedToken(ctx, actor, user, ttl, desc, nil)
 }
 
 // CreateScopedToken issues a token limited to the listed privileges (nil:
-// the user's full rights).
-func (s *Service) CreateScopedToken(ctx context.Context, user string, ttl time.Duration, desc string, scope []string) (Token, string, error) {
+// the user's full rights). A token for another user lets the actor act as
+// them, so it passes actForLocked.
+func (s *Service) CreateScopedToken(ctx context.Context, actor, user string, ttl time.Duration, desc string, scope []string) (Token, string, error) {
 	if scope != nil {
 		if len(scope) == 0 {
 			return Token{}, "", &FieldError{Field: "scope", Msg: "an empty scope would allow nothing; omit it for the user's full rights"}
@@ -317,6 +374,9 @@ func (s *Service) CreateScopedToken(ctx context.Context, user string, ttl time.D
 	defer s.mu.Unlock()
 	if u, ok := s.users[user]; !ok || u.Disabled {
 		return Token{}, "", &FieldError{Field: "user", Msg: fmt.Sprintf("user %q does not exist or is disabled", user)}
+	}
+	if err := s.actForLocked(actor, user); err != nil {
+		return Token{}, "", err
 	}
 	return s.issueLocked(ctx, user, KindAPI, "bwk_", ttl, desc, scope)
 }
@@ -346,18 +406,54 @@ func (s *Service) Tokens() []Token {
 	return out
 }
 
-// RevokeToken deletes a token or session; requests using it fail from now on.
-func (s *Service) RevokeToken(ctx context.Context, id string) error {
+// Token returns one token (without its hash).
+func (s *Service) Token(id string) (Token, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.toks[id]; !ok {
-		return fmt.Errorf("token %q: %w", id, store.ErrNotFound)
+	t, ok := s.toks[id]
+	t.Hash = ""
+	return t, ok
+}
+
+// RevokeToken deletes a token or session; requests using it fail from now
+// on. Ending another user's tokens needs the right to act for them.
+func (s *Service) RevokeToken(ctx context.Context, actor, id string) (Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.toks[id]
+	t.Hash = ""
+	if !ok {
+		return t, fmt.Errorf("token %q: %w", id, store.ErrNotFound)
+	}
+	if err := s.actForLocked(actor, t.User); err != nil {
+		return t, err
 	}
 	if err := s.st.DeleteObject(ctx, kindToken, id); err != nil {
-		return err
+		return t, err
 	}
 	delete(s.toks, id)
-	return s.recompileLocked()
+	return t, s.recompileLocked()
+}
+
+// CanActFor reports why actor may not act for user (nil when they may):
+// the rule for tokens, passwords and account changes.
+func (s *Service) CanActFor(actor, user string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.users[user]; !ok {
+		return fmt.Errorf("user %q: %w", user, store.ErrNotFound)
+	}
+	return s.actForLocked(actor, user)
+}
+
+// SetPasswordFor sets another user's password (or the actor's own) after
+// the act-for check: a password, like a token, lets its setter act as the
+// user.
+func (s *Service) SetPasswordFor(ctx context.Context, actor, user, password string) error {
+	if err := s.CanActFor(actor, user); err != nil {
+		return err
+	}
+	return s.SetPassword(ctx, user, password)
 }
 
 // PermissionPath returns the object path of a permission entry ("" if there

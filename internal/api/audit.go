@@ -1,8 +1,6 @@
 package api
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,51 +12,6 @@ import (
 func (s *Server) SetAudit(log *audit.Log) { s.audit = log }
 
 func auditObj(*http.Request) string { return "/audit" }
-
-// record appends one request to the audit log: who (the socket peer's
-// user), what (the operation), the object, the result and the source. It
-// runs after the handler, so the result is known; a failure to record is
-// logged loudly (the action has happened).
-func (s *Server) record(r *http.Request, rt Route, code int, errMsg string) {
-	denied := code == http.StatusForbidden || code == http.StatusUnauthorized || code == http.StatusTooManyRequests
-	// Reads are not recorded, denied reads are, and so is a memory dump
-	// (it carries the tenant's secrets).
-	if s.audit == nil || (r.Method == http.MethodGet && !denied && rt.OpID != "vmiDump") {
-		return
-	}
-	caller := CallerFrom(r.Context())
-	obj := r.URL.Path
-	if rt.Object != nil {
-		obj = rt.Object(r)
-	}
-	result := audit.ResultOK
-	switch {
-	case denied:
-		result = audit.ResultDenied
-	case code >= 400:
-		result = audit.ResultFailed
-	}
-	detail := fmt.Sprintf("%s %s -> %d", r.Method, r.URL.RequestURI(), code)
-	if errMsg != "" {
-		detail += ": " + errMsg
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := s.audit.Append(ctx, audit.Record{Time: time.Now().UTC(), User: caller.User, Action: rt.OpID,
-		Object: obj, Result: result, Source: caller.Source, Detail: detail}); err != nil {
-		s.log.Error("AUDIT APPEND FAILED", "op", rt.OpID, "object", obj, "err", err)
-	}
-}
-
-// setAuditUser names the user a public route acts for, such as the name a
-// login claims, so that record puts it in the audit record even when the
-// login fails. The request is updated in place because record reads the
-// request that wrap handed to the handler.
-func setAuditUser(r *http.Request, user string) {
-	c := CallerFrom(r.Context())
-	c.User = user
-	*r = *r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
-}
 
 func (s *Server) needAudit() error {
 	if s.audit == nil {

@@ -57,6 +57,8 @@ func accessError(err error) (*httpError, bool) {
 		return &httpError{code: http.StatusBadRequest, msg: fe.Error(), field: fe.Field}, true
 	case errors.Is(err, auth.ErrForbidden), errors.Is(err, auth.ErrBuiltInRole):
 		return &httpError{code: http.StatusForbidden, msg: err.Error()}, true
+	case errors.Is(err, access.ErrInUse):
+		return &httpError{code: http.StatusConflict, msg: err.Error()}, true
 	case errors.Is(err, auth.ErrUnknownPrivilege), errors.Is(err, auth.ErrInvalidPath), errors.Is(err, auth.ErrUnknownRole):
 		return &httpError{code: http.StatusBadRequest, msg: err.Error()}, true
 	}

@@ -54,6 +54,9 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkHostPaths(r, spec); err != nil {
 		return err
 	}
+	if err := s.checkAttach(r, spec); err != nil {
+		return err
+	}
 	// A console policy loosens or tightens who may use the console: setting
 	// one is a configuration change, whoever may create VMs.
 	if spec.Console != nil {
@@ -66,6 +69,7 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditTarget(r, "/vms/"+v.Spec.Name, "created VM %s: %d vCPU, %d MiB, kernel %s, %d disks, %d NICs", v.Spec.Name, v.Spec.VCPUs, v.Spec.MemoryMiB, v.Spec.Kernel, len(v.Spec.Disks), len(v.Spec.NICs))
 	return writeJSON(w, http.StatusCreated, v)
 }
 

@@ -41,6 +41,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditTarget(r, "/users/"+u.Name, "created user %s", u.Name)
 	return writeJSON(w, http.StatusCreated, u)
 }
 
@@ -56,13 +57,15 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditTarget(r, "/users/"+u.Name, "user %s now disabled=%t groups=%v", u.Name, u.Disabled, u.Groups)
 	return writeJSON(w, http.StatusOK, u)
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
-	if err := s.access.DeleteUser(r.Context(), r.PathValue("name")); err != nil {
+	if err := s.access.DeleteUser(r.Context(), actor(r), r.PathValue("name")); err != nil {
 		return err
 	}
+	auditTarget(r, "/users/"+r.PathValue("name"), "deleted user %s with their tokens and entries", r.PathValue("name"))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -82,11 +85,21 @@ func (s *Server) createRole(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(r.Body, &in); err != nil {
 		return err
 	}
-	role, err := s.access.CreateRole(r.Context(), in.Name)
+	role, err := s.access.CreateRole(r.Context(), actor(r), in.Name)
 	if err != nil {
 		return err
 	}
+	auditTarget(r, "/roles/"+role.Name, "created role %s (empty)", role.Name)
 	return writeJSON(w, http.StatusCreated, role)
+}
+
+func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) error {
+	if err := s.access.DeleteRole(r.Context(), actor(r), r.PathValue("name")); err != nil {
+		return err
+	}
+	auditTarget(r, "/roles/"+r.PathValue("name"), "deleted role %s", r.PathValue("name"))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (s *Server) addRolePriv(w http.ResponseWriter, r *http.Request) error {
@@ -100,6 +113,7 @@ func (s *Server) addRolePriv(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditTarget(r, "/roles/"+role.Name, "added %s to role %s, now %s", in.Privilege, role.Name, role.Privs)
 	return writeJSON(w, http.StatusOK, role)
 }
 
@@ -108,6 +122,7 @@ func (s *Server) removeRolePriv(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditTarget(r, "/roles/"+role.Name, "removed %s from role %s, now %s", r.PathValue("priv"), role.Name, role.Privs)
 	return writeJSON(w, http.StatusOK, role)
 }
 
@@ -127,13 +142,16 @@ func (s *Server) grantPerm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	auditTarget(r, p.Path, "granted %s", describePerm(p))
 	return writeJSON(w, http.StatusCreated, p)
 }
 
 func (s *Server) revokePerm(w http.ResponseWriter, r *http.Request) error {
-	if err := s.access.Revoke(r.Context(), actor(r), r.PathValue("id")); err != nil {
+	p, err := s.access.Revoke(r.Context(), actor(r), r.PathValue("id"))
+	if err != nil {
 		return err
 	}
+	auditTarget(r, p.Path, "revoked %s", describePerm(p))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -152,18 +170,21 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(r.Body, &in); err != nil {
 		return err
 	}
-	t, secret, err := s.access.CreateScopedToken(r.Context(), in.User, time.Duration(in.TTLSeconds)*time.Second, in.Description, in.Scope)
+	t, secret, err := s.access.CreateScopedToken(r.Context(), actor(r), in.User, time.Duration(in.TTLSeconds)*time.Second, in.Description, in.Scope)
 	if err != nil {
 		return err
 	}
 	t.Hash = ""
+	auditTarget(r, "/users/"+t.User, "created API token %s for user %s, expires %s, scope %v", t.ID, t.User, t.Expires.Format(time.RFC3339), t.Scope)
 	return writeJSON(w, http.StatusCreated, map[string]any{"token": t, "secret": secret})
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
-	if err := s.access.RevokeToken(r.Context(), r.PathValue("id")); err != nil {
+	t, err := s.access.RevokeToken(r.Context(), actor(r), r.PathValue("id"))
+	if err != nil {
 		return err
 	}
+	auditTarget(r, "/users/"+t.User, "revoked %s token %s of user %s", t.Kind, t.ID, t.User)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -68,9 +68,10 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(r.Body, &in); err != nil {
 		return err
 	}
-	if err := s.access.SetPassword(r.Context(), r.PathValue("name"), in.Password); err != nil {
+	if err := s.access.SetPasswordFor(r.Context(), actor(r), r.PathValue("name"), in.Password); err != nil {
 		return err
 	}
+	auditTarget(r, "/users/"+r.PathValue("name"), "password of user %s set", r.PathValue("name"))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -80,3 +80,26 @@ func (s *Server) checkHostPaths(r *http.Request, spec vm.Spec) error {
 	}
 	return nil
 }
+
+// checkAttach refuses NICs on networks, or in security groups, where the
+// caller lacks Network.Attach: which network a NIC is on and which groups
+// it is in decide what it may reach, so choosing them is network power,
+// not VM power.
+func (s *Server) checkAttach(r *http.Request, spec vm.Spec) error {
+	for i, n := range spec.NICs {
+		var objs []string
+		if n.Network != "" {
+			objs = append(objs, "/networks/"+n.Network)
+		}
+		for _, g := range n.Groups {
+			objs = append(objs, "/security-groups/"+g)
+		}
+		for _, obj := range objs {
+			if err := s.callerCheck(r, PrivNetAttach, obj)(); err != nil {
+				return &httpError{code: http.StatusForbidden, field: fmt.Sprintf("nics[%d]", i),
+					msg: fmt.Sprintf("nics[%d]: attaching a NIC needs %s on %s: %v", i, PrivNetAttach, obj, err)}
+			}
+		}
+	}
+	return nil
+}

@@ -38,6 +38,7 @@ const (
 	PrivMonitor           = "Monitor.Read"
 	PrivNetAudit          = "Network.Audit"
 	PrivNetConfig         = "Network.Config"
+	PrivNetAttach         = "Network.Attach"
 	PrivFWRead            = "Firewall.Read"
 	PrivFWConfig          = "Firewall.Config"
 	PrivAuditRead         = "Audit.Read"
@@ -99,6 +100,7 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/privileges", OpID: "listPrivileges", Priv: PrivRoleManage, Object: rolesRoot, Handler: (*Server).listPrivileges},
 		{Method: "GET", Path: "/api/v1/roles", OpID: "listRoles", Priv: PrivRoleManage, Object: rolesRoot, Handler: needAccess((*Server).listRoles)},
 		{Method: "POST", Path: "/api/v1/roles", OpID: "createRole", Priv: PrivRoleManage, Object: rolesRoot, Handler: needAccess((*Server).createRole)},
+		{Method: "DELETE", Path: "/api/v1/roles/{name}", OpID: "deleteRole", Priv: PrivRoleManage, Object: roleObj, Handler: needAccess((*Server).deleteRole)},
 		{Method: "POST", Path: "/api/v1/roles/{name}/privileges", OpID: "addRolePrivilege", Priv: PrivRoleManage, Object: roleObj, Handler: needAccess((*Server).addRolePriv)},
 		{Method: "DELETE", Path: "/api/v1/roles/{name}/privileges/{priv}", OpID: "removeRolePrivilege", Priv: PrivRoleManage, Object: roleObj, Handler: needAccess((*Server).removeRolePriv)},
 		{Method: "GET", Path: "/api/v1/users", OpID: "listUsers", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).listUsers)},

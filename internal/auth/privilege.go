@@ -23,6 +23,7 @@ const (
 	FirewallRead      Privilege = "Firewall.Read"
 	MonitorRead       Privilege = "Monitor.Read"
 	MonitorRespond    Privilege = "Monitor.Respond"
+	NetworkAttach     Privilege = "Network.Attach"
 	NetworkAudit      Privilege = "Network.Audit"
 	NetworkConfig     Privilege = "Network.Config"
 	PermissionManage  Privilege = "Permission.Manage"
@@ -43,8 +44,8 @@ const (
 
 // PrivilegeInfo describes one catalogue entry.
 type PrivilegeInfo struct {
-	Name        Privilege
-	Description string
+	Name        Privilege `json:"name"`
+	Description string    `json:"description"`
 }
 
 // catalogue is sorted by name; a privilege's index here is its bit in PrivSet.
@@ -57,6 +58,7 @@ var catalogue = [...]PrivilegeInfo{
 	{FirewallRead, "Read security groups, rules, IP sets, rule hit counters and the firewall log."},
 	{MonitorRead, "Read host and guest monitoring data: metrics, introspection findings and alerts."},
 	{MonitorRespond, "Act on monitoring findings: acknowledge alerts, quarantine or pause the affected VM."},
+	{NetworkAttach, "Attach a VM's NIC to a virtual network (checked on /networks/NET) and put it in a security group (checked on /security-groups/G): a NIC's network and groups decide what it may reach."},
 	{NetworkAudit, "Read virtual networks, ports and their settings."},
 	{NetworkConfig, "Create, change and delete virtual networks and attach VMs to them."},
 	{PermissionManage, "Create and remove permission entries, within the privileges the actor holds."},

@@ -45,7 +45,9 @@ func TestCatalogueCoversIssueAndRoutes(t *testing.T) {
 		"Monitor.Respond", "Attestation.Read", "Attestation.Config", "Audit.Read",
 		"User.Manage", "Role.Manage", "Permission.Manage",
 		// Issue 11: host paths in VM definitions, Administrator only.
-		"VM.HostPaths"}
+		"VM.HostPaths",
+		// Issue 11: a NIC's network and security groups are power too.
+		"Network.Attach"}
 	if len(issue) != len(Catalogue()) {
 		t.Errorf("catalogue has %d privileges, the issue lists %d", len(Catalogue()), len(issue))
 	}

@@ -58,7 +58,7 @@ var builtIn = []struct {
 		return mustPrivSet(VMAudit, VMPowerOn, VMPowerOff, VMConsole, MonitorRead)
 	}},
 	{RoleNetworkAdmin, func() PrivSet {
-		return mustPrivSet(NetworkAudit, NetworkConfig, FirewallRead, FirewallConfig, VMAudit)
+		return mustPrivSet(NetworkAttach, NetworkAudit, NetworkConfig, FirewallRead, FirewallConfig, VMAudit)
 	}},
 	{RoleSecurityAuditor, func() PrivSet {
 		return mustPrivSet(AuditRead, FirewallRead, MonitorRead, AttestationRead, VMAudit, NetworkAudit)

@@ -10,7 +10,7 @@ func TestBuiltInRoles(t *testing.T) {
 		RoleNoAccess:     nil,
 		RoleReadOnly:     {AttestationRead, AuditRead, FirewallRead, MonitorRead, NetworkAudit, VMAudit},
 		RoleVMOperator:   {MonitorRead, VMAudit, VMConsole, VMPowerOff, VMPowerOn},
-		RoleNetworkAdmin: {FirewallConfig, FirewallRead, NetworkAudit, NetworkConfig, VMAudit},
+		RoleNetworkAdmin: {FirewallConfig, FirewallRead, NetworkAttach, NetworkAudit, NetworkConfig, VMAudit},
 		RoleSecurityAuditor: {AttestationRead, AuditRead, FirewallRead, MonitorRead,
 			NetworkAudit, VMAudit},
 	}
