@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
@@ -165,4 +166,189 @@ func normNil(s vm.Spec) vm.Spec {
 		s.NICs = nil
 	}
 	return s
+}
+
+// Duplicate keys are refused at every depth, also when they differ only in
+// case (encoding/json would set the same field twice), with a 400 naming
+// the key's dotted path.
+func TestDecodeDuplicateKeys(t *testing.T) {
+	tests := []struct {
+		desc  string
+		body  string
+		field string
+		msg   string
+	}{
+		{"top level", `{"name":"a","name":"b"}`, "name", `duplicate key "name"`},
+		{"top level, apart", `{"name":"a","vcpus":1,"name":"a"}`, "name", `duplicate key "name"`},
+		{"case only", `{"name":"a","Name":"b"}`, "Name", `also given as "name"`},
+		{"unicode case", `{"kernel":"/k","name":"a","KERNEL":"/x"}`, "KERNEL", "case-insensitively"},
+		{"kelvin sign folds like k", `{"kernel":"/k","name":"a","\u212aernel":"/x"}`, "\u212aernel", "case-insensitively"},
+		{"in an array element", `{"name":"a","disks":[{"path":"/d"},{"path":"/d","path":"/e"}]}`, "disks.path", `in "disks[1]"`},
+		{"escaped spelling", `{"name":"a","n\u0061me":"b"}`, "name", `duplicate key "name"`},
+		{"nested deeper", `{"name":"a","nics":[{"groups":["x"],"mac":"m","mac":"n"}]}`, "nics.mac", `in "nics[0]"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			for _, dec := range []struct {
+				name string
+				fn   func(string) error
+			}{
+				{"DecodeSpec", func(b string) error { _, err := DecodeSpec(strings.NewReader(b)); return err }},
+				{"decodeStrict", func(b string) error { var s vm.Spec; return decodeStrict(strings.NewReader(b), &s) }},
+			} {
+				err := dec.fn(tc.body)
+				var he *httpError
+				if !errors.As(err, &he) {
+					t.Fatalf("%s = %v (%T), want *httpError", dec.name, err, err)
+				}
+				if he.code != http.StatusBadRequest || he.field != tc.field || !strings.Contains(he.msg, tc.msg) {
+					t.Errorf("%s = %d field %q %q, want 400 field %q containing %q", dec.name, he.code, he.field, he.msg, tc.field, tc.msg)
+				}
+			}
+		})
+	}
+}
+
+// checkDuplicateKeys on its own: any depth, arrays of objects, scalars and
+// the same key in sibling objects.
+func TestCheckDuplicateKeys(t *testing.T) {
+	tests := []struct {
+		body  string
+		field string // "" with ok
+		ok    bool
+	}{
+		{`{}`, "", true},
+		{`[]`, "", true},
+		{`1e400`, "", true},
+		{`{"a":{"a":{"a":1}}}`, "", true},
+		{`[{"a":1},{"a":2}]`, "", true}, // siblings, not duplicates
+		{`{"a":[1,2,{"b":1}],"b":{"a":1}}`, "", true},
+		{`{"a":[[[{"x":1,"y":[{"z":1,"z":2}]}]]]}`, "a.y.z", false},
+		{`[{"a":1},{"b":1,"b":2}]`, "b", false},
+		{`{"a":{},"a":{}}`, "a", false},
+		{`{"a":{"b":1},"c":{"b":1,"B":2}}`, "c.B", false},
+		{`{"":1,"":2}`, "", false},
+	}
+	for _, tc := range tests {
+		err := checkDuplicateKeys([]byte(tc.body))
+		if tc.ok {
+			if err != nil {
+				t.Errorf("%s: %v, want no error", tc.body, err)
+			}
+			continue
+		}
+		var he *httpError
+		if !errors.As(err, &he) || he.code != http.StatusBadRequest || he.field != tc.field {
+			t.Errorf("%s: %v (%+v), want a 400 naming %q", tc.body, err, he, tc.field)
+		}
+	}
+}
+
+// Nesting past MaxJSONDepth is refused; at the limit it is not.
+func TestCheckDuplicateKeysDepth(t *testing.T) {
+	at := strings.Repeat("[", MaxJSONDepth) + strings.Repeat("]", MaxJSONDepth)
+	if err := checkDuplicateKeys([]byte(at)); err != nil {
+		t.Errorf("depth %d: %v", MaxJSONDepth, err)
+	}
+	over := strings.Repeat(`{"a":`, MaxJSONDepth+1) + "1" + strings.Repeat("}", MaxJSONDepth+1)
+	err := checkDuplicateKeys([]byte(over))
+	var he *httpError
+	if !errors.As(err, &he) || he.code != http.StatusBadRequest || !strings.Contains(he.msg, "nested deeper than") {
+		t.Fatalf("depth %d: %v, want a 400 saying it is too deep", MaxJSONDepth+1, err)
+	}
+	// Through the API: a deep array inside a known field is refused too.
+	deep := `{"name":"a","disks":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`
+	if _, err := DecodeSpec(strings.NewReader(deep)); err == nil {
+		t.Error("DecodeSpec accepted 100 nested arrays")
+	}
+}
+
+// Every decodeStrict route refuses a duplicate key with a 400 naming it,
+// before acting: the network is not created.
+func TestDuplicateKeyOverHTTP(t *testing.T) {
+	ts := newNetTestServer(t)
+	rec := ts.do("POST", "/api/v1/networks", body(`{"name":"n1","subnet":"10.9.0.0/24","name":"n2"}`))
+	var e APIError
+	json.Unmarshal(rec.Body.Bytes(), &e)
+	if rec.Code != http.StatusBadRequest || e.Field != "name" || !strings.Contains(e.Error, "duplicate key") {
+		t.Fatalf("network with a duplicate key: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.do("GET", "/api/v1/networks/n2", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("the network was created: %d %s", rec.Code, rec.Body)
+	}
+	rec = ts.do("POST", "/api/v1/vms", body(`{"name":"a","memory_mib":64,"kernel":"`+ts.kernel+`","memory_mib":128}`))
+	json.Unmarshal(rec.Body.Bytes(), &e)
+	if rec.Code != http.StatusBadRequest || e.Field != "memory_mib" {
+		t.Fatalf("VM with a duplicate key: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// FuzzDuplicateKeys: the detector never panics on any input, refuses only
+// with a 400, and agrees with a map-based reference: a valid JSON value is
+// refused exactly when some object in it repeats a key (after case
+// folding) or it nests deeper than MaxJSONDepth.
+func FuzzDuplicateKeys(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `{"a":1,"a":2}`, `{"a":1,"A":2}`, `[{"a":1},{"a":1}]`, `{"a":{"b":[{"c":1,"c":2}]}}`,
+		`{"\u212a":1,"k":2}`, `{"a\ud800":1,"a\udc00":2}`, `[[[[[]]]]]`, `{"a":1e400}`, `"x"`, `{"a":`, `{"a" 1}`,
+		strings.Repeat("[", 70) + strings.Repeat("]", 70),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := checkDuplicateKeys(data)
+		if err != nil {
+			var he *httpError
+			if !errors.As(err, &he) || he.code != http.StatusBadRequest || he.msg == "" {
+				t.Fatalf("checkDuplicateKeys = %v (%T), want a 400", err, err)
+			}
+		}
+		if !json.Valid(data) {
+			return
+		}
+		dup, depth := refDuplicates(data)
+		if want := dup || depth > MaxJSONDepth; (err != nil) != want {
+			t.Fatalf("checkDuplicateKeys(%q) = %v; reference: duplicate %v, depth %d", data, err, dup, depth)
+		}
+	})
+}
+
+// refDuplicates is an independent reference for the fuzz target: it
+// decodes with json.RawMessage, one level at a time.
+func refDuplicates(data []byte) (dup bool, depth int) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' && data[0] != '[' {
+		return false, 0
+	}
+	var children []json.RawMessage
+	if data[0] == '[' {
+		json.Unmarshal(data, &children)
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.Token() // {
+		seen := map[string]bool{}
+		for dec.More() {
+			k, _ := dec.Token()
+			key := foldRef(k.(string))
+			if seen[key] {
+				dup = true
+			}
+			seen[key] = true
+			var v json.RawMessage
+			dec.Decode(&v)
+			children = append(children, v)
+		}
+	}
+	deepest := 0
+	for _, c := range children {
+		d, cd := refDuplicates(c)
+		dup = dup || d
+		deepest = max(deepest, cd)
+	}
+	return dup, deepest + 1
+}
+
+// foldRef is encoding/json's key folding, written as the spec says it.
+func foldRef(s string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToUpper(unicode.ToLower(r)) }, s)
 }

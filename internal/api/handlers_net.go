@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -24,9 +25,15 @@ func netRoot(*http.Request) string    { return "/networks" }
 func sgRoot(*http.Request) string     { return "/security-groups" }
 func ipsetRoot(*http.Request) string  { return "/ip-sets" }
 
-// decodeStrict reads exactly one JSON object into v, refusing unknown fields.
+// decodeStrict reads exactly one JSON object into v, refusing unknown
+// fields, duplicate keys (jsondup.go) and trailing data. At most
+// MaxBodyBytes are read.
 func decodeStrict(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	data, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
@@ -34,7 +41,7 @@ func decodeStrict(r io.Reader, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("", "request body must hold exactly one JSON object")
 	}
-	return nil
+	return checkDuplicateKeys(data)
 }
 
 // needNet wraps the handlers of the switch's routes: without a switch they

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -229,21 +230,25 @@ func writeJSON(w http.ResponseWriter, code int, v any) error {
 	return enc.Encode(v)
 }
 
-// DecodeSpec reads exactly one JSON VM spec, refusing unknown fields and
-// trailing data, with errors that name the offending field.
+// DecodeSpec reads exactly one JSON VM spec, refusing unknown fields,
+// duplicate keys (jsondup.go) and trailing data, with errors that name the
+// offending field. At most MaxBodyBytes are read.
 func DecodeSpec(r io.Reader) (vm.Spec, error) {
 	var spec vm.Spec
-	dec := json.NewDecoder(r)
+	data, err := readBody(r)
+	if err != nil {
+		return spec, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&spec); err != nil {
 		return spec, decodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) { // a small object padded past the limit
-			return spec, err
-		}
 		return spec, badRequest("", "request body must hold exactly one JSON object")
+	}
+	if err := checkDuplicateKeys(data); err != nil {
+		return vm.Spec{}, err
 	}
 	return spec, nil
 }
