@@ -77,14 +77,12 @@ func New(mgr *manager.Manager, info Info, reg *prometheus.Registry, log *slog.Lo
 		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}, []string{"op"})
 	reg.MustRegister(s.requests, s.latency)
 	for _, rt := range routes() {
-		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+		s.mux.Handle(rt.Method+" "+rt.Path, refuseSlashInNames(rt, s.wrap(rt)))
 	}
 	// The web console page (static, public: it holds no data; the API
 	// calls it makes are authorized like any other).
 	s.mux.Handle(webui.Prefix, webui.Handler())
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path, "")
-	})
+	s.mux.HandleFunc("/", noRoute)
 	return s
 }
 
