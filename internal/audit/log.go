@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -63,6 +64,12 @@ var ErrClosed = errors.New("audit: log closed")
 // wrong directory. Refusing keeps the log from mixing keys silently.
 var ErrKeyMismatch = errors.New("audit: signing key does not match the log")
 
+// ErrDamaged is returned by Checkpoint and Close of a log that failed
+// verification when it was opened: signing a checkpoint over a rewritten
+// chain would make the forgery verify, so such a log appends records but
+// signs nothing. Damage names what was found.
+var ErrDamaged = errors.New("audit: log failed verification when opened; refusing to sign checkpoints")
+
 // Log is an audit log in an SQLite database. Appends are serialised; reads
 // (List, ExportJSONL, Verify) run on their own connections and never hold up
 // an Append. It is safe for concurrent use.
@@ -71,6 +78,13 @@ type Log struct {
 	key   ed25519.PrivateKey
 	every uint64
 	now   func() time.Time
+	log   *slog.Logger
+	files []*AnchorFile // also in sinks; read back by Verify
+	sinks []Sink        // files first, then remote sinks
+	// opened is the verification made by Open; damage its problems, which
+	// stop the log from signing for as long as it is open.
+	opened Report
+	damage []Problem
 
 	mu     sync.Mutex // serialises Append, Checkpoint and Close
 	chain  Chain      // head of the log as committed
@@ -78,49 +92,139 @@ type Log struct {
 	closed bool
 }
 
+// Option configures a Log at Open.
+type Option func(*Log)
+
+// WithAnchorFile makes the log append every record head and checkpoint to
+// f, check itself against f at Open and in Verify, and close f on Close.
+// f fsyncs at least every checkpointEvery lines.
+func WithAnchorFile(f *AnchorFile) Option {
+	return func(l *Log) {
+		l.files = append(l.files, f)
+		l.sinks = append(l.sinks, f)
+	}
+}
+
+// WithSink makes the log hand every anchor to s, after the file sinks,
+// and close s on Close.
+func WithSink(s Sink) Option { return func(l *Log) { l.sinks = append(l.sinks, s) } }
+
+// WithLogger names where the log reports anchors it failed to write
+// (slog.Default otherwise).
+func WithLogger(log *slog.Logger) Option { return func(l *Log) { l.log = log } }
+
 // Open opens (creating if needed) the log in dir/audit.db, signing
 // checkpoints with key every checkpointEvery records (DefaultCheckpointEvery
-// when zero or less). The key is usually LoadOrCreateKey(dir). Open does not
-// verify the log; call Verify for that.
-func Open(ctx context.Context, dir string, key ed25519.PrivateKey, checkpointEvery int) (*Log, error) {
-	if len(key) != ed25519.PrivateKeySize {
-		return nil, fmt.Errorf("audit: signing key is %d bytes, want %d", len(key), ed25519.PrivateKeySize)
+// when zero or less). The key is usually LoadOrCreateKey(dir).
+//
+// Open verifies the whole log, its chain, checkpoints and anchor files
+// (OpenReport has the result). A log with problems is opened all the same,
+// so that it can go on recording, but it signs no checkpoint while it is
+// open (ErrDamaged): Damage lists what was found and the caller decides
+// whether to run on it. An intact log whose head is not anchored yet (a
+// new anchor file, or a crash between a commit and its anchor) has its
+// head anchored at once. The sinks given in opts belong to the Log from
+// here on, even when Open fails.
+func Open(ctx context.Context, dir string, key ed25519.PrivateKey, checkpointEvery int, opts ...Option) (*Log, error) {
+	l := &Log{key: key, now: time.Now, log: slog.Default()}
+	for _, o := range opts {
+		o(l)
+	}
+	if err := l.open(ctx, dir, checkpointEvery); err != nil {
+		l.closeSinks()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) open(ctx context.Context, dir string, checkpointEvery int) error {
+	if len(l.key) != ed25519.PrivateKeySize {
+		return fmt.Errorf("audit: signing key is %d bytes, want %d", len(l.key), ed25519.PrivateKeySize)
 	}
 	if checkpointEvery <= 0 {
 		checkpointEvery = DefaultCheckpointEvery
 	}
+	l.every = uint64(checkpointEvery)
+	for _, f := range l.files {
+		f.syncEvery = checkpointEvery
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("audit: dir %s: %w", dir, err)
+		return fmt.Errorf("audit: dir %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, DBFile)
 	// Create the file 0600 before SQLite does: SQLite gives its -wal and
 	// -shm files, which hold the same data, the mode of the database file.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("audit: create %s: %w", path, err)
+		return fmt.Errorf("audit: create %s: %w", path, err)
 	}
 	err = f.Chmod(0o600)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("audit: chmod %s: %w", path, err)
+		return fmt.Errorf("audit: chmod %s: %w", path, err)
 	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(5000)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+		return fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	// Writes are serialised by Log.mu, so several connections never contend
 	// as writers; the extra ones let a long export or verification read a
 	// WAL snapshot while appends go on.
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	l := &Log{db: db, key: key, every: uint64(checkpointEvery), now: time.Now}
+	l.db = db
 	if err := l.init(ctx, path); err != nil {
 		db.Close()
-		return nil, err
+		return err
 	}
-	return l, nil
+	if err := l.openCheck(ctx); err != nil {
+		db.Close()
+		return err
+	}
+	return nil
+}
+
+// openCheck verifies the log as Open found it and anchors an unanchored
+// head of an intact log. No head is trusted yet: this process has appended
+// nothing.
+func (l *Log) openCheck(ctx context.Context) error {
+	rep, err := l.verify(ctx, Chain{})
+	if err != nil {
+		return err
+	}
+	l.opened, l.damage = rep, rep.Problems
+	if len(l.damage) > 0 || rep.Unanchored == 0 || len(l.files) == 0 {
+		return nil
+	}
+	for _, f := range l.files {
+		if rep.Anchors == 0 && l.lastCP.Seq > 0 {
+			// A new anchor file starts with the newest signed statement.
+			if err := f.Anchor(ctx, CheckpointAnchor(l.lastCP)); err != nil {
+				return err
+			}
+		}
+		if err := f.Anchor(ctx, Anchor{Type: AnchorHead, Seq: l.chain.Seq, Hash: l.chain.Hash}); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenReport is the verification Open made of the log as it found it.
+func (l *Log) OpenReport() Report { return l.opened }
+
+// Damage is what Open's verification found wrong; while it is non-empty
+// the log signs no checkpoints (ErrDamaged).
+func (l *Log) Damage() []Problem { return l.damage }
+
+// damagedErr is ErrDamaged with what was found and what was not signed.
+func (l *Log) damagedErr() error {
+	return fmt.Errorf("%w: %d problem(s), first %s; seq %d stays unsigned", ErrDamaged, len(l.damage), l.damage[0], l.chain.Seq)
 }
 
 // init creates or checks the schema and the key, and loads the head.
@@ -219,6 +323,7 @@ func (l *Log) append(ctx context.Context, recs []Record) ([]Record, error) {
 		return nil, ErrClosed
 	}
 	next, lastCP := l.chain, l.lastCP // adopted only after the commit
+	var cps []Checkpoint              // signed in this transaction
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("audit: append seq %d: %w", next.Seq+1, err)
@@ -238,18 +343,40 @@ func (l *Log) append(ctx context.Context, recs []Record) ([]Record, error) {
 			return nil, fmt.Errorf("audit: append seq %d: %w", r.Seq, err)
 		}
 		// Written as a sum so that a log whose newest checkpoint lies beyond
-		// its head (a truncated log) does not wrap around.
-		if r.Seq >= lastCP.Seq+l.every {
+		// its head (a truncated log) does not wrap around. A damaged log
+		// signs nothing.
+		if r.Seq >= lastCP.Seq+l.every && len(l.damage) == 0 {
 			if lastCP, err = l.insertCheckpointLocked(ctx, tx, r.Seq, r.Hash); err != nil {
 				return nil, err
 			}
+			cps = append(cps, lastCP)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("audit: append seq %d: commit: %w", next.Seq, err)
 	}
 	l.chain, l.lastCP = next, lastCP
+	if len(l.sinks) > 0 {
+		for _, r := range out {
+			l.anchorLocked(ctx, HeadAnchor(r))
+			for len(cps) > 0 && cps[0].Seq == r.Seq {
+				l.anchorLocked(ctx, CheckpointAnchor(cps[0]))
+				cps = cps[1:]
+			}
+		}
+	}
 	return out, nil
+}
+
+// anchorLocked hands a to every sink. A sink that fails is logged: the
+// record is committed, and the failure shows up as an unanchored tail or a
+// missing checkpoint when the log is next verified.
+func (l *Log) anchorLocked(ctx context.Context, a Anchor) {
+	for _, s := range l.sinks {
+		if err := s.Anchor(ctx, a); err != nil {
+			l.log.Error("AUDIT ANCHOR FAILED: record stored but not anchored", "seq", a.Seq, "type", string(a.Type), "err", err)
+		}
+	}
 }
 
 // Checkpoint signs and stores a checkpoint for the newest record, unless
@@ -270,6 +397,9 @@ func (l *Log) checkpointLocked(ctx context.Context) error {
 	if l.chain.Seq == 0 || l.lastCP.Seq >= l.chain.Seq {
 		return nil
 	}
+	if len(l.damage) > 0 {
+		return l.damagedErr()
+	}
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("audit: checkpoint seq %d: %w", l.chain.Seq, err)
@@ -283,6 +413,7 @@ func (l *Log) checkpointLocked(ctx context.Context) error {
 		return fmt.Errorf("audit: checkpoint seq %d: commit: %w", c.Seq, err)
 	}
 	l.lastCP = c
+	l.anchorLocked(ctx, CheckpointAnchor(c))
 	return nil
 }
 
@@ -297,7 +428,8 @@ func (l *Log) insertCheckpointLocked(ctx context.Context, tx *sql.Tx, seq uint64
 }
 
 // Close writes a checkpoint for the newest record, if it has none, and
-// closes the database. The log is closed even when the checkpoint fails.
+// closes the database and the sinks. The log is closed even when the
+// checkpoint fails; a damaged log returns ErrDamaged rather than sign.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -306,5 +438,13 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	err := l.checkpointLocked(context.Background())
-	return errors.Join(err, l.db.Close())
+	return errors.Join(err, l.closeSinks(), l.db.Close())
+}
+
+func (l *Log) closeSinks() error {
+	var errs []error
+	for _, s := range l.sinks {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
 }

@@ -1,11 +1,13 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -175,6 +177,9 @@ func readCheckpoints(ctx context.Context, q querier) ([]Checkpoint, error) {
 type Report struct {
 	Records     int       // records read
 	Checkpoints int       // checkpoints read, valid or not
+	AnchorFiles []string  // the anchor files compared
+	Anchors     int       // anchors compared (see AnchorReport)
+	Unanchored  uint64    // records after the newest anchor: chain-protected only
 	Problems    []Problem // ordered by Seq; empty when the log is intact
 }
 
@@ -182,16 +187,38 @@ type Report struct {
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 
 // Verify checks the whole log, in one snapshot, against its hashes, its
-// chain, its checkpoints (with this log's public key) and the head this
-// process last appended. An error means the log could not be read; what is
-// wrong with the log is in the Report. Memory use is proportional to the
-// number of checkpoints, not records.
+// chain, its checkpoints (with this log's public key), its anchor files and
+// the head this process last appended. An error means the log could not be
+// read; what is wrong with the log is in the Report, and so is an anchor
+// file that cannot be read. Memory use is proportional to the number of
+// checkpoints and anchors, not records.
 func (l *Log) Verify(ctx context.Context) (Report, error) {
 	l.mu.Lock()
 	head, closed := l.chain, l.closed
 	l.mu.Unlock()
 	if closed {
 		return Report{}, ErrClosed
+	}
+	return l.verify(ctx, head)
+}
+
+// verify checks the log against head, a head this process appended (zero
+// for none). The anchor files are read before the database snapshot
+// starts: anchors are written after their commit, so every anchor read is
+// of a record the snapshot holds, and appends going on meanwhile cannot
+// look like a cut tail.
+func (l *Log) verify(ctx context.Context, head Chain) (Report, error) {
+	rep := Report{}
+	sets := make([]AnchorSet, 0, len(l.files))
+	var unreadable []Problem
+	for _, f := range l.files {
+		rep.AnchorFiles = append(rep.AnchorFiles, f.Path())
+		set, err := ReadAnchorFile(f.Path())
+		if err != nil {
+			unreadable = append(unreadable, Problem{Index: -1, Kind: KindAnchorUnreadable, Detail: err.Error()})
+			continue
+		}
+		sets = append(sets, set)
 	}
 	// The head is read before the snapshot starts and commits happen before
 	// the head moves, so the snapshot holds at least the head.
@@ -206,6 +233,7 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 	}
 	v := NewVerifier(l.PublicKey(), cps)
 	v.expectHead(head.Seq, head.Hash)
+	ac := NewAnchorCheck(l.PublicKey(), sets, l.every)
 	rows, err := tx.QueryContext(ctx, `SELECT `+recordColumns+` FROM records ORDER BY seq`)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: verify: %w", err)
@@ -218,10 +246,15 @@ func (l *Log) Verify(ctx context.Context) (Report, error) {
 			return Report{}, err
 		}
 		v.Add(r)
+		ac.Add(r)
 		n++
 	}
 	if err := rows.Err(); err != nil {
 		return Report{}, fmt.Errorf("audit: verify: %w", err)
 	}
-	return Report{Records: n, Checkpoints: len(cps), Problems: v.Problems()}, nil
+	ar := ac.Report()
+	rep.Records, rep.Checkpoints, rep.Anchors, rep.Unanchored = n, len(cps), ar.Anchors, ar.Unanchored
+	rep.Problems = append(append(unreadable, v.Problems()...), ar.Problems...)
+	slices.SortStableFunc(rep.Problems, func(a, b Problem) int { return cmp.Compare(a.Seq, b.Seq) })
+	return rep, nil
 }

@@ -46,7 +46,10 @@ type Problem struct {
 }
 
 func (p Problem) String() string {
-	s := fmt.Sprintf("seq %d", p.Seq)
+	s := "anchors" // Seq 0: a problem with an anchor file, not a record
+	if p.Seq > 0 {
+		s = fmt.Sprintf("seq %d", p.Seq)
+	}
 	if p.Index >= 0 {
 		s += fmt.Sprintf(" (position %d)", p.Index)
 	}
