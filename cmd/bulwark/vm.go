@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -17,9 +19,8 @@ import (
 
 func vmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Manage virtual machines"}
-	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmDeleteCmd(g), vmStopCmd(g), vmLogCmd(g))
+	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmDeleteCmd(g), vmStartCmd(g), vmStopCmd(g), vmLogCmd(g))
 	for _, a := range []struct{ name, short string }{
-		{"start", "Start a VM and wait until it runs"},
 		{"pause", "Freeze a VM's vCPUs"},
 		{"resume", "Continue a paused VM"},
 	} {
@@ -238,6 +239,93 @@ func vmActionCmd(g *globals, action, short string) *cobra.Command {
 			return printVMs(g, cmd.OutOrStdout(), v, []*vm.VM{v})
 		},
 	}
+}
+
+// startPoll is how often `vm start` asks for the VM's state while it waits.
+const startPoll = 200 * time.Millisecond
+
+func vmStartCmd(g *globals) *cobra.Command {
+	var (
+		wait   time.Duration
+		noWait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "start NAME",
+		Short: "Start a VM and wait until it runs; exit non-zero with the reason if it crashes or stops instead",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := g.client()
+			v, err := c.Action(cmd.Context(), args[0], "start")
+			if err != nil {
+				return err
+			}
+			if noWait {
+				// Judge the answer alone: one that already says crashed
+				// is a failure; one still starting is not known to be.
+				if settled, serr := startOutcome(v); settled {
+					err = serr
+				}
+			} else {
+				get := func(ctx context.Context) (*vm.VM, error) { return c.GetVM(ctx, args[0]) }
+				v, err = waitStarted(cmd.Context(), get, v, wait, startPoll)
+			}
+			if perr := printVMs(g, cmd.OutOrStdout(), v, []*vm.VM{v}); err == nil {
+				err = perr
+			}
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the VM to run (or crash) before giving up")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "do not poll: judge only the daemon's answer to the start (a VM still starting exits 0)")
+	return cmd
+}
+
+// waitStarted polls get, starting from v (the start call's answer), until
+// startOutcome settles or wait passes. It returns the last record seen and
+// startOutcome's error, or an error saying what it was still waiting for.
+func waitStarted(ctx context.Context, get func(context.Context) (*vm.VM, error), v *vm.VM, wait, poll time.Duration) (*vm.VM, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		if settled, err := startOutcome(v); settled {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("vm %q: still %s after %v (see `bulwark vm show %s`)", v.Spec.Name, v.State, wait, v.Spec.Name)
+		case <-time.After(poll):
+		}
+		next, err := get(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue // the deadline, reported above with the last state
+			}
+			return v, fmt.Errorf("vm %q: start requested, but its state cannot be read: %w", v.Spec.Name, err)
+		}
+		v = next
+	}
+}
+
+// startOutcome judges a VM's record after a start: settled once the VM
+// runs (or is paused: someone else's resume/pause raced us, but it came
+// up) or has ended; the error, for an ended VM, carries the reason the
+// daemon recorded. Starting is the only state worth waiting on.
+func startOutcome(v *vm.VM) (settled bool, err error) {
+	reason := v.Reason
+	if reason == "" {
+		reason = "no reason recorded"
+	}
+	switch v.State {
+	case vm.Running, vm.Paused:
+		return true, nil
+	case vm.Starting:
+		return false, nil
+	case vm.Crashed:
+		return true, fmt.Errorf("vm %q crashed while starting: %s", v.Spec.Name, reason)
+	case vm.Stopped, vm.Stopping:
+		return true, fmt.Errorf("vm %q %s instead of running: %s", v.Spec.Name, v.State, reason)
+	}
+	return true, fmt.Errorf("vm %q is %s after the start: %s", v.Spec.Name, v.State, reason)
 }
 
 func vmStopCmd(g *globals) *cobra.Command {
