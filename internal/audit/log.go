@@ -382,12 +382,16 @@ func (l *Log) anchorLocked(ctx context.Context, a Anchor) {
 // Checkpoint signs and stores a checkpoint for the newest record, unless
 // one already covers it, and returns the newest checkpoint. It returns a
 // zero Checkpoint for an empty log. Call it before shipping a copy of the
-// log elsewhere; Close calls it too.
+// log elsewhere; Close calls it too. A log found damaged at Open returns
+// ErrDamaged: it cannot vouch for its head.
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return Checkpoint{}, ErrClosed
+	}
+	if len(l.damage) > 0 {
+		return l.lastCP, l.damagedErr()
 	}
 	err := l.checkpointLocked(ctx)
 	return l.lastCP, err
