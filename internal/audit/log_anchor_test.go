@@ -306,8 +306,11 @@ func TestVerifyAnchorFileGone(t *testing.T) {
 // failingSink fails every anchor, as a full disk would.
 type failingSink struct{ n int }
 
-func (s *failingSink) Anchor(context.Context, Anchor) error { s.n++; return errors.New("no space left on device") }
-func (s *failingSink) Close() error                         { return nil }
+func (s *failingSink) Anchor(context.Context, Anchor) error {
+	s.n++
+	return errors.New("no space left on device")
+}
+func (s *failingSink) Close() error { return nil }
 
 // A sink that fails does not fail the append (the record is committed) and
 // is logged loudly.
