@@ -45,6 +45,10 @@ spec = {
         ok("the session and its secret, shown once; send it as Authorization: Bearer", {"type": "object", "properties": {"token": ref("Token"), "secret": {"type": "string"}}}),
         body={"type": "object", "additionalProperties": False, "required": ["user", "password"], "properties": {"user": {"type": "string"}, "password": {"type": "string", "format": "password"}}},
         errors=("400", "401", "429", "503"))},
+    "/api/v1/whoami": {"get": op("whoami", "The caller: user, groups, token scope and effective privileges on a path", "authenticated",
+        ok("identity", {"type": "object", "properties": {"user": {"type": "string"}, "source": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
+            "token_scope": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}, "privileges": {"type": "array", "items": {"type": "string"}}}}),
+        [{"name": "path", "in": "query", "schema": {"type": "string", "default": "/"}}], errors=("400", "401"))},
     "/api/v1/version": {"get": op("version", "Daemon version", "Monitor.Read", ok("version", {"type": "object", "additionalProperties": {"type": "string"}}), errors=("500",))},
     "/api/v1/host": {"get": op("host", "Host facts: backend, accelerator chosen for auto and why", "Monitor.Read", ok("host", ref("Host")), errors=("500",))},
     "/api/v1/vms": {

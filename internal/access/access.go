@@ -282,6 +282,22 @@ func (s *Service) Allowed(user, priv, path string) bool {
 	return s.policy.Load().Allowed(user, auth.Privilege(priv), path)
 }
 
+// Privileges returns user's effective privileges on path (everything for
+// the local root).
+func (s *Service) Privileges(user, path string) auth.PrivSet {
+	if user == RootUser {
+		return auth.AllPrivileges()
+	}
+	return s.policy.Load().Privileges(user, path)
+}
+
+// Groups returns the groups user belongs to.
+func (s *Service) Groups(user string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.users[user].Groups)
+}
+
 func hashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])

@@ -63,13 +63,23 @@ func TestEmptyRoleForbiddenEverywhere(t *testing.T) {
 		rec := ts.as(tok, rt.Method, path, body(`{}`))
 		want := http.StatusForbidden
 		switch {
+		case rt.List || rt.Self:
+			want = http.StatusOK // and nothing in the list (checked below)
 		case rt.OpID == "login":
 			want = http.StatusBadRequest // public, but `{}` names no user
 		case rt.Public:
 			want = http.StatusOK
 		}
+		if rt.List && rec.Code == http.StatusServiceUnavailable {
+			want = rec.Code // the service behind it is not configured in this test
+		}
 		if rec.Code != want {
 			t.Errorf("%s %s as a user with an empty role: %d, want %d (%s)", rt.Method, path, rec.Code, want, rec.Body)
+		}
+		if rt.List && rt.OpID != "listTokens" && rec.Code == 200 {
+			if b := strings.TrimSpace(rec.Body.String()); b != "[]" && b != "" {
+				t.Errorf("%s %s as a user with an empty role shows %s", rt.Method, path, b)
+			}
 		}
 		if !rt.Public {
 			if rec := ts.as("", rt.Method, path, body(`{}`)); rec.Code != http.StatusUnauthorized {
@@ -88,16 +98,19 @@ func TestTokensAndRevocation(t *testing.T) {
 	}
 	var perm access.Permission
 	json.Unmarshal(rec.Body.Bytes(), &perm)
+	if rec := ts.do("POST", "/api/v1/vms", ts.spec("x1", nil)); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
 	tok := ts.token("bob")
-	if rec := ts.as(tok, "GET", "/api/v1/vms", nil); rec.Code != 200 {
+	if rec := ts.as(tok, "GET", "/api/v1/vms", nil); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"x1"`) {
 		t.Fatalf("bob lists VMs: %d %s", rec.Code, rec.Body)
 	}
 	// Read-only on /vms: no power operations, nothing elsewhere.
 	if rec := ts.as(tok, "POST", "/api/v1/vms", ts.spec("x", nil)); rec.Code != 403 {
 		t.Errorf("bob creates a VM: %d", rec.Code)
 	}
-	if rec := ts.as(tok, "GET", "/api/v1/security-groups", nil); rec.Code != 403 {
-		t.Errorf("bob reads security groups: %d", rec.Code)
+	if rec := ts.as(tok, "GET", "/api/v1/security-groups", nil); rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Errorf("bob reads security groups (sees none): %d %s", rec.Code, rec.Body)
 	}
 	// Malformed and forged credentials.
 	for _, h := range []string{"Bearer", "Basic Ym9iOng=", "Bearer bwk_forged", "bearer  "} {
@@ -114,8 +127,11 @@ func TestTokensAndRevocation(t *testing.T) {
 	if rec := ts.do("DELETE", "/api/v1/permissions/"+perm.ID, nil); rec.Code != 204 {
 		t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
 	}
-	if rec := ts.as(tok, "GET", "/api/v1/vms", nil); rec.Code != 403 {
+	if rec := ts.as(tok, "GET", "/api/v1/vms/x1", nil); rec.Code != 403 {
 		t.Errorf("after revoke: %d", rec.Code)
+	}
+	if rec := ts.as(tok, "GET", "/api/v1/vms", nil); rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Errorf("after revoke, the list still shows VMs: %d %s", rec.Code, rec.Body)
 	}
 	// Disabling the user ends their token.
 	ts.do("POST", "/api/v1/permissions", body(`{"user":"bob","role":"ReadOnly","path":"/","propagate":true}`))

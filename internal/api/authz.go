@@ -18,7 +18,11 @@ func (s *Server) SetAccess(a *access.Service) { s.access = a }
 // its object. It returns the request with the caller's identity attached.
 func (s *Server) authorize(r *http.Request, rt Route) (*http.Request, error) {
 	caller := CallerFrom(r.Context())
-	user, err := s.check(caller.UID, credentials(r), rt.Priv, rt.Object(r))
+	obj := ""
+	if !rt.List && !rt.Self {
+		obj = rt.Object(r)
+	}
+	user, err := s.check(caller.UID, credentials(r), rt.Priv, obj)
 	if user != "" {
 		caller.User = user
 		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
@@ -27,7 +31,7 @@ func (s *Server) authorize(r *http.Request, rt Route) (*http.Request, error) {
 }
 
 // check authenticates a socket peer uid and credentials and checks priv on
-// obj. It returns the user (once known) and an *httpError: 401 when the
+// obj (only the token's scope when obj is empty: list routes filter). It returns the user (once known) and an *httpError: 401 when the
 // caller cannot be identified, 403 when they lack the privilege.
 func (s *Server) check(uid int, cred, priv, obj string) (string, error) {
 	if s.access == nil {
@@ -40,8 +44,11 @@ func (s *Server) check(uid int, cred, priv, obj string) (string, error) {
 	if err != nil {
 		return "", &httpError{code: http.StatusUnauthorized, msg: err.Error()}
 	}
-	if !id.Permits(priv) {
+	if priv != "" && !id.Permits(priv) {
 		return id.User, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("this token's scope does not include %s", priv)}
+	}
+	if obj == "" {
+		return id.User, nil // a list or self route: the handler filters per object
 	}
 	if !s.access.Allowed(id.User, priv, obj) {
 		return id.User, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("user %q lacks %s on %s", id.User, priv, obj)}

@@ -40,10 +40,8 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if vms == nil {
-		vms = []*vm.VM{}
-	}
-	return writeJSON(w, http.StatusOK, vms)
+	see := s.visible(r, PrivVMAudit)
+	return writeJSON(w, http.StatusOK, filterSlice(vms, see, func(v *vm.VM) string { return "/vms/" + v.Spec.Name }))
 }
 
 func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {

@@ -27,7 +27,8 @@ func needAccess(h func(s *Server, w http.ResponseWriter, r *http.Request) error)
 func actor(r *http.Request) string { return CallerFrom(r.Context()).User }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.access.Users())
+	see := s.visible(r, PrivUserManage)
+	return writeJSON(w, http.StatusOK, filterSlice(s.access.Users(), see, func(u access.User) string { return "/users/" + u.Name }))
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
@@ -75,7 +76,10 @@ func (s *Server) listPrivileges(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.access.Roles())
+	see := s.visible(r, PrivRoleManage)
+	all := see("/roles")
+	return writeJSON(w, http.StatusOK, filterSlice(s.access.Roles(), func(obj string) bool { return all || see(obj) },
+		func(role *auth.Role) string { return "/roles/" + role.Name }))
 }
 
 func (s *Server) createRole(w http.ResponseWriter, r *http.Request) error {
@@ -127,7 +131,8 @@ func (s *Server) removeRolePriv(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listPerms(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.access.Permissions())
+	see := s.visible(r, PrivPermManage)
+	return writeJSON(w, http.StatusOK, filterSlice(s.access.Permissions(), see, func(p access.Permission) string { return p.Path }))
 }
 
 func (s *Server) grantPerm(w http.ResponseWriter, r *http.Request) error {
@@ -157,7 +162,9 @@ func (s *Server) revokePerm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.access.Tokens())
+	see, me := s.visible(r, PrivUserManage), actor(r)
+	return writeJSON(w, http.StatusOK, filterSlice(s.access.Tokens(), func(owner string) bool { return owner == me || see("/users/"+owner) },
+		func(t access.Token) string { return t.User }))
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
@@ -187,4 +194,47 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	auditTarget(r, "/users/"+t.User, "revoked %s token %s of user %s", t.Kind, t.ID, t.User)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// whoami describes the caller: identity, groups, the token's scope and the
+// effective privileges on a path (?path=, default /).
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
+	path := r.URL.Query().Get("path")
+	if path == "" {
+		path = "/"
+	}
+	if _, err := auth.CanonicalPath(path); err != nil {
+		return badRequest("path", "%v", err)
+	}
+	c := CallerFrom(r.Context())
+	out := map[string]any{"user": c.User, "source": c.Source, "path": path, "groups": []string{}}
+	if s.access == nil {
+		out["privileges"] = auth.AllPrivileges().Privileges()
+		return writeJSON(w, http.StatusOK, out)
+	}
+	id, err := s.access.Identify(c.UID, credentials(r))
+	if err != nil {
+		return &httpError{code: http.StatusUnauthorized, msg: err.Error()}
+	}
+	privs := s.access.Privileges(id.User, path)
+	if id.Scope != nil {
+		scoped, _ := auth.NewPrivSet(toPrivs(id.Scope)...)
+		privs = privs.Minus(privs.Minus(scoped))
+		out["token_scope"] = id.Scope
+	}
+	if g := s.access.Groups(id.User); g != nil {
+		out["groups"] = g
+	}
+	out["privileges"] = privs.Privileges()
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func toPrivs(names []string) []auth.Privilege {
+	out := make([]auth.Privilege, 0, len(names))
+	for _, n := range names {
+		if p, err := auth.ParsePrivilege(n); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -56,7 +56,8 @@ func needNet(h func(s *Server, w http.ResponseWriter, r *http.Request) error) fu
 }
 
 func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.net.Networks())
+	see := s.visible(r, PrivNetAudit)
+	return writeJSON(w, http.StatusOK, filterSlice(s.net.Networks(), see, func(n netsw.Network) string { return "/networks/" + n.Name }))
 }
 
 func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
@@ -88,7 +89,8 @@ func (s *Server) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.net.Groups())
+	see := s.visible(r, PrivFWRead)
+	return writeJSON(w, http.StatusOK, filterSlice(s.net.Groups(), see, func(g firewall.Group) string { return "/security-groups/" + g.Name }))
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
@@ -148,7 +150,8 @@ func (s *Server) removeRule(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listIPSets(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.net.IPSets())
+	see := s.visible(r, PrivFWRead)
+	return writeJSON(w, http.StatusOK, filterSlice(s.net.IPSets(), see, func(x firewall.IPSet) string { return "/ip-sets/" + x.Name }))
 }
 
 func (s *Server) createIPSet(w http.ResponseWriter, r *http.Request) error {
@@ -172,11 +175,13 @@ func (s *Server) deleteIPSet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.net.Switch().Ports())
+	see := s.visible(r, PrivFWRead)
+	return writeJSON(w, http.StatusOK, filterSlice(s.net.Switch().Ports(), see, func(p netsw.PortStatus) string { return "/networks/" + p.Network }))
 }
 
 func (s *Server) ruleHits(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, s.net.Switch().RuleHits())
+	see := s.visible(r, PrivFWRead)
+	return writeJSON(w, http.StatusOK, filterSlice(s.net.Switch().RuleHits(), see, func(h firewall.RuleHit) string { return "/security-groups/" + h.Group }))
 }
 
 func (s *Server) firewallLog(w http.ResponseWriter, r *http.Request) error {
@@ -187,6 +192,9 @@ func (s *Server) firewallLog(w http.ResponseWriter, r *http.Request) error {
 	data, err := consolelog.Tail(s.fwLogPath, consolelog.DefaultKeep, n)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err
+	}
+	if see := s.visible(r, PrivFWRead); !see("/networks") {
+		data = filterLines(data, "network", "/networks/", see)
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	_, err = w.Write(data)

@@ -151,6 +151,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	if see := s.visible(r, PrivMonitor); !see("/") {
+		data = filterLines(data, "vm", "/vms/", see)
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	_, err = w.Write(data)
 	return err

@@ -8,10 +8,16 @@ import "net/http"
 
 // Route is one API endpoint.
 type Route struct {
-	Method  string
-	Path    string // Go ServeMux pattern syntax, identical to the OpenAPI path
-	OpID    string // OpenAPI operationId
-	Public  bool   // reachable without credentials (health, the API description, login)
+	Method string
+	Path   string // Go ServeMux pattern syntax, identical to the OpenAPI path
+	OpID   string // OpenAPI operationId
+	Public bool   // reachable without credentials (health, the API description, login)
+	// List routes return only the objects on which the caller holds Priv
+	// (listfilter.go); Object is then the collection, for the audit log.
+	List    bool
+	// Self routes only need an authenticated caller: they describe the
+	// caller to themselves (whoami).
+	Self bool
 	Priv    string // privilege required on Object; empty only when Public
 	Object  func(r *http.Request) string
 	Handler func(s *Server, w http.ResponseWriter, r *http.Request) error
@@ -52,9 +58,10 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/health", OpID: "health", Public: true, Handler: (*Server).health},
 		{Method: "GET", Path: "/api/v1/openapi.json", OpID: "openapi", Public: true, Handler: (*Server).openapi},
 		{Method: "POST", Path: "/api/v1/login", OpID: "login", Public: true, Handler: needAccess((*Server).login)},
+		{Method: "GET", Path: "/api/v1/whoami", OpID: "whoami", Self: true, Object: root, Handler: (*Server).whoami},
 		{Method: "GET", Path: "/api/v1/version", OpID: "version", Priv: PrivMonitor, Object: root, Handler: (*Server).version},
 		{Method: "GET", Path: "/api/v1/host", OpID: "host", Priv: PrivMonitor, Object: root, Handler: (*Server).host},
-		{Method: "GET", Path: "/api/v1/vms", OpID: "listVMs", Priv: PrivVMAudit, Object: vmsRoot, Handler: (*Server).listVMs},
+		{Method: "GET", Path: "/api/v1/vms", OpID: "listVMs", List: true, Priv: PrivVMAudit, Object: vmsRoot, Handler: (*Server).listVMs},
 		{Method: "POST", Path: "/api/v1/vms", OpID: "createVM", Priv: PrivVMCreate, Object: vmsRoot, Handler: (*Server).createVM},
 		{Method: "GET", Path: "/api/v1/vms/{name}", OpID: "getVM", Priv: PrivVMAudit, Object: vmObj, Handler: (*Server).getVM},
 		{Method: "DELETE", Path: "/api/v1/vms/{name}", OpID: "deleteVM", Priv: PrivVMDelete, Object: vmObj, Handler: (*Server).deleteVM},
@@ -77,41 +84,41 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/info", OpID: "vmiInfo", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("info"))},
 		{Method: "POST", Path: "/api/v1/vms/{name}/vmi/check", OpID: "vmiCheck", Priv: PrivMonitor, Object: vmObj, Handler: needVMI((*Server).vmiCheck)},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/dump", OpID: "vmiDump", Priv: PrivMonitorRespond, Object: vmObj, Handler: (*Server).vmiDump},
-		{Method: "GET", Path: "/api/v1/events", OpID: "listEvents", Priv: PrivMonitor, Object: root, Handler: (*Server).listEvents},
-		{Method: "GET", Path: "/api/v1/networks", OpID: "listNetworks", Priv: PrivNetAudit, Object: netRoot, Handler: needNet((*Server).listNetworks)},
+		{Method: "GET", Path: "/api/v1/events", OpID: "listEvents", List: true, Priv: PrivMonitor, Object: root, Handler: (*Server).listEvents},
+		{Method: "GET", Path: "/api/v1/networks", OpID: "listNetworks", List: true, Priv: PrivNetAudit, Object: netRoot, Handler: needNet((*Server).listNetworks)},
 		{Method: "POST", Path: "/api/v1/networks", OpID: "createNetwork", Priv: PrivNetConfig, Object: netRoot, Handler: needNet((*Server).createNetwork)},
 		{Method: "GET", Path: "/api/v1/networks/{name}", OpID: "getNetwork", Priv: PrivNetAudit, Object: netObj, Handler: needNet((*Server).getNetwork)},
 		{Method: "DELETE", Path: "/api/v1/networks/{name}", OpID: "deleteNetwork", Priv: PrivNetConfig, Object: netObj, Handler: needNet((*Server).deleteNetwork)},
-		{Method: "GET", Path: "/api/v1/security-groups", OpID: "listSecurityGroups", Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).listGroups)},
+		{Method: "GET", Path: "/api/v1/security-groups", OpID: "listSecurityGroups", List: true, Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).listGroups)},
 		{Method: "POST", Path: "/api/v1/security-groups", OpID: "createSecurityGroup", Priv: PrivFWConfig, Object: sgRoot, Handler: needNet((*Server).createGroup)},
 		{Method: "GET", Path: "/api/v1/security-groups/{name}", OpID: "getSecurityGroup", Priv: PrivFWRead, Object: sgObj, Handler: needNet((*Server).getGroup)},
 		{Method: "DELETE", Path: "/api/v1/security-groups/{name}", OpID: "deleteSecurityGroup", Priv: PrivFWConfig, Object: sgObj, Handler: needNet((*Server).deleteGroup)},
 		{Method: "POST", Path: "/api/v1/security-groups/{name}/rules", OpID: "addRule", Priv: PrivFWConfig, Object: sgObj, Handler: needNet((*Server).addRule)},
 		{Method: "DELETE", Path: "/api/v1/security-groups/{name}/rules/{id}", OpID: "removeRule", Priv: PrivFWConfig, Object: sgObj, Handler: needNet((*Server).removeRule)},
-		{Method: "GET", Path: "/api/v1/ip-sets", OpID: "listIPSets", Priv: PrivFWRead, Object: ipsetRoot, Handler: needNet((*Server).listIPSets)},
+		{Method: "GET", Path: "/api/v1/ip-sets", OpID: "listIPSets", List: true, Priv: PrivFWRead, Object: ipsetRoot, Handler: needNet((*Server).listIPSets)},
 		{Method: "POST", Path: "/api/v1/ip-sets", OpID: "createIPSet", Priv: PrivFWConfig, Object: ipsetRoot, Handler: needNet((*Server).createIPSet)},
 		{Method: "DELETE", Path: "/api/v1/ip-sets/{name}", OpID: "deleteIPSet", Priv: PrivFWConfig, Object: ipsetObj, Handler: needNet((*Server).deleteIPSet)},
-		{Method: "GET", Path: "/api/v1/ports", OpID: "listPorts", Priv: PrivFWRead, Object: netRoot, Handler: needNet((*Server).listPorts)},
-		{Method: "GET", Path: "/api/v1/firewall/rule-hits", OpID: "ruleHits", Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).ruleHits)},
-		{Method: "GET", Path: "/api/v1/firewall/log", OpID: "firewallLog", Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).firewallLog)},
+		{Method: "GET", Path: "/api/v1/ports", OpID: "listPorts", List: true, Priv: PrivFWRead, Object: netRoot, Handler: needNet((*Server).listPorts)},
+		{Method: "GET", Path: "/api/v1/firewall/rule-hits", OpID: "ruleHits", List: true, Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).ruleHits)},
+		{Method: "GET", Path: "/api/v1/firewall/log", OpID: "firewallLog", List: true, Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).firewallLog)},
 		{Method: "GET", Path: "/api/v1/audit", OpID: "listAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).listAudit},
 		{Method: "GET", Path: "/api/v1/audit/export", OpID: "exportAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).exportAudit},
 		{Method: "GET", Path: "/api/v1/audit/verify", OpID: "verifyAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).verifyAudit},
 		{Method: "GET", Path: "/api/v1/privileges", OpID: "listPrivileges", Priv: PrivRoleManage, Object: rolesRoot, Handler: (*Server).listPrivileges},
-		{Method: "GET", Path: "/api/v1/roles", OpID: "listRoles", Priv: PrivRoleManage, Object: rolesRoot, Handler: needAccess((*Server).listRoles)},
+		{Method: "GET", Path: "/api/v1/roles", OpID: "listRoles", List: true, Priv: PrivRoleManage, Object: rolesRoot, Handler: needAccess((*Server).listRoles)},
 		{Method: "POST", Path: "/api/v1/roles", OpID: "createRole", Priv: PrivRoleManage, Object: rolesRoot, Handler: needAccess((*Server).createRole)},
 		{Method: "DELETE", Path: "/api/v1/roles/{name}", OpID: "deleteRole", Priv: PrivRoleManage, Object: roleObj, Handler: needAccess((*Server).deleteRole)},
 		{Method: "POST", Path: "/api/v1/roles/{name}/privileges", OpID: "addRolePrivilege", Priv: PrivRoleManage, Object: roleObj, Handler: needAccess((*Server).addRolePriv)},
 		{Method: "DELETE", Path: "/api/v1/roles/{name}/privileges/{priv}", OpID: "removeRolePrivilege", Priv: PrivRoleManage, Object: roleObj, Handler: needAccess((*Server).removeRolePriv)},
-		{Method: "GET", Path: "/api/v1/users", OpID: "listUsers", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).listUsers)},
+		{Method: "GET", Path: "/api/v1/users", OpID: "listUsers", List: true, Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).listUsers)},
 		{Method: "POST", Path: "/api/v1/users", OpID: "createUser", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).createUser)},
 		{Method: "PATCH", Path: "/api/v1/users/{name}", OpID: "updateUser", Priv: PrivUserManage, Object: userObj, Handler: needAccess((*Server).updateUser)},
 		{Method: "DELETE", Path: "/api/v1/users/{name}", OpID: "deleteUser", Priv: PrivUserManage, Object: userObj, Handler: needAccess((*Server).deleteUser)},
 		{Method: "POST", Path: "/api/v1/users/{name}/password", OpID: "setPassword", Priv: PrivUserManage, Object: userObj, Handler: needAccess((*Server).setPassword)},
-		{Method: "GET", Path: "/api/v1/tokens", OpID: "listTokens", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).listTokens)},
+		{Method: "GET", Path: "/api/v1/tokens", OpID: "listTokens", List: true, Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).listTokens)},
 		{Method: "POST", Path: "/api/v1/tokens", OpID: "createToken", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).createToken)},
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", OpID: "revokeToken", Priv: PrivUserManage, Object: usersRoot, Handler: needAccess((*Server).revokeToken)},
-		{Method: "GET", Path: "/api/v1/permissions", OpID: "listPermissions", Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).listPerms)},
+		{Method: "GET", Path: "/api/v1/permissions", OpID: "listPermissions", List: true, Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).listPerms)},
 		{Method: "POST", Path: "/api/v1/permissions", OpID: "grantPermission", Priv: PrivPermManage, Object: grantObj, Handler: needAccess((*Server).grantPerm)},
 		{Method: "DELETE", Path: "/api/v1/permissions/{id}", OpID: "revokePermission", Priv: PrivPermManage, Object: revokeObj, Handler: needAccess((*Server).revokePerm)},
 		{Method: "GET", Path: "/metrics", OpID: "metrics", Priv: PrivMonitor, Object: root, Handler: (*Server).metrics},

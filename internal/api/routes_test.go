@@ -74,8 +74,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("%s: operationId %q in openapi.json, %q in routes", key, op.OperationID, rt.OpID)
 		}
 		wantPriv := rt.Priv
-		if rt.Public {
+		switch {
+		case rt.Public:
 			wantPriv = "public"
+		case rt.Self:
+			wantPriv = "authenticated"
 		}
 		if op.Privilege != wantPriv {
 			t.Errorf("%s: x-bulwark-privilege %q in openapi.json, want %q", key, op.Privilege, wantPriv)
@@ -104,6 +107,12 @@ func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 		if rt.Public {
 			if rt.Priv != "" {
 				t.Errorf("%s is public but names privilege %q", key, rt.Priv)
+			}
+			continue
+		}
+		if rt.Self {
+			if rt.Priv != "" {
+				t.Errorf("%s describes the caller but names privilege %q", key, rt.Priv)
 			}
 			continue
 		}

@@ -147,11 +147,18 @@ func (s *Server) wrap(rt Route) http.Handler {
 			s.log.Debug("api", "op", rt.OpID, "path", r.URL.Path, "code", sw.code, "dur", time.Since(start))
 		}()
 		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
-		r = withServer(r, s)
+		r = withAuditNote(withServer(r, s))
 		errMsg := ""
 		var err error
 		if !rt.Public {
 			r, err = s.authorize(r, rt)
+		}
+		if err == nil && changes(r, rt) {
+			// Fail closed: no record of the intent, no change.
+			if err = s.recordIntent(r, rt); err != nil {
+				s.writeErr(sw, rt, err)
+				return
+			}
 		}
 		if err == nil {
 			err = rt.Handler(s, sw, r)
