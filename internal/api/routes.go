@@ -14,10 +14,10 @@ type Route struct {
 	Public bool   // reachable without credentials (health, the API description, login)
 	// List routes return only the objects on which the caller holds Priv
 	// (listfilter.go); Object is then the collection, for the audit log.
-	List    bool
+	List bool
 	// Self routes only need an authenticated caller: they describe the
 	// caller to themselves (whoami).
-	Self bool
+	Self    bool
 	Priv    string // privilege required on Object; empty only when Public
 	Object  func(r *http.Request) string
 	Handler func(s *Server, w http.ResponseWriter, r *http.Request) error
