@@ -3,6 +3,7 @@ package access
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ func TestLockout(t *testing.T) {
 		op      string // "fail", "ok" (success), "check"
 		user    string
 		source  string
-		locked  bool // for "check": want a *LockedError
+		locked  LockScope // for "check": the lock wanted, "" for none
 	}
 	fails := func(n int, user, source string) []step {
 		var s []step
@@ -26,6 +27,22 @@ func TestLockout(t *testing.T) {
 			s = append(s, step{op: "fail", user: user, source: source})
 		}
 		return s
+	}
+	// spread fails n times, cycling over users and sources so that no
+	// pair reaches MaxLoginFailures.
+	spread := func(n int, users, sources []string) []step {
+		var s []step
+		for i := range n {
+			s = append(s, step{op: "fail", user: users[i%len(users)], source: sources[(i/len(users))%len(sources)]})
+		}
+		return s
+	}
+	many := func(prefix string, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprint(prefix, i))
+		}
+		return out
 	}
 	join := func(parts ...[]step) []step {
 		var s []step
@@ -40,39 +57,73 @@ func TestLockout(t *testing.T) {
 	}{
 		{"four failures do not lock", join(fails(4, "alice", "10.0.0.1"),
 			[]step{{op: "check", user: "alice", source: "10.0.0.1"}})},
-		{"five failures lock the user", join(fails(5, "alice", "10.0.0.1"),
-			[]step{{op: "check", user: "alice", source: "10.0.0.9", locked: true}})},
+		{"five failures lock the user from that address", join(fails(5, "alice", "10.0.0.1"),
+			[]step{{op: "check", user: "alice", source: "10.0.0.1", locked: LockUserSource}})},
+		// The defect: everyone on the local socket as one uid (or behind
+		// one address) was locked out by one user's failures.
+		{"one user's failures do not lock another at the same address", join(fails(5, "alice", "unix:uid=0"), []step{
+			{op: "check", user: "bob", source: "unix:uid=0"},
+			{op: "check", user: "alice", source: "unix:uid=0", locked: LockUserSource},
+		})},
+		{"nor the same user at another address", join(fails(5, "alice", "unix:uid=1000"), []step{
+			{op: "check", user: "alice", source: "unix:uid=1001"},
+			{op: "check", user: "alice", source: "10.0.0.2"},
+		})},
 		// Login calls Check before the password, so a lock holds even for
 		// the right one: nothing but time lifts it.
 		{"lock holds until it expires", join(fails(5, "alice", "10.0.0.1"), []step{
-			{advance: LoginLockout - time.Second, op: "check", user: "alice", source: "10.0.0.2", locked: true},
-			{advance: time.Second, op: "check", user: "alice", source: "10.0.0.2"},
+			{advance: LoginLockout - time.Second, op: "check", user: "alice", source: "10.0.0.1", locked: LockUserSource},
+			{advance: time.Second, op: "check", user: "alice", source: "10.0.0.1"},
 		})},
 		{"failures outside the window do not count", join(fails(4, "alice", "10.0.0.1"), []step{
 			{advance: LoginFailureWindow, op: "fail", user: "alice", source: "10.0.0.1"},
 			{op: "check", user: "alice", source: "10.0.0.1"},
 		})},
-		{"per-source lock across user names", join(
-			fails(1, "a", "10.0.0.1"), fails(1, "b", "10.0.0.1"), fails(1, "c", "10.0.0.1"),
-			fails(1, "d", "10.0.0.1"), fails(1, "e", "10.0.0.1"), []step{
-				{op: "check", user: "f", source: "10.0.0.1", locked: true},
-				{op: "check", user: "f", source: "10.0.0.2"},
-			})},
-		{"success resets the user's count", join(fails(4, "alice", "10.0.0.1"), []step{
-			{op: "ok", user: "alice"},
-			{op: "fail", user: "alice", source: "10.0.0.2"},
-			{op: "check", user: "alice", source: "10.0.0.2"},
-		}, fails(3, "alice", "10.0.0.3"), []step{
-			{op: "check", user: "alice", source: "10.0.0.3"},
+		{"one address cannot try many names", join(spread(MaxSourceFailures-1, many("u", MaxSourceFailures), []string{"10.0.0.1"}), []step{
+			{op: "check", user: "f", source: "10.0.0.1"},
+			{op: "fail", user: "f", source: "10.0.0.1"},
+			{op: "check", user: "g", source: "10.0.0.1", locked: LockSource},
+			{op: "check", user: "g", source: "10.0.0.2"},
 		})},
-		{"success does not reset the source's count", join(fails(4, "mallory", "10.0.0.1"), []step{
-			{op: "ok", user: "mallory"},
+		{"many addresses cannot guess one name", join(spread(MaxUserFailures-1, []string{"alice"}, many("10.1.0.", MaxUserFailures)), []step{
+			{op: "check", user: "alice", source: "10.2.0.1"},
+			{op: "fail", user: "alice", source: "10.2.0.1"},
+			{op: "check", user: "alice", source: "10.2.0.2", locked: LockUser},
+			{op: "check", user: "bob", source: "10.2.0.2"},
+		})},
+		{"success resets the pair's count", join(fails(4, "alice", "10.0.0.1"), []step{
+			{op: "ok", user: "alice", source: "10.0.0.1"},
+		}, fails(4, "alice", "10.0.0.1"), []step{
+			{op: "check", user: "alice", source: "10.0.0.1"},
+		})},
+		{"success elsewhere does not reset the pair's count", join(fails(4, "alice", "10.0.0.1"), []step{
+			{op: "ok", user: "alice", source: "10.0.0.2"},
+			{op: "fail", user: "alice", source: "10.0.0.1"},
+			{op: "check", user: "alice", source: "10.0.0.1", locked: LockUserSource},
+		})},
+		{"success does not reset the source's count", join(spread(MaxSourceFailures-1, many("u", 10), []string{"10.0.0.1"}), []step{
+			{op: "ok", user: "mallory", source: "10.0.0.1"},
 			{op: "fail", user: "victim", source: "10.0.0.1"},
-			{op: "check", user: "other", source: "10.0.0.1", locked: true},
+			{op: "check", user: "other", source: "10.0.0.1", locked: LockSource},
+		})},
+		{"success does not reset the name's count", join(spread(MaxUserFailures-1, []string{"alice"}, many("10.1.0.", 20)), []step{
+			{op: "ok", user: "alice", source: "10.9.9.9"},
+			{op: "fail", user: "alice", source: "10.3.0.1"},
+			{op: "check", user: "alice", source: "10.3.0.2", locked: LockUser},
 		})},
 		{"failing while locked does not extend the lock", join(fails(5, "alice", "10.0.0.1"), []step{
 			{advance: 10 * time.Minute, op: "fail", user: "alice", source: "10.0.0.1"},
 			{advance: 5 * time.Minute, op: "check", user: "alice", source: "10.0.0.1"},
+		})},
+		// Keys cannot collide: ("a1", "x") and ("a", "1x") are two pairs.
+		{"pair keys are unambiguous", join(fails(5, "a1", "x"), []step{
+			{op: "check", user: "a", source: "1x"},
+		})},
+		// Names past maxNameKey are hashed, not cut: two long names that
+		// share a prefix are still two names.
+		{"long names stay distinct", join(fails(5, strings.Repeat("n", 1<<20)+"1", "10.0.0.1"), []step{
+			{op: "check", user: strings.Repeat("n", 1<<20) + "2", source: "10.0.0.1"},
+			{op: "check", user: strings.Repeat("n", 1<<20) + "1", source: "10.0.0.1", locked: LockUserSource},
 		})},
 	}
 	for _, c := range cases {
@@ -85,16 +136,38 @@ func TestLockout(t *testing.T) {
 				case "fail":
 					l.Fail(s.user, s.source)
 				case "ok":
-					l.Succeed(s.user)
+					l.Succeed(s.user, s.source)
 				case "check":
 					err := l.Check(s.user, s.source)
 					var le *LockedError
-					if got := errors.As(err, &le); got != s.locked {
-						t.Fatalf("step %d: check %s from %s: %v, want locked=%v", i, s.user, s.source, err, s.locked)
+					errors.As(err, &le)
+					switch {
+					case s.locked == "" && err != nil:
+						t.Fatalf("step %d: check %.20s from %s: %v, want no lock", i, s.user, s.source, err)
+					case s.locked != "" && (le == nil || le.Scope != s.locked):
+						t.Fatalf("step %d: check %.20s from %s: %v, want a lock on %s", i, s.user, s.source, err, s.locked)
 					}
 				}
 			}
 		})
+	}
+}
+
+// When several locks hold, the one that ends last is reported: Retry-After
+// must not invite a retry that is still refused.
+func TestLockoutReportsLastLock(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := NewLockout(clk.now, 0)
+	for range MaxLoginFailures {
+		l.Fail("alice", "10.0.0.1") // pair locked until +15m
+	}
+	clk.advance(time.Minute)
+	for i := range MaxSourceFailures - MaxLoginFailures {
+		l.Fail(fmt.Sprint("u", i%4), "10.0.0.1") // source locked until +16m
+	}
+	var le *LockedError
+	if !errors.As(l.Check("alice", "10.0.0.1"), &le) || le.Scope != LockSource || le.Wait != LoginLockout {
+		t.Fatalf("check: %v, want the source's lock, %v away", le, LoginLockout)
 	}
 }
 
@@ -115,7 +188,7 @@ func TestLockedErrorSaysWhen(t *testing.T) {
 	if le.Wait != 13*time.Minute+30*time.Second {
 		t.Errorf("wait %v, want 13m30s (rounded up)", le.Wait)
 	}
-	if want := "too many failed logins: locked until 2026-01-01T12:15:00Z (13m30s from now)"; le.Error() != want {
+	if want := "too many failed logins (user from this address): locked until 2026-01-01T12:15:00Z (13m30s from now)"; le.Error() != want {
 		t.Errorf("error %q, want %q", le.Error(), want)
 	}
 }
@@ -130,8 +203,8 @@ func TestLockoutBounded(t *testing.T) {
 	for i := 1; i < 3*max; i++ {
 		clk.advance(time.Millisecond)
 		l.Fail(fmt.Sprint("u", i), fmt.Sprint("s", i))
-		if u, s := l.tracked(); u > max || s > max {
-			t.Fatalf("after %d keys: %d users, %d sources tracked, cap %d", i+1, u, s, max)
+		if p, s, u := l.tracked(); p > max || s > max || u > max {
+			t.Fatalf("after %d keys: %d pairs, %d sources, %d users tracked, cap %d", i+1, p, s, u, max)
 		}
 	}
 	// The oldest went first; the newest are still counted.
@@ -139,9 +212,9 @@ func TestLockoutBounded(t *testing.T) {
 		t.Errorf("evicted key still locked: %v", err)
 	}
 	for range MaxLoginFailures - 1 {
-		l.Fail("u299", "x")
+		l.Fail("u299", "s299")
 	}
-	if l.Check("u299", "y") == nil {
+	if l.Check("u299", "s299") == nil {
 		t.Error("recent key forgot its failure")
 	}
 }

@@ -65,10 +65,11 @@ func (s *Service) SetPassword(ctx context.Context, user, password string) error 
 }
 
 // Login checks user's password and issues a session token, returned with
-// its secret (shown this once). source is the client's address, without
-// port, for per-source throttling. Failures return ErrInvalidCredentials,
-// or a *LockedError while the user name or the source is locked out (see
-// lockout.go), which is checked before the password.
+// its secret (shown this once). source is the client's address for
+// throttling: the remote IP without its port, or "unix:uid=N" for a peer
+// on the Unix socket. Failures return ErrInvalidCredentials, or a
+// *LockedError while the name from this source, the source or the name is
+// locked out (see lockout.go), which is checked before the password.
 //
 // Unknown, disabled and password-less users are checked against a dummy
 // hash, so the answer and its timing are the same as for a wrong password.
@@ -99,7 +100,7 @@ func (s *Service) Login(ctx context.Context, user, password, source string) (Tok
 		s.lockout.Fail(user, source)
 		return Token{}, "", ErrInvalidCredentials
 	}
-	s.lockout.Succeed(user)
+	s.lockout.Succeed(user, source)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -174,19 +174,30 @@ func TestLoginLockedEvenWithRightPassword(t *testing.T) {
 	ctx := context.Background()
 	s, clk := newTestService(t)
 	s.CreateUser(ctx, "bob")
+	s.CreateUser(ctx, "carol")
 	const pw = "bob's long password"
-	if err := s.SetPassword(ctx, "bob", pw); err != nil {
-		t.Fatal(err)
+	for _, u := range []string{"bob", "carol"} {
+		if err := s.SetPassword(ctx, u, pw); err != nil {
+			t.Fatal(err)
+		}
 	}
+	const src = "unix:uid=0"
 	for range MaxLoginFailures {
-		s.Login(ctx, "bob", "not the password", "10.0.0.1")
+		s.Login(ctx, "bob", "not the password", src)
 	}
 	var le *LockedError
-	if _, _, err := s.Login(ctx, "bob", pw, "10.0.0.2"); !errors.As(err, &le) {
+	if _, _, err := s.Login(ctx, "bob", pw, src); !errors.As(err, &le) || le.Scope != LockUserSource {
 		t.Fatalf("locked user with the right password: %v", err)
 	}
+	// Neither another user at that address nor bob at another is locked.
+	if _, _, err := s.Login(ctx, "carol", pw, src); err != nil {
+		t.Errorf("carol at bob's address: %v", err)
+	}
+	if _, _, err := s.Login(ctx, "bob", pw, "unix:uid=1000"); err != nil {
+		t.Errorf("bob at another address: %v", err)
+	}
 	clk.advance(LoginLockout)
-	if _, _, err := s.Login(ctx, "bob", pw, "10.0.0.2"); err != nil {
+	if _, _, err := s.Login(ctx, "bob", pw, src); err != nil {
 		t.Errorf("after the lockout: %v", err)
 	}
 }

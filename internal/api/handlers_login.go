@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -12,13 +13,20 @@ import (
 
 // login exchanges a user name and password for a session token. It is a
 // public route: the password is the credential. Every answer but success
-// is "invalid credentials" (401) or, while the name or the source is
-// locked out, 429 with Retry-After.
-func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+// is "invalid credentials" (401) or, while the name from this address, the
+// address or the name is locked out, 429 with Retry-After. Every refusal
+// is logged with its reason, the name tried and the throttling address.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) (err error) {
 	var in struct {
 		User     string `json:"user"`
 		Password string `json:"password"`
 	}
+	source := loginSource(CallerFrom(r.Context()))
+	defer func() {
+		if err != nil {
+			s.log.Warn("login refused", "reason", loginRefusal(err), "user", logName(in.User), "address", source)
+		}
+	}()
 	if err := decodeStrict(r.Body, &in); err != nil {
 		return err
 	}
@@ -29,7 +37,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if in.Password == "" {
 		return badRequest("password", "password is required")
 	}
-	tok, secret, err := s.access.Login(r.Context(), in.User, in.Password, loginSource(CallerFrom(r.Context())))
+	tok, secret, err := s.access.Login(r.Context(), in.User, in.Password, source)
 	var le *access.LockedError
 	switch {
 	case errors.As(err, &le):
@@ -48,17 +56,52 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"token": tok, "secret": secret})
 }
 
-// loginSource is the key logins are throttled by: the remote IP without
-// its port (a client picks a new port per connection), or the peer's uid on
-// the Unix socket. Forwarding headers are ignored: clients can forge them.
+// loginRefusal is the reason a refused login is logged with.
+func loginRefusal(err error) string {
+	var he *httpError
+	switch {
+	case errors.As(err, &he) && he.code == http.StatusTooManyRequests:
+		return "locked out: " + he.msg // names the lock (name from address, address, name)
+	case errors.As(err, &he) && he.code == http.StatusUnauthorized:
+		return "invalid credentials" // wrong password, unknown, disabled or password-less user: one answer
+	case errors.As(err, &he) && he.code == http.StatusBadRequest:
+		return "bad request: " + he.msg
+	}
+	return err.Error()
+}
+
+// logName is a user name as logged: a request may carry up to a MiB of it.
+func logName(name string) string {
+	const max = 128
+	if len(name) <= max {
+		return name
+	}
+	return name[:max] + "... (" + strconv.Itoa(len(name)) + " bytes)"
+}
+
+// loginSource is the address logins are throttled by, together with the
+// user name (see access/lockout.go): on the Unix socket the peer's uid
+// ("unix:uid=1000"; SO_PEERCRED cannot be forged), over TCP the remote IP
+// without its port (a client picks a new port per connection), and for
+// IPv6 its /64, which one host commonly holds whole. Forwarding headers are
+// ignored: clients can forge them.
 func loginSource(c Caller) string {
 	if c.Source == "unix" {
 		return "unix:uid=" + strconv.Itoa(c.UID)
 	}
-	if host, _, err := net.SplitHostPort(c.Source); err == nil {
+	host := c.Source
+	if h, _, err := net.SplitHostPort(c.Source); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
 		return host
 	}
-	return c.Source
+	ip = ip.Unmap()
+	if ip.Is6() {
+		return netip.PrefixFrom(ip.WithZone(""), 64).Masked().String()
+	}
+	return ip.String()
 }
 
 func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) error {

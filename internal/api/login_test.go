@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -52,6 +54,17 @@ func (ts *testServer) login(source, user, password string) *httptest.ResponseRec
 	return rec
 }
 
+// loginAs posts to /login as caller (e.g. a Unix socket peer with a uid).
+func (ts *testServer) loginAs(c Caller, user, password string) *httptest.ResponseRecorder {
+	ts.t.Helper()
+	b, _ := json.Marshal(map[string]string{"user": user, "password": password})
+	req := httptest.NewRequest("POST", "/api/v1/login", strings.NewReader(string(b)))
+	req = req.WithContext(context.WithValue(req.Context(), callerKey{}, c))
+	rec := httptest.NewRecorder()
+	ts.srv.ServeHTTP(rec, req)
+	return rec
+}
+
 func sessionSecret(t *testing.T, rec *httptest.ResponseRecorder) string {
 	t.Helper()
 	if rec.Code != 200 {
@@ -90,8 +103,8 @@ func TestLoginSessionAndAudit(t *testing.T) {
 	if rec := ts.as(secret, "GET", "/api/v1/vms", nil); rec.Code != 200 {
 		t.Errorf("session lists VMs: %d %s", rec.Code, rec.Body)
 	}
-	if rec := ts.as(secret, "GET", "/api/v1/users", nil); rec.Code != 403 {
-		t.Errorf("session lists users: %d", rec.Code)
+	if rec := ts.as(secret, "GET", "/api/v1/users", nil); rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Errorf("session lists users (may see none): %d %s", rec.Code, rec.Body)
 	}
 
 	// Wrong password and unknown user: one answer.
@@ -134,28 +147,125 @@ func TestLoginSessionAndAudit(t *testing.T) {
 
 func TestLoginLockout(t *testing.T) {
 	ts, log := newLoginTestServer(t)
+	ts.do("POST", "/api/v1/users", body(`{"name":"bob"}`))
+	ts.do("POST", "/api/v1/users/bob/password", body(`{"password":"`+testPassword+`"}`))
 	for i := range access.MaxLoginFailures {
 		if rec := ts.login("198.51.100.7:1000", "alice", "not the password"); rec.Code != 401 {
 			t.Fatalf("failure %d: %d %s", i+1, rec.Code, rec.Body)
 		}
 	}
-	// Locked, even with the right password and from another address.
-	for _, src := range []string{"198.51.100.7:1001", "203.0.113.9:2000"} {
-		rec := ts.login(src, "alice", testPassword)
-		e := expectError(t, rec, http.StatusTooManyRequests, "")
-		if ra := rec.Header().Get("Retry-After"); ra != "900" && ra != "899" {
-			t.Errorf("Retry-After %q, want about 900", ra)
-		}
-		if !strings.Contains(e.Error, "locked until") {
-			t.Errorf("lockout message %q does not say when it ends", e.Error)
-		}
+	// Locked from that address (any port), even with the right password.
+	rec := ts.login("198.51.100.7:1001", "alice", testPassword)
+	e := expectError(t, rec, http.StatusTooManyRequests, "")
+	if ra := rec.Header().Get("Retry-After"); ra != "900" && ra != "899" {
+		t.Errorf("Retry-After %q, want about 900", ra)
 	}
-	// The source is locked too, for every name.
-	expectError(t, ts.login("198.51.100.7:1002", "bob", "anything at all!"), http.StatusTooManyRequests, "")
+	if !strings.Contains(e.Error, "locked until") || !strings.Contains(e.Error, "from this address") {
+		t.Errorf("lockout message %q does not say what is locked and until when", e.Error)
+	}
 	recs := auditRecords(t, log, "alice")
 	last := recs[len(recs)-1]
 	if last.Action != audit.ActionLogin || last.Result != audit.ResultDenied || !strings.Contains(last.Detail, "429") {
 		t.Errorf("locked-out attempt audited as %+v", last)
+	}
+	// Another user at that address, and alice elsewhere, are not locked.
+	sessionSecret(t, ts.login("203.0.113.9:2000", "alice", testPassword))
+	if rec := ts.login("198.51.100.7:1002", "bob", testPassword); rec.Code != 200 {
+		t.Errorf("bob at alice's locked address: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// The defect this guards against: on the Unix socket every login used to
+// share one lockout key, so five failures of one user locked out all. The
+// address part is now the peer's uid.
+func TestLoginLockoutUnixSocket(t *testing.T) {
+	ts, _ := newLoginTestServer(t)
+	ts.do("POST", "/api/v1/users", body(`{"name":"bob"}`))
+	ts.do("POST", "/api/v1/users/bob/password", body(`{"password":"`+testPassword+`"}`))
+	root := Caller{User: "root", UID: 0, Source: "unix"}
+	other := Caller{User: "ops", UID: 1000, Source: "unix"}
+	for range access.MaxLoginFailures {
+		ts.loginAs(root, "alice", "not the password")
+	}
+	expectError(t, ts.loginAs(root, "alice", testPassword), http.StatusTooManyRequests, "")
+	if rec := ts.loginAs(root, "bob", testPassword); rec.Code != 200 {
+		t.Errorf("bob on the socket after alice's failures: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.loginAs(other, "alice", testPassword); rec.Code != 200 {
+		t.Errorf("alice from another uid: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// One address cannot try a few passwords on each of many names: past
+// MaxSourceFailures it is locked for every name, with the reason logged.
+func TestLoginLockoutSpraying(t *testing.T) {
+	ts, _ := newLoginTestServer(t)
+	var logs strings.Builder
+	ts.srv.log = slog.New(slog.NewTextHandler(&logs, nil))
+	for i := range access.MaxSourceFailures {
+		if rec := ts.login("[2001:db8::7]:1000", fmt.Sprint("user", i), "guess"); rec.Code != 401 {
+			t.Fatalf("failure %d: %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+	// The whole /64 is one address; the next /64 is another.
+	e := expectError(t, ts.login("[2001:db8::8]:1000", "alice", testPassword), http.StatusTooManyRequests, "")
+	if !strings.Contains(e.Error, "(this address)") {
+		t.Errorf("lockout message %q does not say the address is locked", e.Error)
+	}
+	sessionSecret(t, ts.login("[2001:db8:0:1::7]:1000", "alice", testPassword))
+	// Every refusal is attributable: reason, user and address.
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	var refused []string
+	for _, l := range lines {
+		if strings.Contains(l, "login refused") {
+			refused = append(refused, l)
+		}
+	}
+	if len(refused) != access.MaxSourceFailures+1 {
+		t.Fatalf("%d refusals logged, want %d:\n%s", len(refused), access.MaxSourceFailures+1, logs.String())
+	}
+	for _, want := range []string{`reason="invalid credentials" user=user0 address=2001:db8::/64`, "user=alice address=2001:db8::/64",
+		`reason="locked out: too many failed logins (this address): locked until`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// A malformed login is refused with a log line too, and a huge name is
+// cut in it.
+func TestLoginRefusalLogged(t *testing.T) {
+	ts, _ := newLoginTestServer(t)
+	var logs strings.Builder
+	ts.srv.log = slog.New(slog.NewTextHandler(&logs, nil))
+	expectError(t, ts.login("192.0.2.1:1", "", "pw"), http.StatusBadRequest, "user")
+	expectError(t, ts.login("192.0.2.1:1", strings.Repeat("x", 4096), "pw"), http.StatusUnauthorized, "")
+	out := logs.String()
+	if !strings.Contains(out, `reason="bad request: user is required" user="" address=192.0.2.1`) {
+		t.Errorf("bad request not logged:\n%s", out)
+	}
+	if !strings.Contains(out, "(4096 bytes)") || len(out) > 2048 {
+		t.Errorf("a 4 KiB name is not cut in the log (%d bytes):\n%.300s", len(out), out)
+	}
+}
+
+func TestLoginSource(t *testing.T) {
+	for _, tc := range []struct {
+		caller Caller
+		want   string
+	}{
+		{Caller{Source: "unix", UID: 0}, "unix:uid=0"},
+		{Caller{Source: "unix", UID: 1000}, "unix:uid=1000"},
+		{Caller{Source: "192.0.2.1:40000"}, "192.0.2.1"},
+		{Caller{Source: "192.0.2.1:40001"}, "192.0.2.1"},
+		{Caller{Source: "[::ffff:192.0.2.1]:40001"}, "192.0.2.1"},
+		{Caller{Source: "[2001:db8:1:2:3:4:5:6]:443"}, "2001:db8:1:2::/64"},
+		{Caller{Source: "[fe80::1%eth0]:443"}, "fe80::/64"},
+		{Caller{Source: "unknown"}, "unknown"},
+	} {
+		if got := loginSource(tc.caller); got != tc.want {
+			t.Errorf("loginSource(%+v) = %q, want %q", tc.caller, got, tc.want)
+		}
 	}
 }
 
