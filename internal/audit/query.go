@@ -25,7 +25,11 @@ type Filter struct {
 	Object string    // exact match
 	Since  time.Time // Time >= Since
 	Until  time.Time // Time < Until
-	After  uint64    // Seq > After: the cursor for paging, the last Seq seen
+	After  uint64    // Seq > After: the cursor for paging oldest first
+	Before uint64    // Seq < Before: the cursor for paging newest first
+	// Desc makes List return the newest records first. Exports ignore it:
+	// they are in ascending order, as a verifier reads them.
+	Desc bool
 	// Limit is the most records returned. For List, zero means
 	// DefaultListLimit and more than MaxListLimit means MaxListLimit; for
 	// ExportJSONL zero means no limit.
@@ -34,8 +38,8 @@ type Filter struct {
 
 const recordColumns = `seq, time_ns, user, action, object, result, source, detail, prev, hash`
 
-// query returns the SELECT for f, in ascending Seq order, with at most
-// limit rows (none when limit is zero or less).
+// query returns the SELECT for f, in ascending Seq order (descending with
+// Desc), with at most limit rows (none when limit is zero or less).
 func (f Filter) query(limit int) (string, []any) {
 	var where []string
 	var args []any
@@ -54,11 +58,17 @@ func (f Filter) query(limit int) (string, []any) {
 	if f.After > 0 {
 		where, args = append(where, "seq > ?"), append(args, int64(min(f.After, 1<<63-1)))
 	}
+	if f.Before > 0 {
+		where, args = append(where, "seq < ?"), append(args, int64(min(f.Before, 1<<63-1)))
+	}
 	q := `SELECT ` + recordColumns + ` FROM records`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	q += ` ORDER BY seq`
+	if f.Desc {
+		q += ` DESC`
+	}
 	if limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, limit)
@@ -79,7 +89,8 @@ func clampNanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// List returns the records f selects, in ascending Seq order.
+// List returns the records f selects, in ascending Seq order, or newest
+// first with f.Desc.
 func (l *Log) List(ctx context.Context, f Filter) ([]Record, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -99,6 +110,7 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Record, error) {
 // can be checked anywhere with VerifyRecords and the log's checkpoints and
 // public key. The export reads one snapshot of the log while appends go on.
 func (l *Log) ExportJSONL(ctx context.Context, w io.Writer, f Filter) error {
+	f.Desc = false
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // fields are already escaped; keep them readable
 	return l.scan(ctx, f, f.Limit, func(r Record) error {

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,6 +54,10 @@ func TestList(t *testing.T) {
 		{"far bounds", Filter{Since: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, []uint64{1, 2, 3, 4, 5, 6}},
 		{"limit", Filter{Limit: 2}, []uint64{1, 2}},
 		{"page after a cursor", Filter{User: "alice", After: 1, Limit: 1}, []uint64{3}},
+		{"newest first", Filter{Desc: true}, []uint64{6, 5, 4, 3, 2, 1}},
+		{"newest first, limited", Filter{Desc: true, User: "alice", Limit: 2}, []uint64{5, 3}},
+		{"page before a cursor, newest first", Filter{Desc: true, Before: 5, Limit: 2}, []uint64{4, 3}},
+		{"before, oldest first", Filter{Before: 3}, []uint64{1, 2}},
 		{"no match", Filter{User: "mallory"}, []uint64{}},
 		{"injection is just a value", Filter{User: "' OR 1=1 --"}, []uint64{}},
 	}
@@ -160,5 +166,57 @@ func TestCheckpointMethod(t *testing.T) {
 	}
 	if cps, _ := l.Checkpoints(ctx); len(cps) != 1 {
 		t.Errorf("%d checkpoints stored, want 1", len(cps))
+	}
+}
+
+// rfc5424Record is RFC 5424's ABNF for the messages ExportSyslog writes:
+// PRI authpriv.notice (85) or .warning (84), VERSION 1, a full-date
+// "T" full-time in UTC with six fraction digits, HOSTNAME, APP-NAME,
+// PROCID and MSGID as 1*255, 1*48, 1*128 and 1*32 PRINTUSASCII or the
+// NILVALUE, no STRUCTURED-DATA, and the record's JSON as MSG.
+var rfc5424Record = regexp.MustCompile(`^<8[45]>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z ([!-~]{1,255}) ([!-~]{1,48}) (-|[!-~]{1,128}) ([!-~]{1,32}) - (\{.*\})$`)
+
+func TestExportSyslog(t *testing.T) {
+	ctx := context.Background()
+	l := timedLog(t)
+	if _, err := l.Append(ctx, Record{User: "eve\u202e\n", Action: "log in\x00", Result: ResultFailed, Source: SourceUnix}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := l.ExportSyslog(ctx, &buf, Filter{Desc: true}, "host 1"); err != nil {
+		t.Fatal(err)
+	}
+	want, err := l.List(ctx, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines for %d records:\n%s", len(lines), len(want), buf.String())
+	}
+	var recs []Record
+	for i, line := range lines {
+		m := rfc5424Record.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("line %d is not RFC 5424: %q", i+1, line)
+		}
+		if m[1] != "host_1" || m[2] != "bulwark" || m[3] != "-" || m[4] != strings.ReplaceAll(want[i].Action, " ", "_") {
+			t.Errorf("line %d header %q", i+1, m[1:5])
+		}
+		var r Record
+		if err := json.Unmarshal([]byte(m[5]), &r); err != nil {
+			t.Fatalf("line %d MSG: %v", i+1, err)
+		}
+		if r.Seq != want[i].Seq || r.Hash != want[i].Hash || !r.Time.Equal(want[i].Time) {
+			t.Errorf("line %d carries %+v, want %+v", i+1, r, want[i])
+		}
+		recs = append(recs, r)
+	}
+	if !strings.HasPrefix(lines[6], "<84>") || !strings.HasPrefix(lines[0], "<85>") {
+		t.Errorf("severity: a failure is a warning, a success a notice:\n%s", buf.String())
+	}
+	// The export is ascending whatever the filter asked, and verifies.
+	if ps := VerifyRecords(recs, l.PublicKey(), nil); len(ps) != 0 {
+		t.Errorf("verification of the syslog export:\n%s", problemList(ps))
 	}
 }

@@ -82,6 +82,7 @@ func AppendSyslogRecord(dst []byte, r Record, hostname string) []byte {
 // ExportSyslog writes the records f selects to w as RFC 5424 messages
 // (AppendSyslogRecord), one per line, in ascending Seq order.
 func (l *Log) ExportSyslog(ctx context.Context, w io.Writer, f Filter, hostname string) error {
+	f.Desc = false
 	buf := make([]byte, 0, 1024)
 	return l.scan(ctx, f, f.Limit, func(r Record) error {
 		buf = append(AppendSyslogRecord(buf[:0], r, hostname), '\n')
