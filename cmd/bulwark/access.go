@@ -126,7 +126,34 @@ func roleCmd(g *globals) *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(create, list, privs, edit("add", true), edit("remove", false))
+	cmd.AddCommand(create, list, privs, edit("add", true), edit("remove", false),
+		deleteCmd(g, "custom role (refused while a permission entry names it)", "/api/v1/roles/"))
+	return cmd
+}
+
+// whoamiCmd shows the caller's identity and effective privileges.
+func whoamiCmd(g *globals) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use: "whoami", Short: "Who the daemon takes you for: user, groups, token scope and privileges on a path", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := g.call(cmd.Context(), "GET", "/api/v1/whoami?path="+url.QueryEscape(path), nil)
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
+				m, _ := out.(map[string]any)
+				fmt.Fprintf(tw, "user\t%v\n", m["user"])
+				fmt.Fprintf(tw, "source\t%v\n", m["source"])
+				fmt.Fprintf(tw, "groups\t%s\n", joinAny(m["groups"]))
+				if sc, ok := m["token_scope"]; ok {
+					fmt.Fprintf(tw, "token scope\t%s\n", joinAny(sc))
+				}
+				fmt.Fprintf(tw, "privileges on %v\t%s\n", m["path"], joinAny(m["privileges"]))
+			})
+		},
+	}
+	cmd.Flags().StringVar(&path, "path", "/", "object path to show privileges on, e.g. /vms/web1")
 	return cmd
 }
 
