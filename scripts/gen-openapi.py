@@ -20,7 +20,8 @@ NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "stri
 
 AUDITQ = [{"name": n, "in": "query", "schema": sch} for n, sch in [
     ("user", {"type": "string"}), ("object", {"type": "string"}), ("since", {"type": "string", "format": "date-time"}),
-    ("until", {"type": "string", "format": "date-time"}), ("after", {"type": "integer", "description": "sequence cursor"}),
+    ("until", {"type": "string", "format": "date-time"}), ("after", {"type": "integer", "description": "only records with a higher seq (cursor when oldest first)"}),
+    ("before", {"type": "integer", "description": "only records with a lower seq (cursor when newest first)"}),
     ("limit", {"type": "integer", "minimum": 1, "maximum": 1000})]]
 
 NAMEBODY = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {"name": {"type": "string"}}}
@@ -132,11 +133,19 @@ spec = {
         {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
         [{"name": "bytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304}}], errors=("400", "503"))},
     "/api/v1/audit": {"get": op("listAudit", "Audit records (every mutating call: who, what, object, result, time, source)", "Audit.Read",
-        ok("records, oldest first", {"type": "array", "items": ref("AuditRecord")}), AUDITQ, errors=("400", "503"))},
-    "/api/v1/audit/export": {"get": op("exportAudit", "Audit records as JSON lines (no limit unless given)", "Audit.Read",
-        {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}, AUDITQ, errors=("400", "503"))},
-    "/api/v1/audit/verify": {"get": op("verifyAudit", "Check the hash chain and the signed checkpoints; names each edited, removed or reordered record", "Audit.Read",
+        ok("records, newest first unless order=asc", {"type": "array", "items": ref("AuditRecord")}),
+        AUDITQ + [{"name": "order", "in": "query", "schema": {"type": "string", "enum": ["desc", "asc"], "default": "desc"}}], errors=("400", "503"))},
+    "/api/v1/audit/export": {"get": op("exportAudit", "Audit records, oldest first, as JSON lines or RFC 5424 syslog messages (no limit unless given)", "Audit.Read",
+        {"200": {"description": "format=jsonl: one record's JSON per line; format=syslog: one RFC 5424 message per line (facility authpriv, MSGID the action, no structured data, MSG the record's JSON)",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}}},
+        AUDITQ + [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["jsonl", "syslog"], "default": "jsonl"}}], errors=("400", "503"))},
+    "/api/v1/audit/verify": {"get": op("verifyAudit", "Check the hash chain, the signed checkpoints and the anchor files; names each edited, removed or reordered record, a cut tail and a wiped log", "Audit.Read",
         ok("verification report", {"type": "object", "properties": {"ok": {"type": "boolean"}, "records": {"type": "integer"}, "checkpoints": {"type": "integer"},
+            "anchor_files": {"type": "array", "items": {"type": "string"}, "description": "local anchor files compared"},
+            "anchors": {"type": "integer", "description": "anchors compared (record heads and signed checkpoints)"},
+            "unanchored": {"type": "integer", "description": "records after the newest anchor, protected by the chain alone (a crash leaves up to one checkpoint interval)"},
+            "signing": {"type": "boolean", "description": "false when the log failed verification at startup: it records but signs no checkpoints"},
+            "public_key": {"type": "string", "description": "the Ed25519 key that verifies checkpoints, hex"},
             "problems": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "index": {"type": "integer"}, "kind": {"type": "string"}, "detail": {"type": "string"}}}}}}), errors=("503",))},
     "/api/v1/privileges": {"get": op("listPrivileges", "The privilege catalogue", "Role.Manage", ok("privileges", {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"}}}}), errors=())},
     "/api/v1/roles": {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"net/http"
 	"strconv"
 	"time"
@@ -42,12 +43,17 @@ func auditFilter(r *http.Request) (audit.Filter, error) {
 		}
 		f.Limit = n
 	}
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return f, badRequest("after", "after=%q is not a sequence number", v)
+	for _, p := range []struct {
+		name string
+		dst  *uint64
+	}{{"after", &f.After}, {"before", &f.Before}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return f, badRequest(p.name, "%s=%q is not a sequence number", p.name, v)
+			}
+			*p.dst = n
 		}
-		f.After = n
 	}
 	return f, nil
 }
@@ -59,6 +65,15 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	f, err := auditFilter(r)
 	if err != nil {
 		return err
+	}
+	// Newest first unless asked otherwise: an operator looks for what just
+	// happened. Page with before= (desc) or after= (asc).
+	switch o := r.URL.Query().Get("order"); o {
+	case "", "desc":
+		f.Desc = true
+	case "asc":
+	default:
+		return badRequest("order", "order=%q must be asc or desc", o)
 	}
 	recs, err := s.audit.List(r.Context(), f)
 	if err != nil {
@@ -78,8 +93,17 @@ func (s *Server) exportAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	return s.audit.ExportJSONL(r.Context(), w, f)
+	// Exports are oldest first, as a verifier reads them.
+	switch format := r.URL.Query().Get("format"); format {
+	case "", "jsonl":
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		return s.audit.ExportJSONL(r.Context(), w, f)
+	case "syslog":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		return s.audit.ExportSyslog(r.Context(), w, f, s.info.Hostname)
+	default:
+		return badRequest("format", "format=%q must be jsonl or syslog", format)
+	}
 }
 
 func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) error {
@@ -90,6 +114,12 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	problems := rep.Problems
+	if problems == nil {
+		problems = []audit.Problem{}
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{"ok": rep.OK(), "records": rep.Records,
-		"checkpoints": rep.Checkpoints, "problems": rep.Problems})
+		"checkpoints": rep.Checkpoints, "anchor_files": rep.AnchorFiles, "anchors": rep.Anchors,
+		"unanchored": rep.Unanchored, "signing": len(s.audit.Damage()) == 0,
+		"public_key": hex.EncodeToString(s.audit.PublicKey()), "problems": problems})
 }
