@@ -41,7 +41,7 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	see := s.visible(r, PrivVMAudit)
-	return writeJSON(w, http.StatusOK, filterSlice(vms, see, func(v *vm.VM) string { return "/vms/" + v.Spec.Name }))
+	return writeList(w, filterSlice(vms, see, func(v *vm.VM) string { return "/vms/" + v.Spec.Name }))
 }
 
 func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {

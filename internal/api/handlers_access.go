@@ -28,7 +28,7 @@ func actor(r *http.Request) string { return CallerFrom(r.Context()).User }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	see := s.visible(r, PrivUserManage)
-	return writeJSON(w, http.StatusOK, filterSlice(s.access.Users(), see, func(u access.User) string { return "/users/" + u.Name }))
+	return writeList(w, filterSlice(s.access.Users(), see, func(u access.User) string { return "/users/" + u.Name }))
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
@@ -78,7 +78,7 @@ func (s *Server) listPrivileges(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) listRoles(w http.ResponseWriter, r *http.Request) error {
 	see := s.visible(r, PrivRoleManage)
 	all := see("/roles")
-	return writeJSON(w, http.StatusOK, filterSlice(s.access.Roles(), func(obj string) bool { return all || see(obj) },
+	return writeList(w, filterSlice(s.access.Roles(), func(obj string) bool { return all || see(obj) },
 		func(role *auth.Role) string { return "/roles/" + role.Name }))
 }
 
@@ -132,7 +132,7 @@ func (s *Server) removeRolePriv(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) listPerms(w http.ResponseWriter, r *http.Request) error {
 	see := s.visible(r, PrivPermManage)
-	return writeJSON(w, http.StatusOK, filterSlice(s.access.Permissions(), see, func(p access.Permission) string { return p.Path }))
+	return writeList(w, filterSlice(s.access.Permissions(), see, func(p access.Permission) string { return p.Path }))
 }
 
 func (s *Server) grantPerm(w http.ResponseWriter, r *http.Request) error {
@@ -163,7 +163,7 @@ func (s *Server) revokePerm(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 	see, me := s.visible(r, PrivUserManage), actor(r)
-	return writeJSON(w, http.StatusOK, filterSlice(s.access.Tokens(), func(owner string) bool { return owner == me || see("/users/"+owner) },
+	return writeList(w, filterSlice(s.access.Tokens(), func(owner string) bool { return owner == me || see("/users/"+owner) },
 		func(t access.Token) string { return t.User }))
 }
 

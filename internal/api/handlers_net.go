@@ -57,7 +57,7 @@ func needNet(h func(s *Server, w http.ResponseWriter, r *http.Request) error) fu
 
 func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 	see := s.visible(r, PrivNetAudit)
-	return writeJSON(w, http.StatusOK, filterSlice(s.net.Networks(), see, func(n netsw.Network) string { return "/networks/" + n.Name }))
+	return writeList(w, filterSlice(s.net.Networks(), see, func(n netsw.Network) string { return "/networks/" + n.Name }))
 }
 
 func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
@@ -90,7 +90,7 @@ func (s *Server) deleteNetwork(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
 	see := s.visible(r, PrivFWRead)
-	return writeJSON(w, http.StatusOK, filterSlice(s.net.Groups(), see, func(g firewall.Group) string { return "/security-groups/" + g.Name }))
+	return writeList(w, filterSlice(s.net.Groups(), see, func(g firewall.Group) string { return "/security-groups/" + g.Name }))
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
@@ -151,7 +151,7 @@ func (s *Server) removeRule(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) listIPSets(w http.ResponseWriter, r *http.Request) error {
 	see := s.visible(r, PrivFWRead)
-	return writeJSON(w, http.StatusOK, filterSlice(s.net.IPSets(), see, func(x firewall.IPSet) string { return "/ip-sets/" + x.Name }))
+	return writeList(w, filterSlice(s.net.IPSets(), see, func(x firewall.IPSet) string { return "/ip-sets/" + x.Name }))
 }
 
 func (s *Server) createIPSet(w http.ResponseWriter, r *http.Request) error {
@@ -176,12 +176,12 @@ func (s *Server) deleteIPSet(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) listPorts(w http.ResponseWriter, r *http.Request) error {
 	see := s.visible(r, PrivFWRead)
-	return writeJSON(w, http.StatusOK, filterSlice(s.net.Switch().Ports(), see, func(p netsw.PortStatus) string { return "/networks/" + p.Network }))
+	return writeList(w, filterSlice(s.net.Switch().Ports(), see, func(p netsw.PortStatus) string { return "/networks/" + p.Network }))
 }
 
 func (s *Server) ruleHits(w http.ResponseWriter, r *http.Request) error {
 	see := s.visible(r, PrivFWRead)
-	return writeJSON(w, http.StatusOK, filterSlice(s.net.Switch().RuleHits(), see, func(h firewall.RuleHit) string { return "/security-groups/" + h.Group }))
+	return writeList(w, filterSlice(s.net.Switch().RuleHits(), see, func(h firewall.RuleHit) string { return "/security-groups/" + h.Group }))
 }
 
 func (s *Server) firewallLog(w http.ResponseWriter, r *http.Request) error {

@@ -34,6 +34,21 @@ func filterSlice[T any](in []T, see func(string) bool, path func(T) string) []T 
 	return out
 }
 
+// compactListLen is the length from which lists are sent without
+// indentation: indenting a 5,000-VM list costs four times its encoding.
+const compactListLen = 100
+
+// writeList writes a list, indented when short (for people reading it raw)
+// and compact when long.
+func writeList[T any](w http.ResponseWriter, items []T) error {
+	if len(items) < compactListLen {
+		return writeJSON(w, http.StatusOK, items)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	return json.NewEncoder(w).Encode(items)
+}
+
 // filterLines keeps the JSON lines of data whose string field key names an
 // object (prefix + value) that see admits; lines without it, or that do not
 // parse, are dropped. data comes from Bulwark's own logs, which the guest

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/bulwark-project/bulwark/internal/vm"
@@ -30,6 +32,44 @@ var ErrExists = errors.New("already exists")
 // Store is the daemon's database handle. It is safe for concurrent use.
 type Store struct {
 	db *sql.DB
+
+	// The VM list is kept decoded between changes: listing 10,000 VMs from
+	// SQLite and decoding their specs costs tens of milliseconds, and the
+	// list is read far more often than VMs change. Every write bumps gen
+	// after it commits; a listing caches what it read only if no write
+	// happened meanwhile, so the cache never holds a state older than a
+	// committed write.
+	mu      sync.Mutex
+	gen     uint64
+	cache   []*vm.VM
+	cacheOK bool
+}
+
+// changed drops the cached VM list; writes call it after their statement.
+func (s *Store) changed() {
+	s.mu.Lock()
+	s.gen++
+	s.cacheOK, s.cache = false, nil
+	s.mu.Unlock()
+}
+
+// cloneVMs copies VMs deeply enough that callers may change what they get.
+func cloneVMs(in []*vm.VM) []*vm.VM {
+	out := make([]*vm.VM, len(in))
+	for i, v := range in {
+		c := *v
+		c.Spec.Disks = slices.Clone(v.Spec.Disks)
+		c.Spec.NICs = slices.Clone(v.Spec.NICs)
+		for j := range c.Spec.NICs {
+			c.Spec.NICs[j].Groups = slices.Clone(c.Spec.NICs[j].Groups)
+		}
+		if v.Spec.Console != nil {
+			cp := *v.Spec.Console
+			c.Spec.Console = &cp
+		}
+		out[i] = &c
+	}
+	return out
 }
 
 // Open opens (creating if needed) the database in dir and applies migrations.
@@ -84,6 +124,7 @@ const vmColumns = `id, name, spec, state, reason, pid, start_time, accel, accel_
 
 // CreateVM inserts a new VM in state defined and returns it with its id.
 func (s *Store) CreateVM(ctx context.Context, spec vm.Spec) (*vm.VM, error) {
+	defer s.changed()
 	blob, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
@@ -114,6 +155,27 @@ func (s *Store) GetVM(ctx context.Context, name string) (*vm.VM, error) {
 
 // ListVMs returns every VM ordered by name.
 func (s *Store) ListVMs(ctx context.Context) ([]*vm.VM, error) {
+	s.mu.Lock()
+	if s.cacheOK {
+		out := cloneVMs(s.cache)
+		s.mu.Unlock()
+		return out, nil
+	}
+	gen := s.gen
+	s.mu.Unlock()
+	out, err := s.listVMs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.gen == gen {
+		s.cache, s.cacheOK = cloneVMs(out), true
+	}
+	s.mu.Unlock()
+	return out, nil
+}
+
+func (s *Store) listVMs(ctx context.Context) ([]*vm.VM, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+vmColumns+` FROM vms ORDER BY name`)
 	if err != nil {
 		return nil, err
@@ -132,6 +194,7 @@ func (s *Store) ListVMs(ctx context.Context) ([]*vm.VM, error) {
 
 // SetState records a state change with its reason and runtime record.
 func (s *Store) SetState(ctx context.Context, name string, st vm.State, reason string, rt vm.Runtime) error {
+	defer s.changed()
 	res, err := s.db.ExecContext(ctx,
 		`UPDATE vms SET state = ?, reason = ?, pid = ?, start_time = ?, accel = ?, accel_reason = ?,
 		 run_dir = ?, uid = ?, updated_at = ? WHERE name = ?`,
@@ -148,6 +211,7 @@ func (s *Store) SetState(ctx context.Context, name string, st vm.State, reason s
 
 // SetSpec replaces a VM's stored spec (the caller validated it).
 func (s *Store) SetSpec(ctx context.Context, name string, spec vm.Spec) error {
+	defer s.changed()
 	blob, err := json.Marshal(spec)
 	if err != nil {
 		return err
@@ -165,6 +229,7 @@ func (s *Store) SetSpec(ctx context.Context, name string, spec vm.Spec) error {
 
 // DeleteVM removes a VM record.
 func (s *Store) DeleteVM(ctx context.Context, name string) error {
+	defer s.changed()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM vms WHERE name = ?`, name)
 	if err != nil {
 		return fmt.Errorf("store: delete vm %q: %w", name, err)

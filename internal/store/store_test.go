@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -357,5 +358,53 @@ func TestCanceledContext(t *testing.T) {
 	}
 	if _, err := s.GetVM(context.Background(), "x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetVM after canceled create = %v, want ErrNotFound", err)
+	}
+}
+
+// The decoded VM list is cached between changes: every write shows in the
+// next listing, and changing a listed VM does not change the cache.
+func TestListCacheFollowsWrites(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	ctx := context.Background()
+	names := func() string {
+		vms, err := s.ListVMs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, v := range vms {
+			out = append(out, v.Spec.Name+":"+string(v.State)+":"+fmt.Sprint(v.Spec.MemoryMiB))
+		}
+		return strings.Join(out, ",")
+	}
+	spec := vm.Spec{Name: "a", VCPUs: 1, MemoryMiB: 64, Kernel: "/k", Accel: "auto", NICs: []vm.NIC{{Groups: []string{"g"}}}}
+	if _, err := s.CreateVM(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); got != "a:defined:64" {
+		t.Fatalf("after create: %s", got)
+	}
+	vms, _ := s.ListVMs(ctx)
+	vms[0].State, vms[0].Spec.NICs[0].Groups[0] = "running", "evil"
+	if v, _ := s.ListVMs(ctx); v[0].State != vm.Defined || v[0].Spec.NICs[0].Groups[0] != "g" {
+		t.Fatalf("a caller's change reached the cache: %+v", v[0])
+	}
+	if err := s.SetState(ctx, "a", vm.Running, "", vm.Runtime{}); err != nil {
+		t.Fatal(err)
+	}
+	spec.MemoryMiB = 128
+	if err := s.SetSpec(ctx, "a", spec); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); got != "a:running:128" {
+		t.Fatalf("after set state and spec: %s", got)
+	}
+	spec.Name = "b"
+	s.CreateVM(ctx, spec)
+	if err := s.DeleteVM(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); got != "b:defined:128" {
+		t.Fatalf("after create b, delete a: %s", got)
 	}
 }
