@@ -119,6 +119,30 @@ bwk_*)
 esac
 
 echo
+echo "== no escalation, need to know: a helpdesk user who manages users and runs one VM"
+if ! "$BIN" user list -o json | grep -q '"name": "helpdesk"'; then
+	"$BIN" user create helpdesk >/dev/null
+	"$BIN" role create usermgr >/dev/null
+	"$BIN" role add usermgr User.Manage >/dev/null
+	"$BIN" perm grant --user helpdesk --role usermgr --path /users >/dev/null
+	"$BIN" perm grant --user helpdesk --role VMOperator --path /vms/demo-web >/dev/null
+fi
+HELPDESK_TOKEN=$("$BIN" token create helpdesk --ttl 24h --description demo)
+case $HELPDESK_TOKEN in
+bwk_*)
+	echo "--- as helpdesk: bulwark whoami --path /vms/demo-web"
+	BULWARK_TOKEN=$HELPDESK_TOKEN "$BIN" whoami --path /vms/demo-web
+	echo "--- as helpdesk: bulwark vm list (only the VMs it may see)"
+	BULWARK_TOKEN=$HELPDESK_TOKEN "$BIN" vm list
+	echo "--- as helpdesk: a token for the auditor, who holds more (refused: it would act as the auditor)"
+	BULWARK_TOKEN=$HELPDESK_TOKEN "$BIN" token create auditor 2>&1 | cut -c1-220 || true
+	echo "--- as helpdesk: itself into a new group (refused)"
+	BULWARK_TOKEN=$HELPDESK_TOKEN "$BIN" user groups helpdesk admins 2>&1 | cut -c1-220 || true
+	;;
+*) echo "could not create the helpdesk token" >&2 ;;
+esac
+
+echo
 echo "== secure console: one user at a time, pasted input refused, every session recorded"
 if ! "$BIN" user list -o json | grep -q '"name": "operator"'; then
 	"$BIN" user create operator >/dev/null
