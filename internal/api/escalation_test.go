@@ -80,3 +80,39 @@ func mustCode(t *testing.T, rec interface{ Result() *http.Response }, want int) 
 		t.Fatalf("status %d, want %d", got, want)
 	}
 }
+
+// User and group names follow the rules of VM names: no "..", "/", "@",
+// upper case or spaces, which would make odd object paths and log lines.
+func TestUserAndGroupNames(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	for _, n := range []string{"..", "a/b", "@x", "Alice", "a b", "-a", "root", ""} {
+		rec := ts.do("POST", "/api/v1/users", body(`{"name":"`+n+`"}`))
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"field": "name"`) {
+			t.Errorf("user name %q: %d %s", n, rec.Code, rec.Body)
+		}
+	}
+	mustCode(t, ts.do("POST", "/api/v1/users", body(`{"name":"ops-1"}`)), 201)
+	for _, g := range []string{"../admins", "Admins", "a/b"} {
+		rec := ts.do("PATCH", "/api/v1/users/ops-1", body(`{"groups":["`+g+`"]}`))
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("group name %q: %d %s", g, rec.Code, rec.Body)
+		}
+	}
+	// The privilege catalogue has names and descriptions (the CLI printed
+	// <nil> when they were missing).
+	rec := ts.do("GET", "/api/v1/privileges", nil)
+	if !strings.Contains(rec.Body.String(), `"name": "VM.Audit"`) || !strings.Contains(rec.Body.String(), `"description": "Read a VM`) {
+		t.Errorf("privileges: %s", rec.Body)
+	}
+	// A role in use cannot be deleted; the error names the entry.
+	ts.do("POST", "/api/v1/roles", body(`{"name":"r1"}`))
+	mustCode(t, ts.do("POST", "/api/v1/permissions", body(`{"user":"ops-1","role":"r1","path":"/vms"}`)), 201)
+	if rec := ts.do("DELETE", "/api/v1/roles/r1", nil); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "permission entries") {
+		t.Errorf("deleting a role in use: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.do("DELETE", "/api/v1/roles/VMOperator", nil); rec.Code != http.StatusForbidden && rec.Code != http.StatusNotFound {
+		t.Errorf("deleting a built-in role: %d %s", rec.Code, rec.Body)
+	}
+	ts.do("POST", "/api/v1/roles", body(`{"name":"r2"}`))
+	mustCode(t, ts.do("DELETE", "/api/v1/roles/r2", nil), 204)
+}

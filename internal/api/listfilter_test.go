@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -101,6 +103,16 @@ func TestListFilteringMatrix(t *testing.T) {
 		if got := names(c.route, c.key); !slices.Equal(got, c.want) {
 			t.Errorf("GET %s shows %v, want %v", c.route, got, c.want)
 		}
+	}
+	// The firewall log shows only lines of networks the caller may read.
+	os.WriteFile(filepath.Join(ts.dir, "fw.jsonl"), []byte(`{"action":"drop","network":"n1","in_port":"a/nic0"}
+{"action":"drop","network":"n2","in_port":"x/nic0"}
+`), 0o600)
+	if rec := ts.as(tok, "GET", "/api/v1/firewall/log", nil); rec.Code != 200 || strings.Contains(rec.Body.String(), "n2") || !strings.Contains(rec.Body.String(), "n1") {
+		t.Errorf("firewall log for viewer: %d %q", rec.Code, rec.Body)
+	}
+	if rec := ts.do("GET", "/api/v1/firewall/log", nil); !strings.Contains(rec.Body.String(), "n2") {
+		t.Errorf("firewall log for root lacks n2: %q", rec.Body)
 	}
 	// The whole definition of a hidden VM is not reachable either way.
 	if rec := ts.as(tok, "GET", "/api/v1/vms/x", nil); rec.Code != http.StatusForbidden {
