@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -238,4 +239,25 @@ func (p pin) describe() string {
 
 func (v *Verifier) report(seq uint64, index int, kind Kind, format string, args ...any) {
 	v.problems = append(v.problems, Problem{Seq: seq, Index: index, Kind: kind, Detail: fmt.Sprintf(format, args...)})
+}
+
+// ActionDamaged is the action of the record a daemon appends when it runs
+// on a log that failed verification when opened (see DamageRecord).
+const ActionDamaged = "audit.damaged"
+
+// DamageRecord is the record that says the log was found damaged and is
+// being run on regardless: it names the problems (as many as fit in
+// MaxDetailLen) so that the chain itself carries the admission.
+func DamageRecord(problems []Problem) Record {
+	var b strings.Builder
+	fmt.Fprintf(&b, "log failed verification when opened, %d problem(s); no checkpoints are signed while it runs", len(problems))
+	for _, p := range problems {
+		if b.Len() > MaxDetailLen {
+			break
+		}
+		b.WriteString("; ")
+		b.WriteString(p.String())
+	}
+	return Record{User: "bulwark", Action: ActionDamaged, Object: "/audit", Result: ResultFailed,
+		Source: "daemon", Detail: b.String()}
 }

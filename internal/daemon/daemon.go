@@ -23,7 +23,6 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/access"
 	"github.com/bulwark-project/bulwark/internal/api"
-	"github.com/bulwark-project/bulwark/internal/audit"
 	"github.com/bulwark-project/bulwark/internal/cgroup"
 	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
@@ -78,6 +77,18 @@ type Config struct {
 	CgroupBase string
 	Version    string
 	Commit     string
+	// Audit anchoring (docs/audit.md). AuditAnchorFile is the local anchor
+	// file ("": STATE/audit-anchors/anchors.jsonl; "none": off), made
+	// append-only when AuditAnchorAppendOnly; AuditSyslog and
+	// AuditAnchorURL (its CA in AuditAnchorCA) send checkpoints off the
+	// host ("": off). AuditAcceptDamage starts on a log that failed
+	// verification, recording that and signing nothing.
+	AuditAnchorFile       string
+	AuditAnchorAppendOnly bool
+	AuditSyslog           string
+	AuditAnchorURL        string
+	AuditAnchorCA         string
+	AuditAcceptDamage     bool
 }
 
 // Run serves until ctx is cancelled, then shuts down cleanly, leaving VMs
@@ -143,20 +154,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("virtual switch: %w", err)
 	}
 	// The audit log: every mutating API call, with who, what, object,
-	// result and source, hash-chained with signed checkpoints.
-	auditDir := filepath.Join(cfg.StateDir, "audit")
-	if err := os.MkdirAll(auditDir, 0o700); err != nil {
+	// result and source, hash-chained with signed checkpoints and anchored
+	// outside its database; verified before anything is recorded.
+	auditLog, err := openAudit(ctx, cfg, log)
+	if err != nil {
 		return err
 	}
-	auditKey, err := audit.LoadOrCreateKey(auditDir)
-	if err != nil {
-		return fmt.Errorf("audit key: %w", err)
-	}
-	auditLog, err := audit.Open(ctx, auditDir, auditKey, 100)
-	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	defer auditLog.Close()
+	defer func() {
+		if err := auditLog.Close(); err != nil {
+			log.Error("AUDIT LOG CLOSE", "err", err)
+		}
+	}()
 
 	// The console broker: output of running VMs flows into it from the
 	// manager's console pumps, so it must exist before Recover.
