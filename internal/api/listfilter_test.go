@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
 // Every list route returns only the objects the caller may see. One user,
@@ -103,6 +105,17 @@ func TestListFilteringMatrix(t *testing.T) {
 		if got := names(c.route, c.key); !slices.Equal(got, c.want) {
 			t.Errorf("GET %s shows %v, want %v", c.route, got, c.want)
 		}
+	}
+	// Switch ports: only those on networks the caller may read.
+	svc := ts.srv.net
+	for i, n := range []string{"n1", "n2"} {
+		nic := vm.NIC{Network: n, MAC: fmt.Sprintf("52:54:00:00:00:0%d", i+1), IP: fmt.Sprintf("10.%d.0.5", i+1)}
+		if _, err := svc.Attach("p"+n, 0, ts.dir, []vm.NIC{nic}); err != nil {
+			t.Fatalf("attach a port on %s: %v", n, err)
+		}
+	}
+	if got := names("/api/v1/ports", "network"); !slices.Equal(got, []string{"n1"}) {
+		t.Errorf("GET /api/v1/ports shows networks %v, want [n1]", got)
 	}
 	// The firewall log shows only lines of networks the caller may read.
 	os.WriteFile(filepath.Join(ts.dir, "fw.jsonl"), []byte(`{"action":"drop","network":"n1","in_port":"a/nic0"}
