@@ -3,6 +3,7 @@ package itest
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,21 +20,35 @@ func TestAuditTrail(t *testing.T) {
 	h.cli("vm", "pause", "aud") // refused: not running -> recorded as failed
 	h.mustCLI(nil, "vm", "delete", "aud")
 
-	var recs []map[string]any
-	h.mustCLI(&recs, "audit", "list", "--object", "/vms/aud")
-	if len(recs) != 2 {
-		t.Fatalf("audit records for /vms/aud: %d, want 2 (pause, delete): %v", len(recs), recs)
+	var all, recs []map[string]any
+	h.mustCLI(&all, "audit", "list", "--object", "/vms/aud")
+	intents := 0
+	for _, r := range all {
+		switch {
+		case r["result"] == "intent":
+			intents++ // recorded before the change is attempted
+		case r["action"] != "createVM": // the create's outcome names the VM it made (below)
+			recs = append(recs, r)
+		}
 	}
-	want := []struct{ action, result string }{{"pauseVM", "failed"}, {"deleteVM", "ok"}}
+	if len(recs) != 2 || intents != 2 {
+		t.Fatalf("audit records for /vms/aud: %d outcomes and %d intents, want 2 and 2 (pause, delete): %v", len(recs), intents, all)
+	}
+	// Newest first.
+	want := []struct{ action, result string }{{"deleteVM", "ok"}, {"pauseVM", "failed"}}
 	for i, w := range want {
 		r := recs[i]
 		if r["action"] != w.action || r["result"] != w.result || r["user"] != "root" || r["source"] != "unix" {
 			t.Errorf("record %d = %v, want %s/%s by root over unix", i, r, w.action, w.result)
 		}
 	}
+	// The create is recorded on the VM it made, with what it made.
 	h.mustCLI(&recs, "audit", "list", "--object", "/vms")
-	if len(recs) != 1 || recs[0]["action"] != "createVM" {
-		t.Errorf("create not recorded: %v", recs)
+	if len(recs) != 1 || recs[0]["action"] != "createVM" || recs[0]["result"] != "intent" {
+		t.Errorf("create intent not recorded on /vms: %v", recs)
+	}
+	if len(all) == 0 || all[len(all)-1]["action"] != "createVM" || !strings.Contains(fmt.Sprint(all[len(all)-1]["detail"]), "created VM aud") {
+		t.Errorf("create outcome not recorded on /vms/aud: %v", all)
 	}
 	out, _, err := h.cli("audit", "export")
 	if err != nil || len(strings.Split(strings.TrimSpace(out), "\n")) < 3 {

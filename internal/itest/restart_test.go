@@ -127,7 +127,10 @@ func TestBadInput(t *testing.T) {
 	os.WriteFile(bad, []byte(strings.Repeat("not a kernel ", 1000)), 0o644)
 	var v vm.VM
 	h.mustCLI(&v, "vm", "create", "corrupt", "--kernel", bad)
-	h.mustCLI(&v, "vm", "start", "corrupt")
+	if _, stderr, err := h.cli("vm", "start", "corrupt"); err == nil || !strings.Contains(stderr, "qemu") {
+		t.Errorf("vm start of a corrupt kernel: %v %q, want a non-zero exit naming qemu's reason", err, stderr)
+	}
+	h.mustCLI(&v, "vm", "show", "corrupt")
 	if v.State != vm.Crashed || !strings.Contains(v.Reason, "qemu") {
 		t.Fatalf("corrupt kernel: state %s reason %q", v.State, v.Reason)
 	}
