@@ -201,10 +201,10 @@ func (c *AnchorCheck) finishTail() {
 			}
 		}
 		if c.n == 0 {
-			c.report(1, -1, KindWiped, "the log has no records, but %d anchors name seq %d to %d (%d of them signed checkpoints); newest: %s",
+			c.report(1, -1, KindWiped, "the log has no records, but %d anchor(s) name seq %d to %d (%d of them signed checkpoints); newest: %s",
 				len(beyond), beyond[0].seq, last.seq, cps, c.where(last))
 		} else {
-			c.report(c.head+1, -1, KindCutTail, "log ends at seq %d, but %d anchors name records up to seq %d (%d of them signed checkpoints); newest: %s",
+			c.report(c.head+1, -1, KindCutTail, "log ends at seq %d, but %d anchor(s) name records up to seq %d (%d of them signed checkpoints); newest: %s",
 				c.head, len(beyond), last.seq, cps, c.where(last))
 		}
 	}

@@ -179,7 +179,7 @@ var rfc5424Record = regexp.MustCompile(`^<8[45]>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d
 func TestExportSyslog(t *testing.T) {
 	ctx := context.Background()
 	l := timedLog(t)
-	if _, err := l.Append(ctx, Record{User: "eve\u202e\n", Action: "log in\x00", Result: ResultFailed, Source: SourceUnix}); err != nil {
+	if _, err := l.Append(ctx, Record{User: "eve\u202e\n", Action: "log in\x00", Result: ResultFailed, Source: SourceUnix, Detail: "POST /x -> 401"}); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -211,6 +211,9 @@ func TestExportSyslog(t *testing.T) {
 			t.Errorf("line %d carries %+v, want %+v", i+1, r, want[i])
 		}
 		recs = append(recs, r)
+	}
+	if !strings.Contains(lines[6], `"detail":"POST /x -> 401"`) {
+		t.Errorf("MSG is not the record's JSON as an export writes it: %s", lines[6])
 	}
 	if !strings.HasPrefix(lines[6], "<84>") || !strings.HasPrefix(lines[0], "<85>") {
 		t.Errorf("severity: a failure is a warning, a success a notice:\n%s", buf.String())

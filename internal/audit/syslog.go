@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -21,7 +22,6 @@ const (
 	syslogFacility  = 10
 	sevWarning      = 4
 	sevNotice       = 5
-	sevInfo         = 6
 	syslogAppName   = "bulwark"
 	syslogTimestamp = "2006-01-02T15:04:05.000000Z07:00" // RFC 5424 allows 6 fraction digits
 )
@@ -67,16 +67,20 @@ func appendSyslogName(dst []byte, s string, max int) []byte {
 }
 
 // AppendSyslogRecord appends r as an RFC 5424 message (see AppendSyslog):
-// MSGID is the action, severity notice for a result of ok and warning
-// otherwise, and MSG the record's JSON form, which carries every field and
-// so can be verified like an export.
+// MSGID is the action, severity warning for a result of denied or failed
+// and notice otherwise, and MSG the record's JSON form as ExportJSONL
+// writes it, which carries every field and so can be verified like an
+// export.
 func AppendSyslogRecord(dst []byte, r Record, hostname string) []byte {
-	sev := sevWarning
-	if r.Result == ResultOK {
-		sev = sevNotice
+	sev := sevNotice
+	if r.Result == ResultDenied || r.Result == ResultFailed {
+		sev = sevWarning
 	}
-	msg, _ := json.Marshal(r) // a Record's fields cannot fail to encode
-	return AppendSyslog(dst, sev, r.Time, hostname, "", r.Action, msg)
+	var msg bytes.Buffer
+	enc := json.NewEncoder(&msg)
+	enc.SetEscapeHTML(false) // as in ExportJSONL: fields are already escaped
+	enc.Encode(r)            // a Record's fields cannot fail to encode
+	return AppendSyslog(dst, sev, r.Time, hostname, "", r.Action, bytes.TrimSuffix(msg.Bytes(), []byte("\n")))
 }
 
 // ExportSyslog writes the records f selects to w as RFC 5424 messages
