@@ -143,3 +143,46 @@ func BenchmarkCanonicalPath(b *testing.B) {
 		}
 	}
 }
+
+// The no-escalation gate in the 10,000-entry policy: a propagating grant on
+// /vms to one user (regions of ~1,000 VMs), and adding a user to a group
+// (every region of the policy, for one user), against Compile, which every
+// change pays anyway.
+func BenchmarkCheckChange10k(b *testing.B) {
+	before, _ := bigPolicy(b, 10_000)
+	var entries []Entry
+	for _, n := range before.byPath {
+		entries = append(entries, n.entries...)
+	}
+	groups := before.groupsCopy()
+	grant, err := Compile(nil, append(entries, u("u1", RoleVMOperator, "/vms", prop)), groups, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	groups["u2"] = append(groups["u2"], "g7")
+	join, err := Compile(nil, entries, groups, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("grant", func(b *testing.B) {
+		for b.Loop() {
+			if err := CheckChange(before, grant, "root", Change{Users: []string{"u1"}, Roots: []string{"/vms"}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("group", func(b *testing.B) {
+		for b.Loop() {
+			if err := CheckChange(before, join, "root", Change{Users: []string{"u2"}, Roots: []string{"/"}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("actfor", func(b *testing.B) {
+		for b.Loop() {
+			if err := CheckActFor(before, "root", "u2"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
