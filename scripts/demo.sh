@@ -113,7 +113,7 @@ bwk_*)
 	BULWARK_TOKEN=$AUDITOR_TOKEN "$BIN" audit verify
 	echo "--- as auditor: bulwark vm stop demo-web (refused, and recorded)"
 	BULWARK_TOKEN=$AUDITOR_TOKEN "$BIN" vm stop demo-web || true
-	"$BIN" audit list --user auditor | tail -n 2
+	"$BIN" audit list --user auditor --limit 2   # newest first
 	;;
 *) echo "could not create the auditor's token" >&2 ;;
 esac
