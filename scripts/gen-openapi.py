@@ -249,6 +249,19 @@ spec["paths"]["/api/v1/vms"]["post"]["description"] = (
     "Kernel, initrd and disk paths outside the daemon's image directories (--image-dir, symlinks resolved), and disks that are not regular files, "
     "also need VM.HostPaths on / (403 otherwise); only Administrator holds it. "
     "A NIC on a network needs Network.Attach on /networks/NET and on /security-groups/G for each of its groups.")
+# List routes return only the objects on which the caller holds the privilege.
+LISTED = {"listVMs": "VM.Audit on /vms/NAME", "listNetworks": "Network.Audit on /networks/NAME",
+          "listSecurityGroups": "Firewall.Read on /security-groups/NAME", "listIPSets": "Firewall.Read on /ip-sets/NAME",
+          "listPorts": "Firewall.Read on /networks/NETWORK", "ruleHits": "Firewall.Read on /security-groups/GROUP",
+          "firewallLog": "Firewall.Read on /networks/NETWORK (all lines with it on /networks)",
+          "listEvents": "Monitor.Read on /vms/VM (all lines with it on /)", "listUsers": "User.Manage on /users/NAME",
+          "listRoles": "Role.Manage on /roles/NAME (all with it on /roles)", "listTokens": "their own, and User.Manage on /users/OWNER",
+          "listPermissions": "Permission.Manage on the entry's path"}
+for path, ops in spec["paths"].items():
+    for method, o in ops.items():
+        if o["operationId"] in LISTED:
+            o["description"] = ("Filtered per object: only what the caller may see (" + LISTED[o["operationId"]] +
+                "); a caller who may see nothing gets an empty list, not 403.")
 out = os.path.join(os.path.dirname(__file__), "..", "internal", "api", "openapi.json")
 with open(out, "w") as f:
     json.dump(spec, f, indent=2); f.write("\n")
