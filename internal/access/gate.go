@@ -136,3 +136,23 @@ func sameSet(a, b []string) bool {
 	slices.Sort(y)
 	return slices.Equal(slices.Compact(x), slices.Compact(y))
 }
+
+// NarrowScope returns the scope a token issued by a caller whose own token
+// has callerScope may carry: a scoped caller can issue only tokens within
+// its scope (asking for none would mean the user's full rights), so a token
+// can never mint a stronger one. A nil callerScope (full rights) passes
+// requested through.
+func NarrowScope(callerScope, requested []string) ([]string, error) {
+	if callerScope == nil {
+		return requested, nil
+	}
+	if requested == nil {
+		return nil, fmt.Errorf("%w: your token is limited to %v; a token it issues must name a scope within that", ErrForbidden, callerScope)
+	}
+	for _, p := range requested {
+		if !slices.Contains(callerScope, p) {
+			return nil, fmt.Errorf("%w: %s is outside your token's scope %v", ErrForbidden, p, callerScope)
+		}
+	}
+	return requested, nil
+}

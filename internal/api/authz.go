@@ -95,3 +95,16 @@ func credentials(r *http.Request) string {
 	}
 	return "Bearer " + c.Value
 }
+
+// callerScope returns the privilege scope of the request's token (nil: the
+// user's full rights, or the local root).
+func (s *Server) callerScope(r *http.Request) []string {
+	if s.access == nil {
+		return nil
+	}
+	id, err := s.access.Identify(CallerFrom(r.Context()).UID, credentials(r))
+	if err != nil {
+		return []string{} // cannot happen after authorize; fail closed
+	}
+	return id.Scope
+}

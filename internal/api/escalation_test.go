@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -115,4 +116,34 @@ func TestUserAndGroupNames(t *testing.T) {
 	}
 	ts.do("POST", "/api/v1/roles", body(`{"name":"r2"}`))
 	mustCode(t, ts.do("DELETE", "/api/v1/roles/r2", nil), 204)
+}
+
+// A token limited to some privileges cannot mint a stronger one, for its
+// own user or another, nor set a password (which gives full rights at the
+// next login).
+func TestScopedTokenCannotWidenItself(t *testing.T) {
+	ts, _ := newAccessTestServer(t)
+	for _, u := range []string{"ann", "ben"} {
+		ts.do("POST", "/api/v1/users", body(`{"name":"`+u+`"}`))
+	}
+	ts.do("POST", "/api/v1/roles", body(`{"name":"um"}`))
+	for _, p := range []string{"User.Manage", "VM.Audit", "VM.PowerOn"} {
+		ts.do("POST", "/api/v1/roles/um/privileges", body(`{"privilege":"`+p+`"}`))
+	}
+	mustCode(t, ts.do("POST", "/api/v1/permissions", body(`{"user":"ann","role":"um","path":"/","propagate":true}`)), 201)
+	rec := ts.do("POST", "/api/v1/tokens", body(`{"user":"ann","scope":["User.Manage"]}`))
+	mustCode(t, rec, 201)
+	var out struct{ Secret string }
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	for _, c := range []struct{ what, method, path, body string }{
+		{"an unscoped token for itself", "POST", "/api/v1/tokens", `{"user":"ann"}`},
+		{"a wider token for itself", "POST", "/api/v1/tokens", `{"user":"ann","scope":["User.Manage","VM.PowerOn"]}`},
+		{"an unscoped token for a weaker user", "POST", "/api/v1/tokens", `{"user":"ben"}`},
+		{"its own password", "POST", "/api/v1/users/ann/password", `{"password":"correct horse battery staple"}`},
+	} {
+		if rec := ts.as(out.Secret, c.method, c.path, body(c.body)); rec.Code != http.StatusForbidden {
+			t.Errorf("scoped token, %s: %d %s", c.what, rec.Code, rec.Body)
+		}
+	}
+	mustCode(t, ts.as(out.Secret, "POST", "/api/v1/tokens", body(`{"user":"ben","scope":["User.Manage"]}`)), 201)
 }

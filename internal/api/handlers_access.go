@@ -177,6 +177,11 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(r.Body, &in); err != nil {
 		return err
 	}
+	scope, err := access.NarrowScope(s.callerScope(r), in.Scope)
+	if err != nil {
+		return err
+	}
+	in.Scope = scope
 	t, secret, err := s.access.CreateScopedToken(r.Context(), actor(r), in.User, time.Duration(in.TTLSeconds)*time.Second, in.Description, in.Scope)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -110,6 +111,10 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := decodeStrict(r.Body, &in); err != nil {
 		return err
+	}
+	if sc := s.callerScope(r); sc != nil {
+		// A password gives its user's full rights at the next login.
+		return &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("a token limited to %v cannot set passwords", sc)}
 	}
 	if err := s.access.SetPasswordFor(r.Context(), actor(r), r.PathValue("name"), in.Password); err != nil {
 		return err
