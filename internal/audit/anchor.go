@@ -163,6 +163,15 @@ func ReadAnchors(r io.Reader, name string) (AnchorSet, error) {
 // maxAnchorLine bytes of it (long reports that more were skipped), and
 // io.EOF when the line was not ended by a newline.
 func readLine(br *bufio.Reader) (line []byte, long bool, err error) {
+	// Fast path: a whole line in the buffer is returned without a copy; it
+	// is valid until the next read, and parseAnchorLine copies what it keeps.
+	if frag, err := br.ReadSlice('\n'); err == nil {
+		return frag[:len(frag)-1], false, nil
+	} else if !errors.Is(err, bufio.ErrBufferFull) {
+		return frag, false, err
+	} else {
+		line = append(line, frag...)
+	}
 	for {
 		frag, err := br.ReadSlice('\n')
 		if len(line)+len(frag) > maxAnchorLine+1 {
@@ -186,6 +195,9 @@ func readLine(br *bufio.Reader) (line []byte, long bool, err error) {
 func parseAnchorLine(line []byte, long bool) (Anchor, string) {
 	if long {
 		return Anchor{}, fmt.Sprintf("longer than %d bytes", maxAnchorLine)
+	}
+	if a, ok := parseHeadLine(line); ok {
+		return a, ""
 	}
 	if len(bytes.TrimSpace(line)) == 0 {
 		return Anchor{}, "blank"
@@ -219,6 +231,30 @@ func parseAnchorLine(line []byte, long bool) (Anchor, string) {
 		return Anchor{}, "hash is not 64 lowercase hex digits"
 	}
 	return a, ""
+}
+
+// parseHeadLine reads a head line exactly as AppendLine writes it, which is
+// nearly every line of an anchor file, without encoding/json: a start-up
+// reads one per record. Anything else is left to the JSON path.
+func parseHeadLine(line []byte) (Anchor, bool) {
+	const pre, mid, post = `{"t":"head","seq":`, `,"hash":"`, `"}`
+	rest, ok := bytes.CutPrefix(line, []byte(pre))
+	if !ok {
+		return Anchor{}, false
+	}
+	i := 0
+	for i < len(rest) && i < 20 && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	seq, err := strconv.ParseUint(string(rest[:i]), 10, 64)
+	if err != nil || seq == 0 || rest[0] == '0' {
+		return Anchor{}, false
+	}
+	rest, ok = bytes.CutPrefix(rest[i:], []byte(mid))
+	if !ok || len(rest) != 64+len(post) || string(rest[64:]) != post || !isHexHash(string(rest[:64])) {
+		return Anchor{}, false
+	}
+	return Anchor{Type: AnchorHead, Seq: seq, Hash: string(rest[:64])}, true
 }
 
 func isHexHash(s string) bool {
