@@ -247,7 +247,7 @@ spec = {
 }
 spec["paths"]["/api/v1/vms"]["post"]["description"] = (
     "Kernel, initrd and disk paths outside the daemon's image directories (--image-dir, symlinks resolved), and disks that are not regular files, "
-    "also need VM.HostPaths on / (403 otherwise); only Administrator holds it. "
+    "also need VM.HostPaths on / (403 otherwise); only Administrator holds it. So does a disk in an image directory attached read-write (image files are shared). "
     "A NIC on a network needs Network.Attach on /networks/NET and on /security-groups/G for each of its groups.")
 # List routes return only the objects on which the caller holds the privilege.
 LISTED = {"listVMs": "VM.Audit on /vms/NAME", "listNetworks": "Network.Audit on /networks/NAME",

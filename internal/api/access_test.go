@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -296,6 +297,20 @@ func TestHostPathsNeedPrivilege(t *testing.T) {
 		if rec.Code != 403 || !strings.Contains(rec.Body.String(), "VM.HostPaths") {
 			t.Errorf("%s: %d %s, want 403 naming VM.HostPaths", name, rec.Code, rec.Body)
 		}
+	}
+	// An image file attached read-write would let one VM change what every
+	// other VM booting from it runs.
+	shared := filepath.Join(images, "shared.img")
+	os.WriteFile(shared, make([]byte, 4096), 0o600)
+	rw := ts.as(tok, "POST", "/api/v1/vms", ts.spec("rw", func(m map[string]any) {
+		m["kernel"] = kernel
+		m["disks"] = []map[string]any{{"path": shared}}
+	}))
+	if rw.Code != 403 || !strings.Contains(rw.Body.String(), "read_only") {
+		t.Errorf("image file read-write: %d %s", rw.Code, rw.Body)
+	}
+	if rec := create("ro", kernel, shared); rec.Code != 201 {
+		t.Errorf("image file read-only: %d %s", rec.Code, rec.Body)
 	}
 	// The local administrator holds every privilege.
 	if rec := ts.do("POST", "/api/v1/vms", ts.spec("adm", func(m map[string]any) { m["kernel"] = outside })); rec.Code != 201 {

@@ -26,7 +26,8 @@ func (s *Server) SetImageDirs(dirs []string) {
 }
 
 // hostPaths returns the fields of spec that name files outside the image
-// directories, or disks that are not regular files (block devices). Paths
+// directories, disks that are not regular files (block devices), or image
+// files attached read-write. Paths
 // are judged after resolving symlinks, so a link inside an image directory
 // pointing out of it counts as outside.
 func hostPaths(spec vm.Spec, imageDirs []string) []string {
@@ -39,6 +40,12 @@ func hostPaths(spec vm.Spec, imageDirs []string) []string {
 			out = append(out, fmt.Sprintf("%s %s", field, p))
 			return
 		}
+		if strings.HasSuffix(field, "(read-write)") {
+			// Image files are shared by every VM that boots from them: one
+			// VM writing to them would change what others run.
+			out = append(out, fmt.Sprintf("%s %s (an image file is shared; attach it read_only)", field, p))
+			return
+		}
 		if regular {
 			if fi, err := os.Stat(p); err == nil && !fi.Mode().IsRegular() {
 				out = append(out, fmt.Sprintf("%s %s (not a regular file)", field, p))
@@ -48,7 +55,11 @@ func hostPaths(spec vm.Spec, imageDirs []string) []string {
 	check("kernel", spec.Kernel, false)
 	check("initrd", spec.Initrd, false)
 	for i, d := range spec.Disks {
-		check(fmt.Sprintf("disks[%d]", i), d.Path, true)
+		field := fmt.Sprintf("disks[%d]", i)
+		if !d.ReadOnly {
+			field += " (read-write)"
+		}
+		check(field, d.Path, true)
 	}
 	return out
 }
