@@ -12,6 +12,14 @@
 // number and position. [Log] is the storage edge: an SQLite file (audit.db)
 // that serialises appends and writes a signed checkpoint every N records.
 //
+// Anchors are copies of what the log vouches for, kept where the
+// database's owner cannot rewrite them silently: every record's (Seq, Hash)
+// head and every signed checkpoint go to [Sink]s after the commit — an
+// append-only [AnchorFile] (synchronously), syslog and an HTTPS receiver
+// ([RemoteSink]: checkpoints only, from a bounded queue that drops rather
+// than block). [ReadAnchors] parses anchor files and [VerifyAnchors] (or the
+// streaming [AnchorCheck]) compares a log with them, both pure.
+//
 // # Canonical encoding (version 1)
 //
 // A record's hash is the lowercase hex SHA-256 of its canonical encoding,
@@ -48,23 +56,46 @@
 // a rewritten tail whose hashes were all recomputed, and records cut off the
 // end of the log.
 //
-// Records after the newest checkpoint are protected by the chain alone:
-// whoever can write the database can append records that chain correctly,
-// and the next checkpoint will sign them. checkpointEvery bounds that
-// window, and Close signs the head so that a clean shutdown leaves none; a
-// head past the newest checkpoint after a restart means a crash or a
-// forgery.
+// Anchors catch what the database alone cannot, whatever was done to its
+// checkpoint rows: a record whose anchored hash differs from the stored one
+// (a chain rewritten with recomputed hashes, a record removed and the rest
+// renumbered; [KindAnchorMismatch], one problem per run of seqs), anchored
+// records beyond the log's end (a cut tail, [KindCutTail]), anchors for a
+// log that has no records ([KindWiped]), an anchored checkpoint whose
+// signature fails ([KindAnchorSig]), a line that is no anchor
+// ([KindAnchorUnreadable]) and more records after the newest anchor than a
+// crash can leave ([KindUnanchored]). A line a crash cut short is expected
+// and is not a problem.
+//
+// Records after the newest anchor are protected by the chain alone: a
+// crash between a commit and its anchor line, or a power loss before the
+// anchor file's next fsync (at each checkpoint and every checkpointEvery
+// lines), leaves up to checkpointEvery of them; Report.Unanchored counts
+// them and Open anchors them when the log is otherwise intact. Without an
+// anchor file, records after the newest checkpoint have only the chain,
+// and someone who deletes the newest checkpoints with the records after the
+// previous one leaves a log that verifies.
+//
+// Open verifies the whole log, anchors included, before it appends
+// anything (about 0.5 s for 100,000 records on a 2-vCPU VM; see
+// docs/benchmarks.md). A log with problems is still opened so that it can
+// record, but it signs no checkpoint while it is open ([ErrDamaged] from
+// Checkpoint and Close): a checkpoint over a rewritten chain would make the
+// forgery verify. What to do about the damage is the caller's decision; the
+// daemon refuses to start unless told to run on it ([DamageRecord]).
 //
 // The signing key lives beside the database (audit.key, mode 0600). Someone
-// who can read it can forge checkpoints; someone who can delete the newest
-// checkpoints together with the records after the previous one leaves a log
-// that verifies. Local checkpoints therefore protect against an attacker who
-// can write the database but not read the key, and against accidents. Against
-// an attacker with the daemon's full privileges only copies held elsewhere
-// help: ship checkpoints (or exports) off the host and verify against those
-// with the public key. While the daemon runs, [Log.Verify] also compares the
-// log with the head this process appended, which catches a truncation made
-// behind its back.
+// who can read it can forge checkpoints, but not the head lines already in
+// an anchor file or the checkpoints already sent off the host. The local
+// anchor file is append-only (chattr +a) where the file system allows, which
+// its owner cannot undo without CAP_LINUX_IMMUTABLE; root can, and can then
+// rewrite the database, the key and the file together. Against root only
+// the remote sinks help: verify the log against their copies with the
+// public key (`bulwark audit verify --anchors FILE`). They hold checkpoints
+// only, so against them the unprotected window is the records after the
+// newest checkpoint that arrived. While the daemon runs, [Log.Verify] also
+// compares the log with the head this process appended. docs/audit.md
+// has the threat model.
 //
 // # Durability
 //
