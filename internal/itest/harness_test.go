@@ -4,6 +4,8 @@
 package itest
 
 import (
+	"golang.org/x/sys/unix"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -85,6 +87,7 @@ func newHost(t *testing.T, serveFlags ...string) *host {
 		h.kill()
 		h.killStrays()
 		h.removeCgroups()
+		clearAppendOnly(filepath.Join(dir, "state", "audit-anchors", "anchors.jsonl"))
 		os.RemoveAll(dir)
 	})
 	h.startDaemon()
@@ -330,3 +333,20 @@ func syscallKill(t *testing.T, pid int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// clearAppendOnly lifts chattr +a (which the daemon sets on its audit
+// anchor file) so that the test's directory can be removed.
+func clearAppendOnly(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	if err == nil && flags&fsAppendFL != 0 {
+		unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags&^fsAppendFL))
+	}
+}
+
+// fsAppendFL is FS_APPEND_FL from linux/fs.h.
+const fsAppendFL = 0x20
