@@ -1,0 +1,109 @@
+package vm
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Patch is a partial change to a VM's spec (PATCH /api/v1/vms/NAME). Every
+// field is optional: absent (or JSON null) leaves the spec's value as it
+// is. Strings set to "" clear optional fields (initrd, cmdline,
+// monitor_interval). Lists replace the whole list: "disks": [] removes
+// every disk, and a NIC given without a MAC gets a new one. NICGroups
+// changes only the security groups of existing NICs, the one change a
+// running VM accepts; it may not be combined with NICs.
+//
+// The name cannot change (it is the VM's identity in paths, privileges and
+// the audit trail) and neither can the console policy here (its own
+// route, PUT .../console/policy).
+type Patch struct {
+	VCPUs           *int        `json:"vcpus,omitempty"`
+	MemoryMiB       *int        `json:"memory_mib,omitempty"`
+	Kernel          *string     `json:"kernel,omitempty"`
+	Initrd          *string     `json:"initrd,omitempty"`
+	Cmdline         *string     `json:"cmdline,omitempty"`
+	Accel           *string     `json:"accel,omitempty"`
+	MonitorInterval *string     `json:"monitor_interval,omitempty"`
+	Disks           *[]Disk     `json:"disks,omitempty"`
+	NICs            *[]NIC      `json:"nics,omitempty"`
+	NICGroups       []NICGroups `json:"nic_groups,omitempty"`
+}
+
+// NICGroups sets the security groups of one NIC, by index.
+type NICGroups struct {
+	NIC    int      `json:"nic"`
+	Groups []string `json:"groups"`
+}
+
+// OpEdit is the operation named in the conflict error of a change that a
+// VM's state does not allow.
+const OpEdit Op = "change the definition of"
+
+// Apply returns old with p applied, normalized (defaults, new MACs). It
+// checks only what the patch itself can get wrong (a NIC index out of
+// range, a NIC named twice); the result must still pass Validate.
+func (p Patch) Apply(old Spec) (Spec, error) {
+	s := old
+	// Copy the lists so the caller's spec is never changed in place.
+	s.Disks = slices.Clone(old.Disks)
+	s.NICs = slices.Clone(old.NICs)
+	for i := range s.NICs {
+		s.NICs[i].Groups = slices.Clone(s.NICs[i].Groups)
+	}
+	setInt(&s.VCPUs, p.VCPUs)
+	setInt(&s.MemoryMiB, p.MemoryMiB)
+	setStr(&s.Kernel, p.Kernel)
+	setStr(&s.Initrd, p.Initrd)
+	setStr(&s.Cmdline, p.Cmdline)
+	setStr(&s.Accel, p.Accel)
+	setStr(&s.MonitorInterval, p.MonitorInterval)
+	if p.Disks != nil {
+		s.Disks = slices.Clone(*p.Disks)
+	}
+	if p.NICs != nil {
+		if p.NICGroups != nil {
+			return old, fieldErr("nic_groups", "give either nics (the whole list) or nic_groups, not both")
+		}
+		s.NICs = slices.Clone(*p.NICs)
+	}
+	seen := map[int]bool{}
+	for i, g := range p.NICGroups {
+		f := fmt.Sprintf("nic_groups[%d].nic", i)
+		if g.NIC < 0 || g.NIC >= len(s.NICs) {
+			return old, fieldErr(f, "the VM has no NIC %d (it has %d)", g.NIC, len(s.NICs))
+		}
+		if seen[g.NIC] {
+			return old, fieldErr(f, "NIC %d named twice", g.NIC)
+		}
+		seen[g.NIC] = true
+		s.NICs[g.NIC].Groups = slices.Clone(g.Groups)
+	}
+	s.Normalize()
+	return s, nil
+}
+
+func setInt(dst *int, v *int) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func setStr(dst *string, v *string) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// LiveChange reports whether a running VM can take the change: only NIC
+// security groups apply to a live VM (the switch re-binds them at once);
+// everything else is read when the hypervisor starts.
+func LiveChange(c Change) bool {
+	return strings.HasPrefix(c.Field, "nics[") && strings.HasSuffix(c.Field, "].groups")
+}
+
+// ValidateNICs checks a normalized spec's NICs alone, with the rules of
+// Validate: what a live change of security groups must pass without
+// requiring the VM's files (a kernel deleted since the start must not
+// stop an operator from moving a running VM into a quarantine group).
+func (s *Spec) ValidateNICs() error { return s.validateNICs() }
