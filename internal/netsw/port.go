@@ -36,11 +36,21 @@ type Port struct {
 	NIC     int
 	net     *network
 	binding portsec.Binding
-	groups  []string
-	storm   *portsec.Storm
-	io      portIO
-	stats   portStats
-	closed  atomic.Bool
+	// groups are written under Switch.mu (SetVMPortGroups) and read
+	// lock-free by status; the data path uses the compiled policy only.
+	groups atomic.Pointer[[]string]
+	storm  *portsec.Storm
+	io     portIO
+	stats  portStats
+	closed atomic.Bool
+}
+
+// groupList returns the port's security groups (nil for none).
+func (p *Port) groupList() []string {
+	if g := p.groups.Load(); g != nil {
+		return *g
+	}
+	return nil
 }
 
 // portIO moves whole frames. write never blocks: a full receiver drops the
@@ -91,7 +101,7 @@ type PortStatus struct {
 
 func (p *Port) status() PortStatus {
 	st := PortStatus{ID: p.ID, Name: p.Name, Kind: p.Kind.String(), Network: p.net.cfg.Name, VM: p.VM,
-		Groups: p.groups, Drops: map[string]uint64{}}
+		Groups: p.groupList(), Drops: map[string]uint64{}}
 	if p.Kind == VMPort {
 		st.MAC = net.HardwareAddr(p.binding.MAC[:]).String()
 		for _, a := range p.binding.IPs {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -165,7 +166,7 @@ func (s *Switch) configLocked(groups []firewall.Group, ipsets []firewall.IPSet) 
 		if p.Kind != VMPort {
 			continue
 		}
-		c.Ports = append(c.Ports, firewall.Port{ID: p.ID, Network: p.net.cfg.Name, IPs: p.binding.IPs, Groups: p.groups})
+		c.Ports = append(c.Ports, firewall.Port{ID: p.ID, Network: p.net.cfg.Name, IPs: p.binding.IPs, Groups: p.groupList()})
 	}
 	return c
 }
@@ -266,8 +267,10 @@ func (s *Switch) AttachVMPort(spec VMPortSpec) (*Port, error) {
 func (s *Switch) addVMPortLocked(n *network, name string, spec VMPortSpec, b portsec.Binding, io portIO) (*Port, error) {
 	s.nextID++
 	p := &Port{ID: s.nextID, Name: name, Kind: VMPort, VM: spec.VM, NIC: spec.NIC,
-		net: n, binding: b, groups: spec.Groups, io: io,
+		net: n, binding: b, io: io,
 		storm: portsec.NewStorm(n.cfg.StormPPS, n.cfg.StormPPS)}
+	groups := slices.Clone(spec.Groups)
+	p.groups.Store(&groups)
 	s.byID[p.ID] = p
 	if err := s.recompileLocked(); err != nil {
 		delete(s.byID, p.ID)
