@@ -58,6 +58,8 @@ spec = {
     },
     "/api/v1/vms/{name}": {
       "get": op("getVM", "Show a VM", "VM.Audit", ok("the VM", ref("VM")), [NAME], errors=("404", "500")),
+      "patch": op("updateVM", "Change a VM's definition (optional fields; lists replace the whole list) and get the change as a diff. Only when defined, stopped or crashed (409 naming the state), except nic_groups/nics[N].groups, which apply at once to a running VM. Validated as create; newly named host paths need VM.HostPaths on /, networks and joined or left groups need Network.Attach", "VM.Config",
+          ok("the VM after the change and the changed fields (empty: nothing changed)", ref("VMUpdate")), [NAME], body=ref("VMPatch"), errors=("400", "403", "404", "409", "413", "500")),
       "delete": op("deleteVM", "Delete a VM that is not running", "VM.Delete", {"204": {"description": "deleted"}}, [NAME], errors=("404", "409", "500")),
     },
     "/api/v1/vms/{name}/start": {"post": vmop("startVM", "Start a defined, stopped or crashed VM; returns once running or crashed (reason holds the hypervisor's message)", "VM.PowerOn")},
@@ -218,6 +220,13 @@ spec = {
         "disks": {"type": "array", "maxItems": 8, "items": ref("Disk")}, "nics": {"type": "array", "maxItems": 8, "items": ref("NIC")},
         "accel": {"type": "string", "enum": ["auto", "kvm", "tcg"], "default": "auto"}, "console": ref("ConsolePolicy"),
         "monitor_interval": {"type": "string", "description": "introspection scan interval (Go duration, 1s..24h); empty: on demand only"}}},
+    "VMPatch": {"type": "object", "additionalProperties": False, "description": "absent or null: unchanged; \"\" clears initrd, cmdline, monitor_interval; disks and nics replace the whole list; name and console cannot change here", "properties": {
+        "vcpus": {"type": "integer", "minimum": 1, "maximum": 64}, "memory_mib": {"type": "integer", "minimum": 32, "maximum": 1048576},
+        "kernel": {"type": "string"}, "initrd": {"type": "string"}, "cmdline": {"type": "string", "maxLength": 2048},
+        "accel": {"type": "string", "enum": ["auto", "kvm", "tcg"]}, "monitor_interval": {"type": "string"},
+        "disks": {"type": "array", "maxItems": 8, "items": ref("Disk")}, "nics": {"type": "array", "maxItems": 8, "items": ref("NIC")},
+        "nic_groups": {"type": "array", "description": "set the groups of existing NICs by index (not with nics); the only change a running VM takes", "items": {"type": "object", "additionalProperties": False, "required": ["nic", "groups"], "properties": {"nic": {"type": "integer", "minimum": 0}, "groups": {"type": "array", "maxItems": 16, "items": {"type": "string"}}}}}}},
+    "VMUpdate": {"type": "object", "properties": {"vm": ref("VM"), "changes": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "old": {"type": "string", "description": "JSON; empty: absent"}, "new": {"type": "string", "description": "JSON; empty: absent"}}}}}},
     "VMIView": {"type": "object", "properties": {"millis": {"type": "number"}, "items": {"type": "array", "items": {"type": "object"}}}},
     "ConsolePolicy": {"type": "object", "additionalProperties": False, "description": "zero fields take the daemon's defaults; setting one needs VM.Config", "properties": {
         "max_sessions": {"type": "integer", "minimum": 1, "maximum": 8, "default": 1}, "clipboard": {"type": "string", "enum": ["deny", "allow"], "default": "deny"},

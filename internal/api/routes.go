@@ -64,6 +64,7 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/vms", OpID: "listVMs", List: true, Priv: PrivVMAudit, Object: vmsRoot, Handler: (*Server).listVMs},
 		{Method: "POST", Path: "/api/v1/vms", OpID: "createVM", Priv: PrivVMCreate, Object: vmsRoot, Handler: (*Server).createVM},
 		{Method: "GET", Path: "/api/v1/vms/{name}", OpID: "getVM", Priv: PrivVMAudit, Object: vmObj, Handler: (*Server).getVM},
+		{Method: "PATCH", Path: "/api/v1/vms/{name}", OpID: "updateVM", Priv: PrivVMConfig, Object: vmObj, Handler: (*Server).updateVM},
 		{Method: "DELETE", Path: "/api/v1/vms/{name}", OpID: "deleteVM", Priv: PrivVMDelete, Object: vmObj, Handler: (*Server).deleteVM},
 		{Method: "POST", Path: "/api/v1/vms/{name}/start", OpID: "startVM", Priv: PrivVMPowerOn, Object: vmObj, Handler: (*Server).startVM},
 		{Method: "POST", Path: "/api/v1/vms/{name}/stop", OpID: "stopVM", Priv: PrivVMPowerOff, Object: vmObj, Handler: (*Server).stopVM},

@@ -210,7 +210,7 @@ func TestHTTPUnknownRoutes(t *testing.T) {
 		{"GET", "/api/v1/nope"},
 		{"GET", "/api/v2/vms"},
 		{"PUT", "/api/v1/vms"},
-		{"PATCH", "/api/v1/vms/web"},
+		{"PATCH", "/api/v1/vms"},
 		{"GET", "/api/v1/vms/web/start"},
 		{"POST", "/api/v1/health"},
 	} {

@@ -1,0 +1,120 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/bulwark-project/bulwark/internal/vm"
+)
+
+// LiveGroups is implemented by a Network that can re-bind the security
+// groups of a running VM's NICs (netsw.Service). persist writes the VM's
+// new definition; it runs after the groups are checked and before the
+// ports change, under the switch's configuration lock.
+type LiveGroups interface {
+	SetNICGroups(ctx context.Context, vmName string, nics []vm.NIC, persist func() error) error
+}
+
+// Authorize decides whether the caller may make a change, given the
+// definition before and after it. Update calls it under the VM's
+// operation lock, after validation, so it judges exactly what is written.
+type Authorize func(old, new vm.Spec) error
+
+// Update applies a partial change to a VM's definition and returns the VM
+// afterwards with the list of fields that changed (empty: nothing to do,
+// nothing written). A VM that is defined, stopped or crashed takes any
+// change, validated as Create validates a new VM (files exist, NICs on
+// existing networks and groups, free addresses); one with a hypervisor
+// (starting, running, paused, stopping) takes only NIC security groups,
+// which the switch applies at once, and refuses anything else with a
+// *vm.ConflictError naming its state. Update holds the VM's operation lock,
+// so it never interleaves with a start, stop or delete.
+func (m *Manager) Update(ctx context.Context, name string, p vm.Patch, authorize Authorize) (*vm.VM, []vm.Change, error) {
+	e := m.entry(name)
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	v, err := m.store.GetVM(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, err := p.Apply(v.Spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	changes := vm.Diff(v.Spec, spec)
+	if len(changes) == 0 {
+		return v, nil, nil
+	}
+	live := v.State.Active()
+	if live {
+		for _, c := range changes {
+			if !vm.LiveChange(c) {
+				return nil, nil, fmt.Errorf("%w: %s cannot change while the VM has a hypervisor (only nics[N].groups can); stop it first",
+					&vm.ConflictError{Op: vm.OpEdit, State: v.State}, c.Field)
+			}
+		}
+		err = spec.ValidateNICs()
+	} else {
+		err = spec.Validate(os.Stat)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if authorize != nil {
+		if err := authorize(v.Spec, spec); err != nil {
+			return nil, nil, err
+		}
+	}
+	if live {
+		err = m.updateLive(ctx, v, spec)
+	} else {
+		changes, err = m.updateStopped(ctx, v, spec)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m.log.Info("vm definition changed", "vm", name, "state", v.State, "changes", vm.FormatChanges(changes))
+	nv, err := m.store.GetVM(ctx, name)
+	return nv, changes, err
+}
+
+// updateStopped checks NICs against networks and groups (filling in
+// addresses of new NICs) and writes the definition. It returns the changes
+// again, as address assignment may add some.
+func (m *Manager) updateStopped(ctx context.Context, v *vm.VM, spec vm.Spec) ([]vm.Change, error) {
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
+	if err := m.prepareNICs(ctx, &spec); err != nil {
+		return nil, err
+	}
+	if err := m.store.SetSpec(ctx, v.Spec.Name, spec); err != nil {
+		return nil, err
+	}
+	return vm.Diff(v.Spec, spec), nil
+}
+
+// updateLive writes a running VM's new security groups and re-binds its
+// ports. If the switch refuses after the write, the old definition is put
+// back so that the store and the switch agree.
+func (m *Manager) updateLive(ctx context.Context, v *vm.VM, spec vm.Spec) error {
+	lg, ok := m.net.(LiveGroups)
+	if !ok || m.net == nil {
+		return errors.New("this daemon's switch cannot change security groups of a running VM")
+	}
+	persisted := false
+	err := lg.SetNICGroups(ctx, v.Spec.Name, spec.NICs, func() error {
+		if err := m.store.SetSpec(ctx, v.Spec.Name, spec); err != nil {
+			return err
+		}
+		persisted = true
+		return nil
+	})
+	if err != nil && persisted {
+		if rerr := m.store.SetSpec(context.Background(), v.Spec.Name, v.Spec); rerr != nil {
+			m.log.Error("restoring a VM's definition after the switch refused its groups", "vm", v.Spec.Name, "err", rerr)
+		}
+	}
+	return err
+}
