@@ -19,7 +19,8 @@ type LiveGroups interface {
 
 // Authorize decides whether the caller may make a change, given the
 // definition before and after it. Update calls it under the VM's
-// operation lock, after validation, so it judges exactly what is written.
+// operation lock, before validation (so errors about files reach only
+// callers allowed to name them), and what it judges is what is written.
 type Authorize func(old, new vm.Spec) error
 
 // Update applies a partial change to a VM's definition and returns the VM
@@ -55,17 +56,21 @@ func (m *Manager) Update(ctx context.Context, name string, p vm.Patch, authorize
 					&vm.ConflictError{Op: vm.OpEdit, State: v.State}, c.Field)
 			}
 		}
+	}
+	// Privileges before validation, as Create does: a caller without
+	// VM.HostPaths must not learn which host files exist from the errors.
+	if authorize != nil {
+		if err := authorize(v.Spec, spec); err != nil {
+			return nil, nil, err
+		}
+	}
+	if live {
 		err = spec.ValidateNICs()
 	} else {
 		err = spec.Validate(os.Stat)
 	}
 	if err != nil {
 		return nil, nil, err
-	}
-	if authorize != nil {
-		if err := authorize(v.Spec, spec); err != nil {
-			return nil, nil, err
-		}
 	}
 	if live {
 		err = m.updateLive(ctx, v, spec)

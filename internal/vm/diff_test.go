@@ -78,7 +78,7 @@ func TestFormatChanges(t *testing.T) {
 func TestPatchApply(t *testing.T) {
 	old := Spec{Name: "web", VCPUs: 1, MemoryMiB: 64, Kernel: "/k", Initrd: "/i", Accel: "auto",
 		NICs: []NIC{{MAC: "52:54:00:00:00:01", Network: "lab", Groups: []string{"a"}}, {MAC: "52:54:00:00:00:02"}}}
-	two, empty := 2, ""
+	two, zero, empty := 2, 0, ""
 	groups := []string{"b", "c"}
 	t.Run("fields", func(t *testing.T) {
 		s, err := Patch{VCPUs: &two, Initrd: &empty}.Apply(old)
@@ -111,6 +111,7 @@ func TestPatchApply(t *testing.T) {
 		{"negative index", Patch{NICGroups: []NICGroups{{NIC: -1}}}, "nic_groups[0].nic"},
 		{"twice", Patch{NICGroups: []NICGroups{{NIC: 1}, {NIC: 1}}}, "nic_groups[1].nic"},
 		{"with nics", Patch{NICs: &[]NIC{}, NICGroups: []NICGroups{{NIC: 0}}}, "nic_groups"},
+		{"vcpus zero is not the default here", Patch{VCPUs: &zero}, "vcpus"},
 	} {
 		_, err := tc.p.Apply(old)
 		fe, ok := err.(*FieldError)

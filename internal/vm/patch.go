@@ -9,7 +9,7 @@ import (
 // Patch is a partial change to a VM's spec (PATCH /api/v1/vms/NAME). Every
 // field is optional: absent (or JSON null) leaves the spec's value as it
 // is. Strings set to "" clear optional fields (initrd, cmdline,
-// monitor_interval). Lists replace the whole list: "disks": [] removes
+// monitor_interval; accel "" is "auto"). Lists replace the whole list: "disks": [] removes
 // every disk, and a NIC given without a MAC gets a new one. NICGroups
 // changes only the security groups of existing NICs, the one change a
 // running VM accepts; it may not be combined with NICs.
@@ -50,6 +50,10 @@ func (p Patch) Apply(old Spec) (Spec, error) {
 	s.NICs = slices.Clone(old.NICs)
 	for i := range s.NICs {
 		s.NICs[i].Groups = slices.Clone(s.NICs[i].Groups)
+	}
+	if p.VCPUs != nil && *p.VCPUs == 0 {
+		// Normalize would read 0 as "the default"; in a change it is a value.
+		return old, fieldErr("vcpus", "0 out of range 1..%d", MaxVCPUs)
 	}
 	setInt(&s.VCPUs, p.VCPUs)
 	setInt(&s.MemoryMiB, p.MemoryMiB)
