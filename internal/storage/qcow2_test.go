@@ -43,7 +43,7 @@ func (q qcowImage) bytes() []byte {
 	off := uint64(qcowV2HeaderLen)
 	if !q.v2 {
 		be.PutUint64(b[72:], q.incompat)
-		be.PutUint32(b[96:], 4)   // refcount_order
+		be.PutUint32(b[96:], 4)    // refcount_order
 		be.PutUint32(b[100:], 112) // header_length
 		off = 112
 	}
