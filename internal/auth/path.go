@@ -25,8 +25,10 @@ var collections = map[string]bool{
 	"pools":           true,
 	"roles":           true,
 	"security-groups": true,
+	"storage":         true,
 	"users":           true,
 	"vms":             true,
+	"volumes":         true,
 }
 
 // Errors wrapped by PathError. Every invalid path is ErrInvalidPath; those
@@ -63,11 +65,13 @@ func (e *PathError) Is(target error) bool {
 //
 // Grammar: "/" alone, or one or more "/segment" where segments at odd depths
 // (first, third, ...) are collection names (vms, pools, networks,
-// security-groups, ip-sets, users, groups, roles, audit, attestation) and
+// security-groups, ip-sets, storage, volumes, users, groups, roles, audit,
+// attestation) and
 // segments at even depths are object names: DNS labels of 1 to 63 lower-case
 // letters, digits and '-', starting and ending with a letter or digit. At most
 // 255 bytes and 8 segments. Examples: "/", "/vms", "/vms/web1", "/pools/prod",
-// "/networks/n1", "/security-groups/web".
+// "/networks/n1", "/security-groups/web", "/storage/default/volumes/web"
+// (a volume in pool default; "volumes" is the collection inside a pool).
 //
 // Nothing is rewritten: no case folding, no removal of "//", "." or a
 // trailing "/". Such inputs are errors, because a second spelling of a path is
@@ -122,7 +126,7 @@ func checkPath(p string) (reason string, segment int) {
 			return why, depth
 		}
 		if depth%2 == 1 && !collections[seg] {
-			return "not a collection (vms, pools, networks, security-groups, ip-sets, users, groups, roles, audit, attestation)", depth
+			return "not a collection (vms, pools, networks, security-groups, ip-sets, storage, volumes, users, groups, roles, audit, attestation)", depth
 		}
 		start = end + 1
 	}

@@ -26,6 +26,9 @@ func TestCanonicalPath(t *testing.T) {
 		{"/audit", "", false},
 		{"/attestation", "", false},
 		{"/pools/prod/vms/web1", "", false},
+		{"/storage/default", "", false},
+		{"/storage/default/volumes/web", "", false},
+		{"/storage/default/web", "segment 3: not a collection", false},
 		{"/vms/vms", "", false}, // a VM may be called "vms"
 		{"/vms/0", "", false},
 		{long, "", false},

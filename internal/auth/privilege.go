@@ -19,6 +19,8 @@ const (
 	AttestationConfig Privilege = "Attestation.Config"
 	AttestationRead   Privilege = "Attestation.Read"
 	AuditRead         Privilege = "Audit.Read"
+	DatastoreAllocate Privilege = "Datastore.Allocate"
+	DatastoreAudit    Privilege = "Datastore.Audit"
 	FirewallConfig    Privilege = "Firewall.Config"
 	FirewallRead      Privilege = "Firewall.Read"
 	MonitorRead       Privilege = "Monitor.Read"
@@ -33,6 +35,7 @@ const (
 	UserManage        Privilege = "User.Manage"
 	VMAudit           Privilege = "VM.Audit"
 	VMConfig          Privilege = "VM.Config"
+	VMConfigDisk      Privilege = "VM.Config.Disk"
 	VMConsole         Privilege = "VM.Console"
 	VMConsoleTakeover Privilege = "VM.Console.Takeover"
 	VMCreate          Privilege = "VM.Create"
@@ -54,6 +57,8 @@ var catalogue = [...]PrivilegeInfo{
 	{AttestationConfig, "Change attestation policy: golden values, verifier settings and enrolled TPM keys."},
 	{AttestationRead, "Read attestation results, quotes and measurement event logs."},
 	{AuditRead, "Read the tamper-evident audit log of administrative actions."},
+	{DatastoreAllocate, "Create, resize, clone, import, export and delete storage volumes (checked on /storage/POOL for new volumes, /storage/POOL/volumes/NAME for existing ones), and attach a volume to a VM."},
+	{DatastoreAudit, "List storage pools and volumes and read their metadata (size, format, base, digest, users)."},
 	{FirewallConfig, "Create, change and delete security groups, rules and IP sets."},
 	{FirewallRead, "Read security groups, rules, IP sets, rule hit counters and the firewall log."},
 	{MonitorRead, "Read host and guest monitoring data: metrics, introspection findings and alerts."},
@@ -68,6 +73,7 @@ var catalogue = [...]PrivilegeInfo{
 	{UserManage, "Create, disable and delete users and groups, and change group membership."},
 	{VMAudit, "Read a VM's definition, state and console log metadata."},
 	{VMConfig, "Change a VM's definition: vCPUs, memory, kernel, disks and NICs."},
+	{VMConfigDisk, "Give a VM disks on storage volumes (checked on /vms/NAME; the volume needs Datastore.Allocate too)."},
 	{VMConsole, "Attach to a VM's console when no one else holds it, and read its console log."},
 	{VMConsoleTakeover, "Take over a VM console that another user holds, disconnecting them."},
 	{VMCreate, "Create VMs."},

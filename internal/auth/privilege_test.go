@@ -47,7 +47,9 @@ func TestCatalogueCoversIssueAndRoutes(t *testing.T) {
 		// Issue 11: host paths in VM definitions, Administrator only.
 		"VM.HostPaths",
 		// Issue 11: a NIC's network and security groups are power too.
-		"Network.Attach"}
+		"Network.Attach",
+		// Issue 12: storage pools and volumes, disks on volumes.
+		"Datastore.Allocate", "Datastore.Audit", "VM.Config.Disk"}
 	if len(issue) != len(Catalogue()) {
 		t.Errorf("catalogue has %d privileges, the issue lists %d", len(Catalogue()), len(issue))
 	}

@@ -40,8 +40,8 @@ var (
 //	NoAccess         no privileges; an entry with it masks every other role of
 //	                 the subject on its path (and below when it propagates)
 //	ReadOnly         every *.Audit and *.Read privilege: Attestation.Read,
-//	                 Audit.Read, Firewall.Read, Monitor.Read, Network.Audit,
-//	                 VM.Audit
+//	                 Audit.Read, Datastore.Audit, Firewall.Read, Monitor.Read,
+//	                 Network.Audit, VM.Audit
 //	VMOperator       run VMs without changing them: VM.Audit, VM.PowerOn,
 //	                 VM.PowerOff, VM.Console, Monitor.Read
 //	NetworkAdmin     Network.*, Firewall.*, and VM.Audit to see what is attached
