@@ -49,9 +49,13 @@ type ConsolePolicy struct {
 	InputRate    float64 `json:"input_rate,omitempty"`
 }
 
-// Disk is a raw disk image or block device given to the guest as virtio-blk.
+// Disk is given to the guest as virtio-blk: either a storage volume
+// (Volume, "POOL/NAME", raw or qcow2 with its chain opened by the daemon)
+// or a host path (Path: a raw image file or block device). Exactly one of
+// the two is set.
 type Disk struct {
-	Path     string `json:"path"`
+	Path     string `json:"path,omitempty"`
+	Volume   string `json:"volume,omitempty"`
 	ReadOnly bool   `json:"read_only,omitempty"`
 }
 

@@ -132,7 +132,7 @@ func (s *Spec) Validate(stat StatFunc) error {
 		return fieldErr("disks", "%d disks, at most %d", len(s.Disks), MaxDisks)
 	}
 	for i, d := range s.Disks {
-		if err := checkDisk(fmt.Sprintf("disks[%d].path", i), d.Path, stat); err != nil {
+		if err := checkDiskSource(i, d, stat); err != nil {
 			return err
 		}
 	}
@@ -220,6 +220,31 @@ func checkFile(field, p string, required bool, stat StatFunc) error {
 		return fieldErr(field, "%s is empty", p)
 	}
 	return nil
+}
+
+// checkDiskSource checks that a disk names exactly one of a volume and a
+// host path, and that the one it names is well formed.
+func checkDiskSource(i int, d Disk, stat StatFunc) error {
+	switch {
+	case d.Volume != "" && d.Path != "":
+		return fieldErr(fmt.Sprintf("disks[%d]", i), "give either volume or path, not both")
+	case d.Volume != "":
+		return ValidateVolumeRef(fmt.Sprintf("disks[%d].volume", i), d.Volume)
+	}
+	return checkDisk(fmt.Sprintf("disks[%d].path", i), d.Path, stat)
+}
+
+// ValidateVolumeRef checks a volume reference "POOL/NAME": two names
+// under the VM-name rules, so nothing in it can walk a path.
+func ValidateVolumeRef(field, ref string) error {
+	pool, name, ok := strings.Cut(ref, "/")
+	if !ok {
+		return fieldErr(field, "%q is not POOL/NAME", ref)
+	}
+	if err := ValidateName(field, pool); err != nil {
+		return err
+	}
+	return ValidateName(field, name)
 }
 
 func checkDisk(field, p string, stat StatFunc) error {

@@ -125,6 +125,7 @@ func TestSpecValidate(t *testing.T) {
 		field string // "" means valid
 	}{
 		{"valid", func(s *Spec) {}, ""},
+		{"disk on a volume", func(s *Spec) { s.Disks[0] = Disk{Volume: "default/web-root"} }, ""},
 		{"console policy", func(s *Spec) {
 			s.Console = &ConsolePolicy{MaxSessions: 2, Clipboard: "allow", IdleTimeout: "30m", MaxDuration: "1h", InputMaxKeys: 4, InputBurst: 10, InputRate: 5}
 		}, ""},
@@ -209,6 +210,11 @@ func TestSpecValidate(t *testing.T) {
 		{"missing disk", func(s *Spec) { s.Disks[1].Path = "/img/nope.raw" }, "disks[1].path"},
 		{"disk with comma", func(s *Spec) { s.Disks[0].Path = "/img/root.raw,file.locking=off" }, "disks[0].path"},
 		{"disk is a directory", func(s *Spec) { s.Disks[0].Path = "/boot" }, "disks[0].path"},
+		{"disk with volume and path", func(s *Spec) { s.Disks[0].Volume = "default/web" }, "disks[0]"},
+		{"volume without pool", func(s *Spec) { s.Disks[0] = Disk{Volume: "web"} }, "disks[0].volume"},
+		{"volume with path characters", func(s *Spec) { s.Disks[0] = Disk{Volume: "default/../etc"} }, "disks[0].volume"},
+		{"volume too deep", func(s *Spec) { s.Disks[0] = Disk{Volume: "default/a/b"} }, "disks[0].volume"},
+		{"volume upper case", func(s *Spec) { s.Disks[0] = Disk{Volume: "Default/web"} }, "disks[0].volume"},
 		{"disk is a socket", func(s *Spec) { s.Disks[0].Path = "/run/sock" }, "disks[0].path"},
 		{"disk is a char device", func(s *Spec) { s.Disks[0].Path = "/dev/ttyS9" }, ""},
 		{"disk path too long", func(s *Spec) { s.Disks[0].Path = "/" + strings.Repeat("d", MaxPathLen) }, "disks[0].path"},
