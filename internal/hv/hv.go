@@ -30,6 +30,22 @@ type LaunchConfig struct {
 	// PidsMax bounds the hypervisor's threads (RLIMIT_NPROC of its uid,
 	// as well as the cgroup's pids.max set by the caller); 0: default.
 	PidsMax int
+	// Volumes[i], for a disk on a storage volume, is that disk's image
+	// chain opened by the daemon, base first and top last. The backend
+	// passes these descriptors on and opens nothing for such a disk. The
+	// caller keeps the files and closes them once Launch has returned.
+	Volumes [][]DiskFile
+}
+
+// DiskFile is one opened layer of a disk's image chain.
+type DiskFile struct {
+	File     *os.File
+	Format   string // "raw" or "qcow2"
+	ReadOnly bool   // opened O_RDONLY; true for every layer below the top
+	// MaxSize is how large the file may grow (the hypervisor's
+	// RLIMIT_FSIZE must allow it): the virtual size for raw, more for
+	// qcow2 metadata.
+	MaxSize int64
 }
 
 // AttachConfig is what a re-attach needs besides the handle: the VM's RAM

@@ -104,6 +104,8 @@ type Manager struct {
 	mu      sync.Mutex // guards entries
 	entries map[string]*entry
 
+	vols Volumes // nil: disks on volumes are refused
+
 	console  ConsoleSink // nil: output only goes to the log
 	conMu    sync.Mutex  // guards consoles
 	consoles map[string]net.Conn
@@ -215,6 +217,9 @@ func (m *Manager) setConsoleConn(name string, c net.Conn) {
 func (m *Manager) Create(ctx context.Context, spec vm.Spec) (*vm.VM, error) {
 	spec.Normalize()
 	if err := spec.Validate(os.Stat); err != nil {
+		return nil, err
+	}
+	if err := m.CheckVolumes(spec); err != nil {
 		return nil, err
 	}
 	m.createMu.Lock()
@@ -349,6 +354,13 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 	if err := v.Spec.Validate(os.Stat); err != nil {
 		return nil, err
 	}
+	// Disks on volumes: the chains are opened (and their headers checked
+	// against the records) before anything else is set up.
+	volumes, err := m.openVolumes(ctx, v.Spec)
+	if err != nil {
+		return nil, err
+	}
+	defer closeVolumes(volumes)
 	choice, err := m.accel(v.Spec.Accel)
 	if err != nil {
 		return nil, &vm.FieldError{Field: "accel", Msg: err.Error()}
@@ -375,7 +387,7 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 		return nil, err
 	}
 	inst, err := m.backend.Launch(ctx, hv.LaunchConfig{Spec: v.Spec, RunDir: rt.RunDir, Accel: choice, UID: rt.UID, GID: rt.UID,
-		NICRemotes: remotes, Place: place, PidsMax: m.cfg.PidsMax})
+		NICRemotes: remotes, Place: place, PidsMax: m.cfg.PidsMax, Volumes: volumes})
 	if err != nil {
 		m.detach(name)
 		m.releaseCgroup(name)

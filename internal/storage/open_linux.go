@@ -16,6 +16,19 @@ type Layer struct {
 	// ReadOnly is true for every layer below the top, and for the top
 	// when the disk is attached read-only; File is opened accordingly.
 	ReadOnly bool
+	// MaxSize is how large the file may grow while a VM writes to it.
+	MaxSize int64
+}
+
+// maxFileSize bounds a volume file's growth: the virtual size for raw;
+// for qcow2 also its metadata (an L2 entry of 8 bytes and a refcount of 2
+// per 64 KiB cluster, well under 1/128) and a margin for the header and
+// tables.
+func maxFileSize(v *Volume) int64 {
+	if v.Format == FormatRaw {
+		return v.Size
+	}
+	return v.Size + v.Size/128 + 64<<20
 }
 
 // CloseLayers closes every layer's file.
@@ -115,7 +128,7 @@ func (s *Service) OpenChain(ctx context.Context, ref string, readOnly bool) ([]L
 		if err != nil {
 			return fail(fmt.Errorf("%w: volume %s: %v", ErrUnavailable, v.Ref(), err))
 		}
-		layers[len(chain)-1-i] = Layer{File: f, Format: v.Format, Volume: v.Ref(), ReadOnly: ro}
+		layers[len(chain)-1-i] = Layer{File: f, Format: v.Format, Volume: v.Ref(), ReadOnly: ro, MaxSize: maxFileSize(v)}
 		if err := s.verifyFile(f, v); err != nil {
 			return fail(err)
 		}

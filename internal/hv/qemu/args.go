@@ -7,6 +7,7 @@
 package qemu
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -37,10 +38,24 @@ type Args struct {
 	FDSets        []FDSet
 }
 
-// DiskArg is one virtio-blk device.
+// DiskArg is one virtio-blk device: its top image file and, for a qcow2
+// top, the backing chain below it. Every layer is an explicit -blockdev
+// node over a file the daemon opened, and the bottom qcow2 layer gets
+// "backing": null, so QEMU never opens a name it read from an image
+// header (the classic way to make a hypervisor read /etc/shadow).
 type DiskArg struct {
-	Path     string
+	Path     string // top layer, e.g. /dev/fdset/N
+	Format   string // "raw" (also when empty) or "qcow2"
 	ReadOnly bool
+	// Backing is the chain below a qcow2 top, base first (its last
+	// element is the top's direct backing). Backing layers are read-only.
+	Backing []DiskLayer
+}
+
+// DiskLayer is one read-only backing file of a disk.
+type DiskLayer struct {
+	Path   string
+	Format string // "raw" (also when empty) or "qcow2"
 }
 
 // NICArg is one virtio-net device on a Unix datagram socket: either a
@@ -101,14 +116,15 @@ func (a Args) Build() []string {
 		"-serial", "chardev:serial0",
 	)
 	for i, d := range a.Disks {
-		ro := "off"
-		if d.ReadOnly {
-			ro = "on"
+		backing := "" // node name of the layer below, "" for none
+		for j, l := range d.Backing {
+			node := fmt.Sprintf("disk%db%d", i, j)
+			argv = append(argv, blockdevs(node, l.Path, l.Format, true, backing)...)
+			backing = node
 		}
-		argv = append(argv,
-			"-blockdev", fmt.Sprintf("driver=file,node-name=disk%df,filename=%s,read-only=%s", i, d.Path, ro),
-			"-blockdev", fmt.Sprintf("driver=raw,node-name=disk%d,file=disk%df,read-only=%s", i, i, ro),
-			"-device", fmt.Sprintf("virtio-blk-device,drive=disk%d", i))
+		node := fmt.Sprintf("disk%d", i)
+		argv = append(argv, blockdevs(node, d.Path, d.Format, d.ReadOnly, backing)...)
+		argv = append(argv, "-device", fmt.Sprintf("virtio-blk-device,drive=%s", node))
 	}
 	for i, n := range a.NICs {
 		netdev := fmt.Sprintf("dgram,id=net%d,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", i, n.Local, n.Remote)
@@ -120,6 +136,35 @@ func (a Args) Build() []string {
 			"-device", fmt.Sprintf("virtio-net-device,netdev=net%d,mac=%s", i, n.MAC))
 	}
 	return argv
+}
+
+// blockdevs returns the two -blockdev options of one image layer: the
+// file node (NODEf) and the format node (NODE) on it. A qcow2 node is
+// written as JSON, the only syntax in which "backing": null (open no
+// backing file, whatever the header says) can be expressed; its backing
+// is the node below or null.
+func blockdevs(node, path, format string, readOnly bool, backing string) []string {
+	ro := "off"
+	if readOnly {
+		ro = "on"
+	}
+	file := fmt.Sprintf("driver=file,node-name=%sf,filename=%s,read-only=%s", node, path, ro)
+	if format != "qcow2" {
+		return []string{"-blockdev", file,
+			"-blockdev", fmt.Sprintf("driver=raw,node-name=%s,file=%sf,read-only=%s", node, node, ro)}
+	}
+	var back any // JSON null
+	if backing != "" {
+		back = backing
+	}
+	j, _ := json.Marshal(struct {
+		Driver   string `json:"driver"`
+		NodeName string `json:"node-name"`
+		File     string `json:"file"`
+		ReadOnly bool   `json:"read-only"`
+		Backing  any    `json:"backing"`
+	}{"qcow2", node, node + "f", readOnly, back})
+	return []string{"-blockdev", file, "-blockdev", string(j)}
 }
 
 func chardevSocket(id string, fd int, path string) string {

@@ -173,6 +173,25 @@ func TestBuildDisks(t *testing.T) {
 			t.Errorf("-device %q missing from %q", d, devs)
 		}
 	}
+	// A qcow2 disk: every layer an explicit node, the bottom qcow2 layer
+	// with backing null, the raw base a leaf, backing layers read-only.
+	a.Disks = []DiskArg{
+		{Path: "/dev/fdset/1", Format: "qcow2"},
+		{Path: "/dev/fdset/4", Format: "qcow2", Backing: []DiskLayer{{Path: "/dev/fdset/2", Format: "raw"}, {Path: "/dev/fdset/3", Format: "qcow2"}}},
+	}
+	wantChain := []string{
+		"driver=file,node-name=disk0f,filename=/dev/fdset/1,read-only=off",
+		`{"driver":"qcow2","node-name":"disk0","file":"disk0f","read-only":false,"backing":null}`,
+		"driver=file,node-name=disk1b0f,filename=/dev/fdset/2,read-only=on",
+		"driver=raw,node-name=disk1b0,file=disk1b0f,read-only=on",
+		"driver=file,node-name=disk1b1f,filename=/dev/fdset/3,read-only=on",
+		`{"driver":"qcow2","node-name":"disk1b1","file":"disk1b1f","read-only":true,"backing":"disk1b0"}`,
+		"driver=file,node-name=disk1f,filename=/dev/fdset/4,read-only=off",
+		`{"driver":"qcow2","node-name":"disk1","file":"disk1f","read-only":false,"backing":"disk1b1"}`,
+	}
+	if got := values(a.Build(), "-blockdev"); !slices.Equal(got, wantChain) {
+		t.Errorf("-blockdev chain\n got %q\nwant %q", got, wantChain)
+	}
 	// -add-fd must come before the blockdevs that open /dev/fdset/N.
 	if i, j := slices.Index(argv, "-add-fd"), slices.Index(argv, "-blockdev"); i < 0 || j < 0 || i > j {
 		t.Errorf("-add-fd at %d, -blockdev at %d", i, j)

@@ -19,6 +19,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/jail"
 	"github.com/bulwark-project/bulwark/internal/safefs"
+	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
 // Files in a VM's run directory. The directory is root-owned 0700 and
@@ -413,7 +414,25 @@ func openInputs(cfg hv.LaunchConfig) (*inputs, error) {
 		}
 		in.args.Initrd = fmt.Sprintf("/proc/self/fd/%d", fd)
 	}
+	// fdset gives fd its own -add-fd set and returns the path naming it.
+	fdset := func(fd int) string {
+		set := len(in.args.FDSets) + 1
+		in.args.FDSets = append(in.args.FDSets, FDSet{FD: fd, Set: set})
+		return fmt.Sprintf("/dev/fdset/%d", set)
+	}
 	for i, d := range s.Disks {
+		var chain []hv.DiskFile
+		if i < len(cfg.Volumes) {
+			chain = cfg.Volumes[i]
+		}
+		if d.Volume != "" || len(chain) > 0 {
+			arg, err := in.volumeDisk(d, chain, add, fdset)
+			if err != nil {
+				return in, fmt.Errorf("disks[%d]: volume %s: %w", i, d.Volume, err)
+			}
+			in.args.Disks = append(in.args.Disks, arg)
+			continue
+		}
 		flag := os.O_RDWR
 		if d.ReadOnly {
 			flag = os.O_RDONLY
@@ -424,10 +443,57 @@ func openInputs(cfg hv.LaunchConfig) (*inputs, error) {
 		if fi, err := in.files[len(in.files)-1].Stat(); err == nil && !d.ReadOnly && uint64(fi.Size()) > in.fsize {
 			in.fsize = uint64(fi.Size())
 		}
-		in.args.FDSets = append(in.args.FDSets, FDSet{FD: fd, Set: i + 1})
-		in.args.Disks = append(in.args.Disks, DiskArg{Path: fmt.Sprintf("/dev/fdset/%d", i+1), ReadOnly: d.ReadOnly})
+		in.args.Disks = append(in.args.Disks, DiskArg{Path: fdset(fd), ReadOnly: d.ReadOnly})
 	}
 	return in, nil
+}
+
+// volumeDisk passes a disk's chain, opened by the daemon, as explicit
+// layers: each file is duplicated into QEMU's descriptor table and named
+// by its own fd set. The chain must be what the disk asks for: only the
+// top may be writable, and only if the disk is; a raw layer is a leaf.
+func (in *inputs) volumeDisk(d vm.Disk, chain []hv.DiskFile, add func(*os.File) int, fdset func(int) string) (DiskArg, error) {
+	if len(chain) == 0 {
+		return DiskArg{}, errors.New("not opened by the daemon")
+	}
+	var arg DiskArg
+	for j, l := range chain {
+		top := j == len(chain)-1
+		switch {
+		case l.File == nil:
+			return arg, fmt.Errorf("layer %d: no file", j)
+		case l.Format != "raw" && l.Format != "qcow2":
+			return arg, fmt.Errorf("layer %d: format %q", j, l.Format)
+		case j > 0 && chain[j].Format != "qcow2":
+			return arg, fmt.Errorf("layer %d: a %s image cannot have a backing file", j, l.Format)
+		case !top && !l.ReadOnly, top && l.ReadOnly != d.ReadOnly:
+			return arg, fmt.Errorf("layer %d: read-only is %v, want %v", j, l.ReadOnly, !top || d.ReadOnly)
+		}
+		f, err := dupFile(l.File)
+		if err != nil {
+			return arg, err
+		}
+		path := fdset(add(f))
+		if !top {
+			arg.Backing = append(arg.Backing, DiskLayer{Path: path, Format: l.Format})
+			continue
+		}
+		arg.Path, arg.Format, arg.ReadOnly = path, l.Format, l.ReadOnly
+		if !l.ReadOnly && l.MaxSize > 0 && uint64(l.MaxSize) > in.fsize {
+			in.fsize = uint64(l.MaxSize)
+		}
+	}
+	return arg, nil
+}
+
+// dupFile returns a second descriptor (close-on-exec) of f, owned by the
+// caller, so that the backend closes its own copies and the daemon its.
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup %s: %w", f.Name(), err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // listenFile binds a stream socket (0600) and returns its listening
