@@ -66,8 +66,10 @@ func (m *Manager) Update(ctx context.Context, name string, p vm.Patch, authorize
 	}
 	if live {
 		err = spec.ValidateNICs()
-	} else {
-		err = spec.Validate(os.Stat)
+	} else if err = spec.Validate(os.Stat); err == nil {
+		// Disks on storage volumes: the volume exists and may be attached
+		// so (as Create checks).
+		err = m.CheckVolumes(spec)
 	}
 	if err != nil {
 		return nil, nil, err
