@@ -4,7 +4,7 @@
 # go.mod. Sourced by demo.sh and test.sh; safe to run again.
 set -euo pipefail
 
-BULWARK_APT_PACKAGES=(qemu-system-x86 qemu-utils linux-image-cloud-amd64 busybox-static kmod iproute2 procps ca-certificates git)
+BULWARK_APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs linux-image-cloud-amd64 busybox-static kmod iproute2 procps ca-certificates git)
 
 install_packages() {
 	local missing=()
