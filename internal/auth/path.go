@@ -20,6 +20,7 @@ var collections = map[string]bool{
 	"attestation":     true,
 	"audit":           true,
 	"groups":          true,
+	"images":          true,
 	"ip-sets":         true,
 	"networks":        true,
 	"pools":           true,
@@ -65,8 +66,8 @@ func (e *PathError) Is(target error) bool {
 //
 // Grammar: "/" alone, or one or more "/segment" where segments at odd depths
 // (first, third, ...) are collection names (vms, pools, networks,
-// security-groups, ip-sets, storage, volumes, users, groups, roles, audit,
-// attestation) and
+// security-groups, ip-sets, storage, volumes, images, users, groups, roles,
+// audit, attestation) and
 // segments at even depths are object names: DNS labels of 1 to 63 lower-case
 // letters, digits and '-', starting and ending with a letter or digit. At most
 // 255 bytes and 8 segments. Examples: "/", "/vms", "/vms/web1", "/pools/prod",
@@ -126,7 +127,7 @@ func checkPath(p string) (reason string, segment int) {
 			return why, depth
 		}
 		if depth%2 == 1 && !collections[seg] {
-			return "not a collection (vms, pools, networks, security-groups, ip-sets, storage, volumes, users, groups, roles, audit, attestation)", depth
+			return "not a collection (vms, pools, networks, security-groups, ip-sets, storage, volumes, images, users, groups, roles, audit, attestation)", depth
 		}
 		start = end + 1
 	}
