@@ -68,6 +68,16 @@ func (in *instance) watchLog() {
 func (in *instance) connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
+	// The QMP socket is a listening socket the daemon made, so a dial can
+	// succeed while QEMU is already dead and will never greet: stop
+	// waiting for the greeting as soon as QEMU exits.
+	go func() {
+		select {
+		case <-in.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	path := filepath.Join(in.handle.RunDir, qmpSock)
 	for {
 		q, err := DialQMP(ctx, path)
@@ -82,6 +92,11 @@ func (in *instance) connect(ctx context.Context) error {
 		case <-in.done:
 			return errors.New("qemu exited")
 		case <-ctx.Done():
+			select {
+			case <-in.done:
+				return errors.New("qemu exited")
+			default:
+			}
 			return fmt.Errorf("qmp: %w (last error: %v)", ctx.Err(), err)
 		case <-time.After(20 * time.Millisecond):
 		}
