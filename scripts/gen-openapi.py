@@ -14,6 +14,7 @@ ERR = {k: {"description": d, **jbody(ref("Error"))} for k, d in [
     ("404", "no such VM"), ("409", "conflict with the VM's current state or name"),
     ("403", "forbidden: the caller lacks the privilege or the change would escalate"),
     ("413", "request body too large"), ("500", "internal error"), ("503", "service not configured"),
+    ("507", "not enough space in the storage pool"),
     ("401", "invalid credentials: the same answer for an unknown user, a disabled one or a wrong password"),
     ("429", "too many failed logins for this user name or from this source; the Retry-After header says in how many seconds to try again")]}
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", "maxLength": 63}}
@@ -26,6 +27,7 @@ AUDITQ = [{"name": n, "in": "query", "schema": sch} for n, sch in [
 
 NAMEBODY = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {"name": {"type": "string"}}}
 IDP = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+POOLP = {**NAME, "name": "pool"}
 
 def op(opid, summary, priv, responses, params=None, body=None, errors=("400", "404", "409", "500")):
     o = {"operationId": opid, "summary": summary, "x-bulwark-privilege": priv, "responses": dict(responses)}
@@ -186,11 +188,49 @@ spec = {
           ok("created", ref("Permission"), "201"), body=ref("Permission"), errors=("400", "403", "503")),
     },
     "/api/v1/permissions/{id}": {"delete": op("revokePermission", "Remove a permission entry (same no-escalation rules)", "Permission.Manage", {"204": {"description": "removed"}}, [IDP], errors=("403", "404", "503"))},
+    "/api/v1/storage/pools": {"get": op("listPools", "Storage pools with capacity, free space, bytes allocated to volumes and whether the directory is there", "Datastore.Audit",
+        ok("pools", {"type": "array", "items": ref("Pool")}), errors=("503",))},
+    "/api/v1/storage/volumes": {"get": op("listVolumes", "Volumes of every pool (or of one: pool=NAME)", "Datastore.Audit",
+        ok("volumes ordered by pool and name", {"type": "array", "items": ref("Volume")}), [{"name": "pool", "in": "query", "schema": {"type": "string"}}], errors=("503",))},
+    "/api/v1/storage/pools/{pool}/volumes": {"post": op("createVolume", "Create an empty, sparse volume (qemu-img create, made under a temporary name and renamed when complete)", "Datastore.Allocate",
+        ok("created", ref("Volume"), "201"), [POOLP], body={"type": "object", "additionalProperties": False, "required": ["name", "size"], "properties": {
+            "name": NAME["schema"], "format": {"type": "string", "enum": ["qcow2", "raw"], "default": "qcow2"},
+            "size": {"type": "integer", "minimum": 1048576, "description": "bytes, a multiple of 512, at most 64 TiB"}}}, errors=("400", "404", "409", "503", "507"))},
+    "/api/v1/storage/pools/{pool}/volumes/{name}": {
+      "get": op("getVolume", "Show a volume: record, bytes allocated, clones, the VM disks that use it, and why opening it would fail (problem), e.g. a header that disagrees with the record", "Datastore.Audit",
+          ok("the volume", ref("VolumeInfo")), [POOLP, NAME], errors=("400", "404", "503")),
+      "delete": op("deleteVolume", "Delete a volume; refused (409, naming them) while a VM definition uses it or it has clones", "Datastore.Allocate",
+          {"204": {"description": "deleted"}}, [POOLP, NAME], errors=("400", "404", "409", "503")),
+    },
+    "/api/v1/storage/pools/{pool}/volumes/{name}/resize": {"post": op("resizeVolume", "Grow a volume; smaller than its size is refused (400), so is the base of clones (409)", "Datastore.Allocate",
+        ok("the volume", ref("Volume")), [POOLP, NAME], body={"type": "object", "additionalProperties": False, "required": ["size"], "properties": {"size": {"type": "integer"}}}, errors=("400", "404", "409", "503", "507"))},
+    "/api/v1/storage/pools/{pool}/volumes/{name}/clone": {"post": op("cloneVolume", "Make a thin qcow2 overlay on this volume in the same pool; the base is read-only while it has clones. Needs Datastore.Allocate on the base and on /storage/POOL", "Datastore.Allocate",
+        ok("the clone", ref("Volume"), "201"), [POOLP, NAME], body=NAMEBODY, errors=("400", "403", "404", "409", "503", "507"))},
+    "/api/v1/storage/pools/{pool}/volumes/{name}/content": {
+      "put": dict(op("importVolume", "Create a volume from the request body (the image bytes). Refused, and nothing kept, when the SHA-256 differs, the pool is full or gone, or a qcow2 image is malformed or names a backing file, an external data file or unknown incompatible features. Checked on /storage/POOL", "Datastore.Allocate",
+          ok("created", ref("Volume"), "201"), [POOLP, NAME,
+              {"name": "sha256", "in": "query", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+              {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["raw", "qcow2"]}, "description": "absent: qcow2 if the file has the qcow2 magic, else raw"}],
+          errors=("400", "404", "409", "413", "503", "507")), requestBody={"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+      "get": op("exportVolume", "The volume's file as it is (raw bytes or the qcow2 file); clones are refused (400). Audited", "Datastore.Allocate",
+          {"200": {"description": "the file; X-Bulwark-Volume-Format names its format", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+          [POOLP, NAME], errors=("400", "404", "503")),
+    },
     "/metrics": {"get": op("metrics", "Prometheus metrics", "Monitor.Read", {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}, errors=())},
   },
   "components": {"schemas": {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "field": {"type": "string"}}},
-    "Disk": {"type": "object", "additionalProperties": False, "required": ["path"], "properties": {"path": {"type": "string"}, "read_only": {"type": "boolean"}}},
+    "Disk": {"type": "object", "additionalProperties": False, "description": "exactly one of volume and path", "properties": {
+        "volume": {"type": "string", "description": "POOL/NAME of a storage volume; needs VM.Config.Disk on the VM and Datastore.Allocate on /storage/POOL/volumes/NAME"},
+        "path": {"type": "string", "description": "host path of a raw image or block device"}, "read_only": {"type": "boolean"}}},
+    "Volume": {"type": "object", "properties": {"pool": {"type": "string"}, "name": {"type": "string"}, "format": {"type": "string", "enum": ["raw", "qcow2"]},
+        "size": {"type": "integer", "description": "virtual size in bytes"}, "base": {"type": "string", "description": "the volume (same pool) this clone overlays; the chain comes from this record, never from the image header"},
+        "sha256": {"type": "string", "description": "digest at import"}, "created": {"type": "string", "format": "date-time"}}},
+    "VolumeInfo": {"allOf": [ref("Volume"), {"type": "object", "properties": {"allocated": {"type": "integer"}, "clones": {"type": "array", "items": {"type": "string"}},
+        "used_by": {"type": "array", "items": {"type": "object", "properties": {"vm": {"type": "string"}, "disk": {"type": "integer"}, "read_only": {"type": "boolean"}}}},
+        "problem": {"type": "string"}}}]},
+    "Pool": {"type": "object", "properties": {"name": {"type": "string"}, "path": {"type": "string"}, "capacity": {"type": "integer"}, "free": {"type": "integer"},
+        "allocated": {"type": "integer"}, "volumes": {"type": "integer"}, "available": {"type": "boolean"}, "problem": {"type": "string"}}},
     "NIC": {"type": "object", "additionalProperties": False, "properties": {"mac": {"type": "string"}, "network": {"type": "string", "description": "switch network; the NIC becomes a filtered port"},
         "ip": {"type": "string", "description": "IPv4 address bound by anti-spoofing; assigned from the subnet if empty"},
         "groups": {"type": "array", "items": {"type": "string"}, "maxItems": 16, "description": "security groups, in evaluation order"},
@@ -265,7 +305,8 @@ LISTED = {"listVMs": "VM.Audit on /vms/NAME", "listNetworks": "Network.Audit on 
           "firewallLog": "Firewall.Read on /networks/NETWORK (all lines with it on /networks)",
           "listEvents": "Monitor.Read on /vms/VM (all lines with it on /)", "listUsers": "User.Manage on /users/NAME",
           "listRoles": "Role.Manage on /roles/NAME (all with it on /roles)", "listTokens": "their own, and User.Manage on /users/OWNER",
-          "listPermissions": "Permission.Manage on the entry's path"}
+          "listPermissions": "Permission.Manage on the entry's path",
+          "listPools": "Datastore.Audit on /storage/POOL", "listVolumes": "Datastore.Audit on /storage/POOL/volumes/NAME"}
 for path, ops in spec["paths"].items():
     for method, o in ops.items():
         if o["operationId"] in LISTED:

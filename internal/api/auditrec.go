@@ -62,7 +62,7 @@ func describePerm(p access.Permission) string {
 // intent must be recorded first. A memory dump changes nothing but
 // carries the tenant's secrets, so it is treated as one.
 func changes(r *http.Request, rt Route) bool {
-	return r.Method != http.MethodGet && r.Method != http.MethodHead || rt.OpID == "vmiDump"
+	return r.Method != http.MethodGet && r.Method != http.MethodHead || rt.OpID == "vmiDump" || rt.OpID == "exportVolume"
 }
 
 // recordIntent appends the intent record of a request that may change

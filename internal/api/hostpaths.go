@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bulwark-project/bulwark/internal/storage"
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
@@ -78,8 +79,13 @@ func underImageDir(p string, dirs []string) bool {
 }
 
 // checkHostPaths refuses a definition naming host paths unless the caller
-// holds VM.HostPaths on /.
+// holds VM.HostPaths on /, and disks on storage volumes unless the caller
+// holds VM.Config.Disk on the VM and Datastore.Allocate on each volume
+// (the guest reads and writes its data).
 func (s *Server) checkHostPaths(r *http.Request, spec vm.Spec) error {
+	if err := s.checkVolumeDisks(r, spec); err != nil {
+		return err
+	}
 	bad := hostPaths(spec, s.imageDirs)
 	if len(bad) == 0 {
 		return nil
@@ -109,6 +115,30 @@ func (s *Server) checkAttach(r *http.Request, spec vm.Spec) error {
 			if err := s.callerCheck(r, PrivNetAttach, obj)(); err != nil {
 				return &httpError{code: http.StatusForbidden, field: fmt.Sprintf("nics[%d]", i),
 					msg: fmt.Sprintf("nics[%d]: attaching a NIC needs %s on %s: %v", i, PrivNetAttach, obj, err)}
+			}
+		}
+	}
+	return nil
+}
+
+// checkVolumeDisks checks the privileges a disk on a volume needs.
+func (s *Server) checkVolumeDisks(r *http.Request, spec vm.Spec) error {
+	for i, d := range spec.Disks {
+		if d.Volume == "" {
+			continue
+		}
+		field := fmt.Sprintf("disks[%d].volume", i)
+		pool, name, err := storage.ParseRef(d.Volume)
+		if err != nil {
+			return badRequest(field, "%s: %v", field, err)
+		}
+		for _, c := range []struct{ priv, obj string }{
+			{PrivVMConfigDisk, "/vms/" + spec.Name},
+			{PrivDatastoreAllocate, storage.ObjectPath(pool, name)},
+		} {
+			if err := s.callerCheck(r, c.priv, c.obj)(); err != nil {
+				return &httpError{code: http.StatusForbidden, field: field,
+					msg: fmt.Sprintf("%s: a disk on volume %s needs %s on %s: %v", field, d.Volume, c.priv, c.obj, err)}
 			}
 		}
 	}

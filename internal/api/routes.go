@@ -4,7 +4,11 @@
 // openapi.json describes the same routes and a test keeps the two in step.
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/bulwark-project/bulwark/internal/storage"
+)
 
 // Route is one API endpoint.
 type Route struct {
@@ -21,6 +25,15 @@ type Route struct {
 	Priv    string // privilege required on Object; empty only when Public
 	Object  func(r *http.Request) string
 	Handler func(s *Server, w http.ResponseWriter, r *http.Request) error
+	// MaxBody, if set, replaces MaxBodyBytes for this route (uploads).
+	MaxBody int64
+}
+
+func (rt Route) bodyLimit() int64 {
+	if rt.MaxBody > 0 {
+		return rt.MaxBody
+	}
+	return MaxBodyBytes
 }
 
 func root(*http.Request) string    { return "/" }
@@ -51,6 +64,9 @@ const (
 	PrivUserManage        = "User.Manage"
 	PrivRoleManage        = "Role.Manage"
 	PrivPermManage        = "Permission.Manage"
+	PrivDatastoreAllocate = "Datastore.Allocate"
+	PrivDatastoreAudit    = "Datastore.Audit"
+	PrivVMConfigDisk      = "VM.Config.Disk"
 )
 
 func routes() []Route {
@@ -122,6 +138,15 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/permissions", OpID: "listPermissions", List: true, Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).listPerms)},
 		{Method: "POST", Path: "/api/v1/permissions", OpID: "grantPermission", Priv: PrivPermManage, Object: grantObj, Handler: needAccess((*Server).grantPerm)},
 		{Method: "DELETE", Path: "/api/v1/permissions/{id}", OpID: "revokePermission", Priv: PrivPermManage, Object: revokeObj, Handler: needAccess((*Server).revokePerm)},
+		{Method: "GET", Path: "/api/v1/storage/pools", OpID: "listPools", List: true, Priv: PrivDatastoreAudit, Object: storageRoot, Handler: needStorage((*Server).listPools)},
+		{Method: "GET", Path: "/api/v1/storage/volumes", OpID: "listVolumes", List: true, Priv: PrivDatastoreAudit, Object: storageRoot, Handler: needStorage((*Server).listVolumes)},
+		{Method: "POST", Path: "/api/v1/storage/pools/{pool}/volumes", OpID: "createVolume", Priv: PrivDatastoreAllocate, Object: poolObj, Handler: needStorage((*Server).createVolume)},
+		{Method: "PUT", Path: "/api/v1/storage/pools/{pool}/volumes/{name}/content", OpID: "importVolume", Priv: PrivDatastoreAllocate, Object: poolObj, Handler: needStorage((*Server).importVolume), MaxBody: storage.MaxImportBytes + 1},
+		{Method: "GET", Path: "/api/v1/storage/pools/{pool}/volumes/{name}/content", OpID: "exportVolume", Priv: PrivDatastoreAllocate, Object: volumeObj, Handler: needStorage((*Server).exportVolume)},
+		{Method: "GET", Path: "/api/v1/storage/pools/{pool}/volumes/{name}", OpID: "getVolume", Priv: PrivDatastoreAudit, Object: volumeObj, Handler: needStorage((*Server).getVolume)},
+		{Method: "POST", Path: "/api/v1/storage/pools/{pool}/volumes/{name}/resize", OpID: "resizeVolume", Priv: PrivDatastoreAllocate, Object: volumeObj, Handler: needStorage((*Server).resizeVolume)},
+		{Method: "POST", Path: "/api/v1/storage/pools/{pool}/volumes/{name}/clone", OpID: "cloneVolume", Priv: PrivDatastoreAllocate, Object: volumeObj, Handler: needStorage((*Server).cloneVolume)},
+		{Method: "DELETE", Path: "/api/v1/storage/pools/{pool}/volumes/{name}", OpID: "deleteVolume", Priv: PrivDatastoreAllocate, Object: volumeObj, Handler: needStorage((*Server).deleteVolume)},
 		{Method: "GET", Path: "/metrics", OpID: "metrics", Priv: PrivMonitor, Object: root, Handler: (*Server).metrics},
 	}
 }

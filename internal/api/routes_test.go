@@ -95,7 +95,8 @@ func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 	known := map[string]bool{PrivVMAudit: true, PrivVMCreate: true, PrivVMDelete: true, PrivVMPowerOn: true,
 		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true,
 		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true, PrivAuditRead: true,
-		PrivUserManage: true, PrivRoleManage: true, PrivPermManage: true, PrivVMConfig: true, PrivMonitorRespond: true}
+		PrivUserManage: true, PrivRoleManage: true, PrivPermManage: true, PrivVMConfig: true, PrivMonitorRespond: true,
+		PrivDatastoreAudit: true, PrivDatastoreAllocate: true}
 	for _, rt := range Routes() {
 		key := rt.Method + " " + rt.Path
 		if rt.Handler == nil {
@@ -148,7 +149,7 @@ func TestRouteObjects(t *testing.T) {
 		if rt.Object == nil {
 			continue
 		}
-		path := strings.ReplaceAll(rt.Path, "{name}", "web-1")
+		path := strings.ReplaceAll(strings.ReplaceAll(rt.Path, "{name}", "web-1"), "{pool}", "default")
 		var got string
 		mux := http.NewServeMux()
 		mux.HandleFunc(rt.Method+" "+rt.Path, func(w http.ResponseWriter, r *http.Request) { got = rt.Object(r) })
@@ -156,6 +157,16 @@ func TestRouteObjects(t *testing.T) {
 		want := "/"
 		coll := strings.Split(strings.TrimPrefix(rt.Path, "/api/v1/"), "/")[0]
 		switch {
+		case coll == "storage":
+			// Volumes are /storage/POOL/volumes/NAME; a new volume (create,
+			// import) is checked on its pool.
+			want = "/storage"
+			if strings.Contains(rt.Path, "{pool}") {
+				want = "/storage/default"
+			}
+			if strings.Contains(rt.Path, "{name}") && rt.OpID != "importVolume" {
+				want = "/storage/default/volumes/web-1"
+			}
 		case strings.Contains(rt.Path, "{name}"):
 			want = "/" + coll + "/web-1"
 		case coll == "vms" || coll == "networks" || coll == "security-groups" || coll == "ip-sets":

@@ -21,6 +21,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/netsw"
+	"github.com/bulwark-project/bulwark/internal/storage"
 	"github.com/bulwark-project/bulwark/internal/store"
 	"github.com/bulwark-project/bulwark/internal/vm"
 	"github.com/bulwark-project/bulwark/internal/webui"
@@ -60,6 +61,8 @@ type Server struct {
 	events *Events
 
 	imageDirs []string // SetImageDirs: files any VM creator may use
+
+	storage *storage.Service // nil until SetStorage
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -146,7 +149,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			s.latency.WithLabelValues(rt.OpID).Observe(time.Since(start).Seconds())
 			s.log.Debug("api", "op", rt.OpID, "path", r.URL.Path, "code", sw.code, "dur", time.Since(start))
 		}()
-		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+		r.Body = http.MaxBytesReader(sw, r.Body, rt.bodyLimit())
 		r = withAuditNote(withServer(r, s))
 		errMsg := ""
 		var err error
