@@ -33,6 +33,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/safefs"
+	"github.com/bulwark-project/bulwark/internal/storage"
 	"github.com/bulwark-project/bulwark/internal/store"
 	"github.com/bulwark-project/bulwark/internal/tlsca"
 	"github.com/bulwark-project/bulwark/internal/vm"
@@ -72,6 +73,9 @@ type Config struct {
 	// ImageDirs hold the kernels, initrds and disks any VM creator may
 	// use; other host paths need VM.HostPaths (default: STATE/images).
 	ImageDirs []string
+	// StoragePools maps extra storage pool names to directories; the
+	// "default" pool is STATE/storage/default unless named here.
+	StoragePools map[string]string
 	// CgroupBase is the group (in every hierarchy) the daemon's VM and
 	// monitor groups live under: BASE/vm/NAME, BASE/monitor.
 	CgroupBase string
@@ -180,6 +184,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	mgr.SetConsoleSink(broker)
 
 	mgr.SetNetwork(netSvc)
+	vols, err := openStorage(ctx, cfg, st, mgr, log)
+	if err != nil {
+		return err
+	}
+	defer vols.Close()
 	if err := mgr.Recover(ctx); err != nil {
 		return fmt.Errorf("recover VMs: %w", err)
 	}
@@ -192,6 +201,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Accel: auto, Hostname: host, StateDir: cfg.StateDir,
 	}, reg, log)
 	srv.SetNetwork(netSvc, fwPath)
+	srv.SetStorage(vols)
 	if len(cfg.ImageDirs) == 0 {
 		cfg.ImageDirs = []string{filepath.Join(cfg.StateDir, "images")}
 	}
@@ -465,4 +475,24 @@ func periodicScans(ctx context.Context, mgr *manager.Manager, srv *api.Server, g
 			}
 		}
 	}
+}
+
+// openStorage opens the storage pools (STATE/storage/default and any
+// --storage-pool) and connects them to the manager both ways: volumes for
+// disks, the manager's definitions for "in use".
+func openStorage(ctx context.Context, cfg Config, st *store.Store, mgr *manager.Manager, log *slog.Logger) (*storage.Service, error) {
+	pools := map[string]string{storage.DefaultPool: filepath.Join(cfg.StateDir, "storage", storage.DefaultPool)}
+	for name, dir := range cfg.StoragePools {
+		pools[name] = dir
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "storage"), 0o700); err != nil {
+		return nil, err
+	}
+	vols, err := storage.New(ctx, st, storage.Config{Pools: pools, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	mgr.SetVolumes(vols)
+	vols.SetUsers(mgr.VolumeUsers)
+	return vols, nil
 }
