@@ -158,14 +158,14 @@ func volumeCmd(g *globals) *cobra.Command {
 	imp.Flags().StringVar(&format, "format", "", "raw or qcow2 (default: qcow2 if the file has its magic, else raw)")
 
 	exp := &cobra.Command{
-		Use: "export VOLUME -o FILE|-", Short: "Write a volume's file (raw or qcow2) to a file or stdout and print its SHA-256", Args: cobra.ExactArgs(1),
+		Use: "export VOLUME -O FILE|-", Short: "Write a volume's file (raw or qcow2) to a file or stdout and print its SHA-256", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := volumePath(args[0])
 			if err != nil {
 				return err
 			}
 			if out == "" {
-				return fmt.Errorf("-o FILE (or - for stdout) is required")
+				return fmt.Errorf("-O FILE (or - for stdout) is required")
 			}
 			var w io.Writer = cmd.OutOrStdout()
 			if out != "-" {
