@@ -188,6 +188,10 @@ spec = {
           ok("created", ref("Permission"), "201"), body=ref("Permission"), errors=("400", "403", "503")),
     },
     "/api/v1/permissions/{id}": {"delete": op("revokePermission", "Remove a permission entry (same no-escalation rules)", "Permission.Manage", {"204": {"description": "removed"}}, [IDP], errors=("403", "404", "503"))},
+    "/api/v1/images": {"get": op("listImages", "Images of the registry (STATE/images): manifests with file digests and provenance; an unreadable manifest is listed with its error", "Datastore.Audit",
+        ok("images ordered by name", {"type": "array", "items": ref("ImageEntry")}), errors=("500",))},
+    "/api/v1/images/{name}": {"get": op("getImage", "An image's manifest (files verified on use, not here: bulwark image verify)", "Datastore.Audit",
+        ok("the manifest", ref("ImageManifest")), [NAME], errors=("400", "404", "500"))},
     "/api/v1/storage/pools": {"get": op("listPools", "Storage pools with capacity, free space, bytes allocated to volumes and whether the directory is there", "Datastore.Audit",
         ok("pools", {"type": "array", "items": ref("Pool")}), errors=("503",))},
     "/api/v1/storage/volumes": {"get": op("listVolumes", "Volumes of every pool (or of one: pool=NAME)", "Datastore.Audit",
@@ -229,6 +233,12 @@ spec = {
     "VolumeInfo": {"allOf": [ref("Volume"), {"type": "object", "properties": {"allocated": {"type": "integer"}, "clones": {"type": "array", "items": {"type": "string"}},
         "used_by": {"type": "array", "items": {"type": "object", "properties": {"vm": {"type": "string"}, "disk": {"type": "integer"}, "read_only": {"type": "boolean"}}}},
         "problem": {"type": "string"}}}]},
+    "ImageManifest": {"type": "object", "properties": {"schema": {"type": "integer"}, "name": {"type": "string"}, "version": {"type": "string"},
+        "kind": {"type": "string", "enum": ["initramfs", "disk"]}, "cmdline": {"type": "string", "description": "what the image's kernel needs on its command line"},
+        "files": {"type": "array", "items": {"type": "object", "properties": {"role": {"type": "string", "enum": ["kernel", "initrd", "disk"]}, "name": {"type": "string"},
+            "sha256": {"type": "string"}, "size": {"type": "integer"}, "format": {"type": "string"}, "virtual_size": {"type": "integer"}}}},
+        "provenance": {"type": "object", "description": "builder, tools and versions, sources, archive InRelease digests, requested and installed packages with versions, source_date_epoch, built_at, cache_key, root_tree_sha256"}}},
+    "ImageEntry": {"type": "object", "properties": {"name": {"type": "string"}, "manifest": ref("ImageManifest"), "error": {"type": "string"}}},
     "Pool": {"type": "object", "properties": {"name": {"type": "string"}, "path": {"type": "string"}, "capacity": {"type": "integer"}, "free": {"type": "integer"},
         "allocated": {"type": "integer"}, "volumes": {"type": "integer"}, "available": {"type": "boolean"}, "problem": {"type": "string"}}},
     "NIC": {"type": "object", "additionalProperties": False, "properties": {"mac": {"type": "string"}, "network": {"type": "string", "description": "switch network; the NIC becomes a filtered port"},
@@ -306,7 +316,7 @@ LISTED = {"listVMs": "VM.Audit on /vms/NAME", "listNetworks": "Network.Audit on 
           "listEvents": "Monitor.Read on /vms/VM (all lines with it on /)", "listUsers": "User.Manage on /users/NAME",
           "listRoles": "Role.Manage on /roles/NAME (all with it on /roles)", "listTokens": "their own, and User.Manage on /users/OWNER",
           "listPermissions": "Permission.Manage on the entry's path",
-          "listPools": "Datastore.Audit on /storage/POOL", "listVolumes": "Datastore.Audit on /storage/POOL/volumes/NAME"}
+          "listPools": "Datastore.Audit on /storage/POOL", "listImages": "Datastore.Audit on /images/NAME", "listVolumes": "Datastore.Audit on /storage/POOL/volumes/NAME"}
 for path, ops in spec["paths"].items():
     for method, o in ops.items():
         if o["operationId"] in LISTED:

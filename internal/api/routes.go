@@ -138,6 +138,8 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/permissions", OpID: "listPermissions", List: true, Priv: PrivPermManage, Object: root, Handler: needAccess((*Server).listPerms)},
 		{Method: "POST", Path: "/api/v1/permissions", OpID: "grantPermission", Priv: PrivPermManage, Object: grantObj, Handler: needAccess((*Server).grantPerm)},
 		{Method: "DELETE", Path: "/api/v1/permissions/{id}", OpID: "revokePermission", Priv: PrivPermManage, Object: revokeObj, Handler: needAccess((*Server).revokePerm)},
+		{Method: "GET", Path: "/api/v1/images", OpID: "listImages", List: true, Priv: PrivDatastoreAudit, Object: imagesRoot, Handler: (*Server).listImages},
+		{Method: "GET", Path: "/api/v1/images/{name}", OpID: "getImage", Priv: PrivDatastoreAudit, Object: imageObj, Handler: (*Server).getImage},
 		{Method: "GET", Path: "/api/v1/storage/pools", OpID: "listPools", List: true, Priv: PrivDatastoreAudit, Object: storageRoot, Handler: needStorage((*Server).listPools)},
 		{Method: "GET", Path: "/api/v1/storage/volumes", OpID: "listVolumes", List: true, Priv: PrivDatastoreAudit, Object: storageRoot, Handler: needStorage((*Server).listVolumes)},
 		{Method: "POST", Path: "/api/v1/storage/pools/{pool}/volumes", OpID: "createVolume", Priv: PrivDatastoreAllocate, Object: poolObj, Handler: needStorage((*Server).createVolume)},

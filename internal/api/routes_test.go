@@ -169,7 +169,7 @@ func TestRouteObjects(t *testing.T) {
 			}
 		case strings.Contains(rt.Path, "{name}"):
 			want = "/" + coll + "/web-1"
-		case coll == "vms" || coll == "networks" || coll == "security-groups" || coll == "ip-sets":
+		case coll == "vms" || coll == "networks" || coll == "security-groups" || coll == "ip-sets" || coll == "images":
 			want = "/" + coll
 		case coll == "ports":
 			want = "/networks"
