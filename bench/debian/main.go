@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -123,7 +124,7 @@ func run(ctx context.Context, cfg config) (*result, error) {
 	defer os.RemoveAll(root)
 	os.Chmod(root, 0o711)
 	res := &result{Accel: accel.Name, Source: "prebuilt " + cfg.bin,
-		Machine: map[string]any{"cpus": cpuCount()}}
+		Machine: map[string]any{"cpus": runtime.NumCPU()}}
 	bin := cfg.bin
 	if bin == "" {
 		bin = filepath.Join(root, "bulwark")
@@ -341,10 +342,6 @@ func (d *daemon) shutdown() {
 	}
 }
 
-func cpuCount() int {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	return bytes.Count(b, []byte("\nprocessor"))
-}
 
 func (r *result) markdown() string {
 	var b bytes.Buffer
