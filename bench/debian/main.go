@@ -342,7 +342,6 @@ func (d *daemon) shutdown() {
 	}
 }
 
-
 func (r *result) markdown() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "\n### Debian 12 VM: start → nginx answering (accel %s, %d CPUs, %s)\n\n", r.Accel, r.Machine["cpus"], r.Source)
