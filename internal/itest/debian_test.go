@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/image/debian"
 	"github.com/bulwark-project/bulwark/internal/imagestore"
+	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
 // debianImageStore is where the Debian image is built and cached between
@@ -62,22 +64,20 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// TestDebianVM boots a Debian 12 server image (systemd, nginx) from its
-// disk under the daemon: it reaches a login prompt on the serial console,
+// TestDebianVM boots a Debian 12 server image (systemd, nginx) from a
+// qcow2 overlay volume on its disk template under the daemon: it reaches a login prompt on the serial console,
 // nginx answers a busybox VM across the switch, and a file written on the
 // disk survives a stop and a start.
 func TestDebianVM(t *testing.T) {
 	imgPath, m := debianImage(t)
 	h := newHost(t)
 
-	// The root disk: a private raw copy of the template (qemu-img reads
-	// the qcow2 template; the VM never sees the template itself).
+	// The root disk: a thin qcow2 overlay volume on the template, which is
+	// imported into the storage pool against the manifest's digest (the
+	// VM never sees the template itself, and the base stays read-only).
 	disk := m.File(imagestore.RoleDisk)
-	root := filepath.Join(h.dir, "deb-root.raw")
-	if out, err := exec.Command("qemu-img", "convert", "-f", disk.Format, "-O", "raw",
-		filepath.Join(imgPath, disk.Name), root).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img convert: %v\n%s", err, out)
-	}
+	h.mustCLI(nil, "volume", "import", "debian-base", filepath.Join(imgPath, disk.Name), "--sha256", disk.SHA256)
+	h.mustCLI(nil, "volume", "clone", "debian-base", "deb-root")
 
 	h.mustCLI(nil, "network", "create", "lab", "--subnet", "10.30.0.0/24")
 	h.mustCLI(nil, "sg", "create", "web")
@@ -89,11 +89,14 @@ echo "hello-from-debian $(hostname)" >/var/www/html/index.html
 if [ -f $m ]; then echo "debian-marker found $(cat $m)"; else
   mkdir -p ${m%/*}; echo "boot-$(cat /proc/sys/kernel/random/uuid)" >$m; sync
   echo "debian-marker written $(cat $m)"; fi`
-	h.mustCLI(nil, "vm", "create", "deb", "--kernel", filepath.Join(imgPath, "vmlinuz"),
-		"--initrd", filepath.Join(imgPath, "initrd.img"), "--memory", "512",
-		"--cmdline", m.Cmdline+" bulwark.hostname=deb bulwark.ip=10.30.0.10/24",
-		"--nic", "network=lab,ip=10.30.0.10,group=web,mac=52:54:00:30:00:10",
-		"--disk", root, "--disk", h.userdata("deb", script)+":ro")
+	_, err := h.c.CreateVM(context.Background(), vm.Spec{Name: "deb", VCPUs: 1, MemoryMiB: 512,
+		Kernel: filepath.Join(imgPath, "vmlinuz"), Initrd: filepath.Join(imgPath, "initrd.img"),
+		Cmdline: m.Cmdline + " bulwark.hostname=deb bulwark.ip=10.30.0.10/24",
+		NICs:    []vm.NIC{{Network: "lab", IP: "10.30.0.10", Groups: []string{"web"}, MAC: "52:54:00:30:00:10"}},
+		Disks:   []vm.Disk{{Volume: "default/deb-root"}, {Path: h.userdata("deb", script), ReadOnly: true}}})
+	if err != nil {
+		t.Fatalf("create the Debian VM: %v", err)
+	}
 
 	boot := func(n int) time.Duration {
 		begin := time.Now()
