@@ -18,6 +18,8 @@ const (
 	DirMode  = 0o700
 	FileMode = 0o644 // kernel, initrd, manifest: public bits (the packages' own)
 	DiskMode = 0o600 // disk templates: a whole root file system
+
+	stagingMode = 0o711
 )
 
 // Staging is a directory where one build of an image is assembled before
@@ -51,7 +53,10 @@ func (s Store) Begin(name string) (*Staging, error) {
 		lock.Close()
 		return nil, fmt.Errorf("image %s: %w", name, err)
 	}
-	if err := os.Chmod(dir, DirMode); err != nil {
+	// Traversable (not listable) while building, so that tools dropping
+	// privileges inside it (apt downloads as _apt) can reach their files;
+	// Install makes it DirMode before publishing.
+	if err := os.Chmod(dir, stagingMode); err != nil {
 		os.RemoveAll(dir)
 		lock.Close()
 		return nil, err
@@ -88,6 +93,9 @@ func (st *Staging) Install(m *Manifest) error {
 		return err
 	}
 	if err := writeFileSync(filepath.Join(st.Dir, ManifestName), append(data, '\n'), FileMode); err != nil {
+		return fmt.Errorf("image %s: %w", st.name, err)
+	}
+	if err := os.Chmod(st.Dir, DirMode); err != nil {
 		return fmt.Errorf("image %s: %w", st.name, err)
 	}
 	final := filepath.Join(st.s.Dir, st.name)
