@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -151,7 +152,13 @@ func TestRecoverKillsWhatItCannotAttach(t *testing.T) {
 		"alive": {100}, "starting": {200}, "broken": {300}, "stopped": {400}, "deleted": {500},
 	}}
 	b := &fakeBackend{live: map[int]bool{100: true}, attachEr: errors.New("guest memory descriptor is not the VM's RAM")}
-	dir := t.TempDir()
+	// Not t.TempDir: the re-attached VM's console copier may still create
+	// its log directory while the test ends, which fails TempDir's cleanup.
+	dir, err := os.MkdirTemp("", "recover-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
 	m, err := New(st, b, nil, Config{RunRoot: dir + "/run", LogRoot: dir + "/log"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
