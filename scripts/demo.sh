@@ -21,16 +21,33 @@ LISTEN=${BULWARK_LISTEN:-127.0.0.1:8443}
 [ "$(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo 512)" -ge 512 ] ||
 	sysctl -q -w net.unix.max_dgram_qlen=512 || true
 
-echo "== building bulwark"
+# step prints a step's heading and how long the previous one took.
+DEMO_T0=$(date +%s.%N) STEP_T0=$DEMO_T0 STEP_NAME=
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+step() {
+	[ -z "$STEP_NAME" ] || echo "   ($STEP_NAME: $(since "$STEP_T0") s)"
+	STEP_NAME=${1%%[:(]*} STEP_T0=$(date +%s.%N)
+	STEP_NAME=${STEP_NAME% }
+	echo "== $1"
+}
+
+step "building bulwark"
 go build -ldflags "-X main.commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" -o "$BIN" ./cmd/bulwark
 
-echo "== building the guest image (reproducible; digests below)"
+step "building the guest image (reproducible; digests below)"
 "$BIN" image build --out "$STATE/images/default"
 
+step "building the Debian 12 server image (mmdebstrap from Debian's archive; reused while the archive is unchanged)"
+echo "    (the first build downloads ~100 MiB and takes 1-3 minutes; log: $STATE/images/debian-12.build.log)"
+"$BIN" image build --distro debian --name debian-12 --packages nginx --images "$STATE/images" 2>"$STATE/images/debian-12.build.log" |
+	grep -E "^(cached|seconds|version|kernel_sha256|initrd_sha256|disk |disk_sha256|installed|cache_key) " ||
+	{ tail -n 20 "$STATE/images/debian-12.build.log"; exit 1; }
+"$BIN" image verify debian-12 --images "$STATE/images" | tr '\n' ' ' && echo
+
 if "$BIN" vm list >/dev/null 2>&1; then
-	echo "== daemon already running on $BULWARK_SOCKET"
+	step "daemon already running on $BULWARK_SOCKET"
 else
-	echo "== starting the daemon (log: $LOG)"
+	step "starting the daemon (log: $LOG)"
 	mkdir -p "$(dirname "$LOG")"
 	setsid "$BIN" serve --state-dir "$STATE" --run-dir "$RUN" --socket "$BULWARK_SOCKET" --listen "$LISTEN" >>"$LOG" 2>&1 </dev/null &
 	for _ in $(seq 1 100); do "$BIN" vm list >/dev/null 2>&1 && break; sleep 0.1; done
@@ -38,7 +55,7 @@ else
 fi
 
 IMG="$STATE/images/default"
-echo "== demo network and firewall policy"
+step "demo network and firewall policy"
 "$BIN" network show demo >/dev/null 2>&1 ||
 	"$BIN" network create demo --subnet 10.10.0.0/24 --gateway 10.10.0.1 >/dev/null
 for g in web db; do "$BIN" sg show "$g" >/dev/null 2>&1 || "$BIN" sg create "$g" >/dev/null; done
@@ -77,7 +94,7 @@ demo_vm() { # name ip group script
 	*) "$BIN" vm start "$name" >/dev/null ;;
 	esac
 }
-echo "== demo VMs"
+step "demo VMs"
 demo_vm demo-db 10.10.0.20 db "$DB_SCRIPT"
 demo_vm demo-web 10.10.0.10 web "$WEB_SCRIPT"
 for name in demo-web demo-db; do
@@ -101,7 +118,30 @@ echo "--- firewall log (last events)"
 "$BIN" vm show demo-web | grep -E "^(accel|pid|uid|run_dir|nic0):"
 
 echo
-echo "== least privilege: an auditor who can read everything and change nothing"
+step "a Debian server VM: nginx in group www, which admits tcp/80 from web only"
+"$BIN" sg show www >/dev/null 2>&1 || "$BIN" sg create www >/dev/null
+"$BIN" sg show www -o json | grep -q '"id": "http"' ||
+	"$BIN" sg rule add www --id http --direction ingress --action allow --protocol tcp --port 80 \
+		--remote-group web --description "web tier to nginx" >/dev/null
+DEB="$STATE/images/debian-12"
+if ! "$BIN" vm show demo-deb >/dev/null 2>&1; then
+	# The VM's own root disk, made from the template (never attached itself).
+	mkdir -p -m 0700 "$STATE/vm-disks"
+	qemu-img convert -f qcow2 -O raw "$DEB/disk.qcow2" "$STATE/vm-disks/demo-deb.raw"
+	"$BIN" vm create demo-deb --vcpus 1 --memory 512 --kernel "$DEB/vmlinuz" --initrd "$DEB/initrd.img" \
+		--cmdline "root=/dev/vda rw bulwark.hostname=demo-deb bulwark.ip=10.10.0.30/24 bulwark.gw=10.10.0.1" \
+		--nic "network=demo,ip=10.10.0.30,group=www" --disk "$STATE/vm-disks/demo-deb.raw" \
+		--disk "$(userdata demo-deb 'echo "hello from $(hostname): Debian $(cat /etc/debian_version), nginx" >/var/www/html/index.html')":ro >/dev/null
+fi
+case $("$BIN" vm show demo-deb -o json | sed -n 's/^  "state": "\(.*\)",$/\1/p') in
+running | paused) ;;
+*) "$BIN" vm start demo-deb >/dev/null ;;
+esac
+DEB_T0=$(date +%s.%N)
+echo "    demo-deb is booting (systemd under TCG takes a while); the demo goes on and comes back to it"
+
+echo
+step "least privilege: an auditor who can read everything and change nothing"
 "$BIN" user list -o json | grep -q '"name": "auditor"' || {
 	"$BIN" user create auditor >/dev/null
 	"$BIN" perm grant --user auditor --role SecurityAuditor --path / >/dev/null
@@ -119,7 +159,7 @@ bwk_*)
 esac
 
 echo
-echo "== no escalation, need to know: a helpdesk user who manages users and runs one VM"
+step "no escalation, need to know: a helpdesk user who manages users and runs one VM"
 if ! "$BIN" user list -o json | grep -q '"name": "helpdesk"'; then
 	"$BIN" user create helpdesk >/dev/null
 	"$BIN" role create usermgr >/dev/null
@@ -143,7 +183,7 @@ bwk_*)
 esac
 
 echo
-echo "== secure console: one user at a time, pasted input refused, every session recorded"
+step "secure console: one user at a time, pasted input refused, every session recorded"
 if ! "$BIN" user list -o json | grep -q '"name": "operator"'; then
 	"$BIN" user create operator >/dev/null
 	"$BIN" perm grant --user operator --role VMOperator --path /vms >/dev/null
@@ -178,7 +218,15 @@ echo "--- console events in the audit log"
 "$BIN" audit list --object /vms/demo-db | grep -a console | tail -n 4
 
 echo
-echo "== introspection: demo-web seen from outside (separate monitor process, read-only guest RAM)"
+step "demo-web fetches the Debian VM's page through the switch and the firewall"
+for _ in $(seq 1 1500); do "$BIN" vm log demo-deb | grep -q "bulwark-guest-ready" && break; sleep 0.2; done
+echo "    demo-deb ready (services started) $(since "$DEB_T0") s after its start was requested; its serial console:"
+"$BIN" vm log demo-deb --bytes 3000 | tr -d '\r' | grep -a -E "bulwark-guest-ready|login:" | tail -n 2 | sed 's/^/    /'
+type_slowly 'wget -q -O - http://10.10.0.30/' | "$BIN" console demo-web --linger 4s 2>&1 |
+	tr -d '\r' | grep -a "^hello from" | sed 's/^/    demo-web got: /' || echo "    (no answer from demo-deb yet; try: bulwark console demo-web)"
+
+echo
+step "introspection: demo-web seen from outside (separate monitor process, read-only guest RAM)"
 "$BIN" vmi info demo-web || true
 # (outputs are captured first: head closing a pipe would stop the script)
 ps_out=$("$BIN" vmi ps demo-web || true)
@@ -194,7 +242,7 @@ mon=$(pgrep -f ' monitor --cache ' | head -n 1 || true)
 [ -n "$mon" ] && ps -o user:12,pid,args -p "$mon" || true
 
 echo
-echo "== containment: every VMM is jailed (own namespaces, read-only root, no capabilities, seccomp allow list, cgroup)"
+step "containment: every VMM is jailed (own namespaces, read-only root, no capabilities, seccomp allow list, cgroup)"
 qpid=$("$BIN" -o json vm show demo-web | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' | head -n 1)
 if [ -n "$qpid" ] && [ -d "/proc/$qpid" ]; then
 	grep -E '^(Uid|NSpid|CapEff|CapBnd|NoNewPrivs|Seccomp):' "/proc/$qpid/status" | sed 's/^/    /'
@@ -205,6 +253,9 @@ if [ -n "$qpid" ] && [ -d "/proc/$qpid" ]; then
 fi
 echo "--- host protections (bulwark host check)"
 "$BIN" host check || true
+
+echo "   ($STEP_NAME: $(since "$STEP_T0") s)"
+echo "== demo took $(since "$DEMO_T0") s"
 
 cat <<TXT
 
@@ -221,6 +272,8 @@ Bulwark is running.
   $BIN console recordings; $BIN console sessions demo-web; $BIN console policy demo-web --help
   $BIN vmi ps|pids|modules|syscalls|idt|check demo-web; $BIN events   # introspection (scans every 30 s)
   $BIN host check              # which host protections are on; docs/jail.md explains each VMM's jail
+  $BIN image list; $BIN image show debian-12; $BIN image verify debian-12   # images: digests, provenance (docs/images.md)
+  $BIN console demo-deb        # the Debian VM's login prompt (root is locked: add a key or password through user data)
   Web console: https://$LISTEN/ui/  user "operator", password in $STATE/demo-operator-password
                (certificate from Bulwark's CA: $STATE/tls/ca.crt)
   BULWARK_TOKEN=$AUDITOR_TOKEN $BIN vm list     # the demo auditor's token (24 h, read-only)
