@@ -221,6 +221,7 @@ echo
 step "demo-web fetches the Debian VM's page through the switch and the firewall"
 for _ in $(seq 1 1500); do "$BIN" vm log demo-deb | grep -q "bulwark-guest-ready" && break; sleep 0.2; done
 echo "    demo-deb ready (services started) $(since "$DEB_T0") s after its start was requested; its serial console:"
+for _ in $(seq 1 50); do "$BIN" vm log demo-deb --bytes 200 | grep -q "login: " && break; sleep 0.2; done
 "$BIN" vm log demo-deb --bytes 3000 | tr -d '\r' | grep -a -E "bulwark-guest-ready|login:" | tail -n 2 | sed 's/^/    /'
 type_slowly 'wget -q -O - http://10.10.0.30/' | "$BIN" console demo-web --linger 4s 2>&1 |
 	tr -d '\r' | grep -a "^hello from" | sed 's/^/    demo-web got: /' || echo "    (no answer from demo-deb yet; try: bulwark console demo-web)"
