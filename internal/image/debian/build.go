@@ -55,7 +55,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	optionsKey := cacheKey(o, o.SourceDateEpoch, nil)
 	st, ferr := fetchArchiveState(ctx, o)
-	if ferr != nil {
+	if ferr != nil && !o.Rebuild {
 		// Offline: an image built from the same options is the best there
 		// is; say so rather than fail.
 		if r := reuse(store, o, func(p *imagestore.Provenance) bool { return p.Inputs["options_key"] == optionsKey }); r != nil {
@@ -65,6 +65,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 			return r, nil
 		}
 		return nil, fmt.Errorf("debian image %s: %w (and no cached image was built from these options)", o.Name, ferr)
+	}
+	if ferr != nil {
+		return nil, fmt.Errorf("debian image %s: %w", o.Name, ferr)
 	}
 	sde := o.SourceDateEpoch
 	if sde == 0 {
