@@ -131,4 +131,3 @@ func TestStorageHostileHeader(t *testing.T) {
 		t.Errorf("delete of a base with clones: %v %s", err, errs)
 	}
 }
-
