@@ -57,7 +57,7 @@ const Cmdline = "root=/dev/vda rw"
 
 // builderRevision changes whenever the build steps change in a way that
 // alters the output, so old cache entries stop matching.
-const builderRevision = "debian-builder/1"
+const builderRevision = "debian-builder/2"
 
 //go:embed guest
 var guestFS embed.FS

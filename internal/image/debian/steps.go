@@ -136,8 +136,38 @@ func writeGuestFiles(root string) error {
 			return err
 		}
 	}
+	if err := aptPartialOwner(root); err != nil {
+		return err
+	}
 	// An empty machine-id makes systemd generate one on first boot.
 	return os.WriteFile(filepath.Join(root, "etc/machine-id"), nil, 0o444)
+}
+
+// aptPartialOwner gives apt's partial-download directories to the guest's
+// _apt user, as on an installed system. apt leaves them root's when it
+// could not drop privileges during the build (a store below a root-only
+// directory), so without this the tree would depend on the host's
+// directory modes.
+func aptPartialOwner(root string) error {
+	passwd, err := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	if err != nil {
+		return err
+	}
+	uid := -1
+	for _, line := range strings.Split(string(passwd), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 3 && f[0] == "_apt" {
+			uid, _ = strconv.Atoi(f[2])
+		}
+	}
+	if uid <= 0 {
+		return nil // no apt sandbox user: nothing to normalise
+	}
+	for _, d := range []string{"var/cache/apt/archives/partial", "var/lib/apt/lists/partial"} {
+		if err := os.Lchown(filepath.Join(root, d), uid, 0); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // takeBoot copies the kernel and initrd out of the root's /boot.
