@@ -28,6 +28,7 @@ AUDITQ = [{"name": n, "in": "query", "schema": sch} for n, sch in [
 NAMEBODY = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {"name": {"type": "string"}}}
 IDP = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 POOLP = {**NAME, "name": "pool"}
+SNAPP = {**NAME, "name": "snap"}
 
 def op(opid, summary, priv, responses, params=None, body=None, errors=("400", "404", "409", "500")):
     o = {"operationId": opid, "summary": summary, "x-bulwark-privilege": priv, "responses": dict(responses)}
@@ -220,6 +221,22 @@ spec = {
           {"200": {"description": "the file; X-Bulwark-Volume-Format names its format", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
           [POOLP, NAME], errors=("400", "404", "503")),
     },
+    "/api/v1/vms/{name}/snapshots": {
+      "post": op("createSnapshot", "Snapshot a VM's disks: each read-write volume disk's top becomes a read-only layer (its SHA-256 recorded) under a new empty overlay; a running VM is switched live (blockdev-snapshot of descriptor-passed overlays) and keeps running. Read-only disks are recorded as they are; a read-write host-path disk refuses the snapshot (409)", "VM.Snapshot",
+          ok("the snapshot", ref("Snapshot"), "201"), [NAME], body=NAMEBODY, errors=("400", "404", "409", "503", "507")),
+      "get": op("listSnapshots", "A VM's snapshots, oldest first", "VM.Audit", ok("snapshots", {"type": "array", "items": ref("Snapshot")}), [NAME], errors=("404", "503")),
+    },
+    "/api/v1/vms/{name}/snapshots/{snap}": {
+      "get": op("getSnapshot", "One snapshot: the VM's definition at the time and each disk's frozen layers with digests", "VM.Audit", ok("the snapshot", ref("Snapshot")), [NAME, SNAPP], errors=("400", "404", "503")),
+      "delete": op("deleteSnapshot", "Delete a snapshot: layers nothing depends on are removed; the newest snapshot's layers take the disks' later changes (VM stopped); a snapshot with later snapshots or restored VMs on its layers is refused (409, naming them)", "VM.Snapshot",
+          {"204": {"description": "deleted"}}, [NAME, SNAPP], errors=("400", "404", "409", "503")),
+    },
+    "/api/v1/vms/{name}/snapshots/{snap}/revert": {"post": op("revertSnapshot", "Put a stopped VM's disks back to the snapshot (their later changes are discarded); the layers are verified first. Refused (409) while the VM runs or when a layer's digest differs (both digests named)", "VM.Snapshot",
+        ok("the snapshot reverted to", ref("Snapshot")), [NAME, SNAPP], errors=("400", "404", "409", "503", "507"))},
+    "/api/v1/vms/{name}/snapshots/{snap}/restore": {"post": op("restoreSnapshot", "Create a new VM from the snapshot: new overlays (volumes NEW-diskN) on its verified layers, the recorded definition under the new name with new MACs and addresses. Also needs VM.Create on /vms, Datastore.Allocate on /storage/POOL and what the definition names (disks, host paths, networks)", "VM.Snapshot",
+        ok("the new VM", ref("VM"), "201"), [NAME, SNAPP], body=NAMEBODY, errors=("400", "403", "404", "409", "503", "507"))},
+    "/api/v1/vms/{name}/snapshots/{snap}/verify": {"get": op("verifySnapshot", "Recompute the SHA-256 of every layer the snapshot recorded; ok is false and mismatches name each layer with both digests when a file changed", "VM.Snapshot",
+        ok("the report", ref("SnapshotVerify")), [NAME, SNAPP], errors=("400", "404", "503"))},
     "/metrics": {"get": op("metrics", "Prometheus metrics", "Monitor.Read", {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}, errors=())},
   },
   "components": {"schemas": {
@@ -238,6 +255,13 @@ spec = {
         "files": {"type": "array", "items": {"type": "object", "properties": {"role": {"type": "string", "enum": ["kernel", "initrd", "disk"]}, "name": {"type": "string"},
             "sha256": {"type": "string"}, "size": {"type": "integer"}, "format": {"type": "string"}, "virtual_size": {"type": "integer"}}}},
         "provenance": {"type": "object", "description": "builder, tools and versions, sources, archive InRelease digests, requested and installed packages with versions, source_date_epoch, built_at, cache_key, root_tree_sha256"}}},
+    "Snapshot": {"type": "object", "properties": {"vm": {"type": "string"}, "name": {"type": "string"}, "created": {"type": "string", "format": "date-time"},
+        "running": {"type": "boolean", "description": "taken while the guest ran: the disks are crash-consistent"}, "spec": ref("Spec"),
+        "disks": {"type": "array", "items": {"type": "object", "properties": {"disk": {"type": "integer"}, "volume": {"type": "string"}, "read_only": {"type": "boolean"},
+            "layers": {"type": "array", "description": "the frozen layer first, then its bases", "items": ref("LayerDigest")}}}}}},
+    "LayerDigest": {"type": "object", "properties": {"volume": {"type": "string", "description": "POOL/NAME"}, "sha256": {"type": "string"}}},
+    "SnapshotVerify": {"type": "object", "properties": {"snapshot": {"type": "string"}, "ok": {"type": "boolean"}, "layers": {"type": "array", "items": ref("LayerDigest")},
+        "mismatches": {"type": "array", "items": {"type": "object", "properties": {"volume": {"type": "string"}, "recorded": {"type": "string"}, "actual": {"type": "string"}, "problem": {"type": "string"}}}}}},
     "ImageEntry": {"type": "object", "properties": {"name": {"type": "string"}, "manifest": ref("ImageManifest"), "error": {"type": "string"}}},
     "Pool": {"type": "object", "properties": {"name": {"type": "string"}, "path": {"type": "string"}, "capacity": {"type": "integer"}, "free": {"type": "integer"},
         "allocated": {"type": "integer"}, "volumes": {"type": "integer"}, "available": {"type": "boolean"}, "problem": {"type": "string"}}},

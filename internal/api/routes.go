@@ -67,6 +67,7 @@ const (
 	PrivDatastoreAllocate = "Datastore.Allocate"
 	PrivDatastoreAudit    = "Datastore.Audit"
 	PrivVMConfigDisk      = "VM.Config.Disk"
+	PrivVMSnapshot        = "VM.Snapshot"
 )
 
 func routes() []Route {
@@ -86,6 +87,13 @@ func routes() []Route {
 		{Method: "POST", Path: "/api/v1/vms/{name}/stop", OpID: "stopVM", Priv: PrivVMPowerOff, Object: vmObj, Handler: (*Server).stopVM},
 		{Method: "POST", Path: "/api/v1/vms/{name}/pause", OpID: "pauseVM", Priv: PrivVMPowerOff, Object: vmObj, Handler: (*Server).pauseVM},
 		{Method: "POST", Path: "/api/v1/vms/{name}/resume", OpID: "resumeVM", Priv: PrivVMPowerOn, Object: vmObj, Handler: (*Server).resumeVM},
+		{Method: "POST", Path: "/api/v1/vms/{name}/snapshots", OpID: "createSnapshot", Priv: PrivVMSnapshot, Object: vmObj, Handler: needStorage((*Server).createSnapshot)},
+		{Method: "GET", Path: "/api/v1/vms/{name}/snapshots", OpID: "listSnapshots", Priv: PrivVMAudit, Object: vmObj, Handler: needStorage((*Server).listSnapshots)},
+		{Method: "GET", Path: "/api/v1/vms/{name}/snapshots/{snap}", OpID: "getSnapshot", Priv: PrivVMAudit, Object: vmObj, Handler: needStorage((*Server).getSnapshot)},
+		{Method: "DELETE", Path: "/api/v1/vms/{name}/snapshots/{snap}", OpID: "deleteSnapshot", Priv: PrivVMSnapshot, Object: vmObj, Handler: needStorage((*Server).deleteSnapshot)},
+		{Method: "POST", Path: "/api/v1/vms/{name}/snapshots/{snap}/revert", OpID: "revertSnapshot", Priv: PrivVMSnapshot, Object: vmObj, Handler: needStorage((*Server).revertSnapshot)},
+		{Method: "POST", Path: "/api/v1/vms/{name}/snapshots/{snap}/restore", OpID: "restoreSnapshot", Priv: PrivVMSnapshot, Object: vmObj, Handler: needStorage((*Server).restoreSnapshot)},
+		{Method: "GET", Path: "/api/v1/vms/{name}/snapshots/{snap}/verify", OpID: "verifySnapshot", Priv: PrivVMSnapshot, Object: vmObj, Handler: needStorage((*Server).verifySnapshot)},
 		{Method: "GET", Path: "/api/v1/vms/{name}/console/log", OpID: "vmConsoleLog", Priv: PrivVMConsole, Object: vmObj, Handler: (*Server).consoleLog},
 		{Method: "GET", Path: "/api/v1/vms/{name}/console", OpID: "vmConsole", Priv: PrivVMConsole, Object: vmObj, Handler: needConsole((*Server).consoleWS)},
 		{Method: "GET", Path: "/api/v1/vms/{name}/console/sessions", OpID: "vmConsoleSessions", Priv: PrivVMAudit, Object: vmObj, Handler: needConsole((*Server).consoleSessions)},

@@ -34,12 +34,12 @@ func TestTrailingSlash(t *testing.T) {
 	type probe struct{ method, path, want string }
 	var probes []probe
 	for _, rt := range Routes() {
-		plain := strings.NewReplacer("{name}", "web1", "{id}", "abc", "{priv}", "VM.Audit", "{pool}", "default").Replace(rt.Path)
+		plain := strings.NewReplacer("{name}", "web1", "{id}", "abc", "{priv}", "VM.Audit", "{pool}", "default", "{snap}", "s1").Replace(rt.Path)
 		probes = append(probes, probe{rt.Method, plain + "/", "do not end in '/'"})
 		if strings.Contains(rt.Path, "{") {
-			escaped := strings.NewReplacer("{name}", "web1%2F", "{id}", "abc%2F", "{priv}", "VM.Audit%2F", "{pool}", "default%2F").Replace(rt.Path)
+			escaped := strings.NewReplacer("{name}", "web1%2F", "{id}", "abc%2F", "{priv}", "VM.Audit%2F", "{pool}", "default%2F", "{snap}", "s1").Replace(rt.Path)
 			probes = append(probes, probe{rt.Method, escaped, "a trailing '/' is not part of any API path"})
-			inner := strings.NewReplacer("{name}", "a%2Fb", "{id}", "a%2Fb", "{priv}", "a%2Fb", "{pool}", "a%2Fb").Replace(rt.Path)
+			inner := strings.NewReplacer("{name}", "a%2Fb", "{id}", "a%2Fb", "{priv}", "a%2Fb", "{pool}", "a%2Fb", "{snap}", "s1").Replace(rt.Path)
 			probes = append(probes, probe{rt.Method, inner, `"a/b" holds a '/'`})
 		}
 	}

@@ -43,6 +43,7 @@ const (
 	VMHostPaths       Privilege = "VM.HostPaths"
 	VMPowerOff        Privilege = "VM.PowerOff"
 	VMPowerOn         Privilege = "VM.PowerOn"
+	VMSnapshot        Privilege = "VM.Snapshot"
 )
 
 // PrivilegeInfo describes one catalogue entry.
@@ -81,6 +82,7 @@ var catalogue = [...]PrivilegeInfo{
 	{VMHostPaths, "Define VMs whose kernel, initrd or disks are host paths outside the image directories, or disks on block devices; checked on /. The daemon opens them as root, so only Administrator holds it."},
 	{VMPowerOff, "Stop and pause VMs."},
 	{VMPowerOn, "Start and resume VMs."},
+	{VMSnapshot, "Take, list, verify, revert and delete a VM's disk snapshots (checked on /vms/NAME); restoring one as a new VM also needs VM.Create on /vms and Datastore.Allocate on the pool."},
 }
 
 // privBit maps a privilege name to its bit; built once, read-only afterwards.

@@ -49,7 +49,9 @@ func TestCatalogueCoversIssueAndRoutes(t *testing.T) {
 		// Issue 11: a NIC's network and security groups are power too.
 		"Network.Attach",
 		// Issue 12: storage pools and volumes, disks on volumes.
-		"Datastore.Allocate", "Datastore.Audit", "VM.Config.Disk"}
+		"Datastore.Allocate", "Datastore.Audit", "VM.Config.Disk",
+		// Issue 12 item 5: snapshots.
+		"VM.Snapshot"}
 	if len(issue) != len(Catalogue()) {
 		t.Errorf("catalogue has %d privileges, the issue lists %d", len(Catalogue()), len(issue))
 	}

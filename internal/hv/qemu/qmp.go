@@ -151,6 +151,12 @@ func (q *QMP) Done() <-chan struct{} { return q.done }
 
 // Execute runs one command; out, if non-nil, receives the "return" value.
 func (q *QMP) Execute(ctx context.Context, cmd string, args any, out any) error {
+	return q.execute(ctx, cmd, args, out, nil)
+}
+
+// execute runs one command, sending oob (SCM_RIGHTS, qmp_fd.go) with its
+// bytes when it is not nil.
+func (q *QMP) execute(ctx context.Context, cmd string, args any, out any, oob []byte) error {
 	q.cmdMu.Lock()
 	defer q.cmdMu.Unlock()
 	req := map[string]any{"execute": cmd}
@@ -165,7 +171,7 @@ func (q *QMP) Execute(ctx context.Context, cmd string, args any, out any) error 
 	// which would otherwise fail every later write once it passed.
 	dl, _ := ctx.Deadline()
 	q.conn.SetWriteDeadline(dl)
-	if _, err := q.conn.Write(append(b, '\n')); err != nil {
+	if err := q.write(append(b, '\n'), oob); err != nil {
 		return fmt.Errorf("qmp %s: %w", cmd, err)
 	}
 	reply := func(m qmpMsg) error {
