@@ -19,7 +19,7 @@ import (
 
 func vmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Manage virtual machines"}
-	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmDeleteCmd(g), vmStartCmd(g), vmStopCmd(g), vmLogCmd(g), vmSetCmd(g))
+	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmDeleteCmd(g), vmStartCmd(g), vmStopCmd(g), vmLogCmd(g), vmSetCmd(g), vmSnapshotCmd(g))
 	for _, a := range []struct{ name, short string }{
 		{"pause", "Freeze a VM's vCPUs"},
 		{"resume", "Continue a paused VM"},
