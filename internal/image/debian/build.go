@@ -193,8 +193,8 @@ func (b *builder) run(ctx context.Context) (*imagestore.Manifest, error) {
 // reproducibilityNote says what a rebuild from the same archive state
 // reproduces (docs/images.md has the details).
 const reproducibilityNote = "same archive state (InRelease digests) and SOURCE_DATE_EPOCH give the same package versions, " +
-	"the same kernel bytes and the same root tree digest; the initrd is built by mkinitramfs with SOURCE_DATE_EPOCH; " +
-	"the ext4 template is not byte-identical (mke2fs -d copies inode change times)"
+	"the same kernel and initrd bytes and the same root tree digest (checked by two cold builds); " +
+	"the ext4 template is not byte-identical (mke2fs -d copies inode change times and follows the host directory order)"
 
 // version is the Debian release plus the date of the archive state, e.g.
 // "12.11+20250517".
