@@ -91,12 +91,12 @@ func diskOfNode(node string) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	num, suffix, _ := strings.Cut(rest, "s")
+	num, suffix, snap := strings.Cut(rest, "s")
 	i, err := strconv.Atoi(num)
 	if err != nil || i < 0 || strconv.Itoa(i) != num {
 		return 0, false
 	}
-	if _, err := strconv.ParseUint(suffix, 36, 64); suffix != "" && err != nil {
+	if _, err := strconv.ParseUint(suffix, 36, 64); snap && err != nil {
 		return 0, false
 	}
 	return i, true
