@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,7 +59,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if ferr != nil && !o.Rebuild {
 		// Offline: an image built from the same options is the best there
 		// is; say so rather than fail.
-		if r := reuse(store, o, func(p *imagestore.Provenance) bool { return p.Inputs["options_key"] == optionsKey }); r != nil {
+		if r := reuse(store, o, func(p *imagestore.Provenance) bool { return p.Inputs["options_key"] == optionsKey }, o.Log); r != nil {
 			r.Note = fmt.Sprintf("archive unreachable (%v); reusing the image built from the archive as of %s",
 				ferr, time.Unix(r.Manifest.Provenance.SourceDateEpoch, 0).UTC().Format(time.RFC3339))
 			r.Seconds = time.Since(start).Seconds()
@@ -76,7 +77,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	key := cacheKey(o, sde, st.Digests)
 	match := func(p *imagestore.Provenance) bool { return p.CacheKey == key }
 	if !o.Rebuild {
-		if r := reuse(store, o, match); r != nil {
+		if r := reuse(store, o, match, o.Log); r != nil {
 			r.Seconds = time.Since(start).Seconds()
 			return r, nil
 		}
@@ -89,7 +90,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	// Another build of the same inputs may have finished while we waited
 	// for the lock.
 	if !o.Rebuild {
-		if r := reuse(store, o, match); r != nil {
+		if r := reuse(store, o, match, io.Discard); r != nil {
 			r.Seconds = time.Since(start).Seconds()
 			return r, nil
 		}
@@ -114,13 +115,13 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 // reuse returns the stored image when its provenance satisfies match and
 // every file verifies; a stored image that fails verification is reported
 // and rebuilt.
-func reuse(store imagestore.Store, o Options, match func(*imagestore.Provenance) bool) *Result {
+func reuse(store imagestore.Store, o Options, match func(*imagestore.Provenance) bool, log io.Writer) *Result {
 	m, err := store.Load(o.Name)
 	if err != nil || m.Provenance == nil || !match(m.Provenance) {
 		return nil
 	}
 	if _, err := store.Verify(o.Name); err != nil {
-		fmt.Fprintf(o.Log, "bulwark: cached image fails verification, rebuilding: %v\n", err)
+		fmt.Fprintf(log, "bulwark: cached image fails verification, rebuilding: %v\n", err)
 		return nil
 	}
 	dir, _ := store.ImageDir(o.Name)
