@@ -48,10 +48,11 @@ func printVMs(g *globals, w io.Writer, v any, vms []*vm.VM) error {
 
 func vmCreateCmd(g *globals) *cobra.Command {
 	var (
-		spec  vm.Spec
-		file  string
-		disks []string
-		nics  []string
+		spec     vm.Spec
+		file     string
+		disks    []string
+		nics     []string
+		rootSize string
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME",
@@ -73,6 +74,13 @@ func vmCreateCmd(g *globals) *cobra.Command {
 				}
 				spec.Name = args[0]
 				for _, d := range disks {
+					if sz, ok := strings.CutPrefix(d, "size="); ok {
+						if spec.Image == "" {
+							return fmt.Errorf("--disk %s: a root disk size goes with --image", d)
+						}
+						rootSize = sz
+						continue
+					}
 					disk, err := parseDisk(d)
 					if err != nil {
 						return err
@@ -87,7 +95,7 @@ func vmCreateCmd(g *globals) *cobra.Command {
 					spec.NICs = append(spec.NICs, nic)
 				}
 			}
-			v, err := g.client().CreateVM(cmd.Context(), spec)
+			v, err := g.client().CreateVMWithRoot(cmd.Context(), spec, rootSize)
 			if err != nil {
 				return err
 			}
@@ -102,7 +110,8 @@ func vmCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&spec.Initrd, "initrd", "", "initramfs (absolute path)")
 	f.StringVar(&spec.Cmdline, "cmdline", "", "kernel command line (console=ttyS0 is added)")
 	f.StringVar(&spec.Accel, "accel", "auto", "accelerator: auto, kvm or tcg")
-	f.StringArrayVar(&disks, "disk", nil, "disk PATH[:ro] (repeatable)")
+	f.StringVar(&spec.Image, "image", "", "registry image (bulwark image list): kernel, initrd, command line and, for a disk image, a thin root volume NAME-root")
+	f.StringArrayVar(&disks, "disk", nil, "disk: PATH[:ro] (host path), volume=POOL/NAME[:ro], or size=8G (the root volume of --image; repeatable)")
 	f.StringArrayVar(&nics, "nic", nil, "NIC as mac=M,network=N,ip=A,group=G[,group=G2] (all optional; repeatable)")
 	f.StringVar(&spec.MonitorInterval, "monitor-interval", "", "scan the guest from outside this often (introspection; Go duration, e.g. 30s; empty: on demand only)")
 	return cmd
@@ -131,10 +140,17 @@ func readSpecFile(path string) (vm.Spec, error) {
 }
 
 func parseDisk(s string) (vm.Disk, error) {
-	d := vm.Disk{Path: s}
-	if p, ok := strings.CutSuffix(s, ":ro"); ok {
-		d.Path, d.ReadOnly = p, true
+	var d vm.Disk
+	rest, ro := strings.CutSuffix(s, ":ro")
+	d.ReadOnly = ro
+	if ref, ok := strings.CutPrefix(rest, "volume="); ok {
+		d.Volume = ref
+		if ref == "" {
+			return d, fmt.Errorf("--disk %q: empty volume (want volume=POOL/NAME)", s)
+		}
+		return d, nil
 	}
+	d.Path = rest
 	if d.Path == "" {
 		return d, fmt.Errorf("--disk %q: empty path", s)
 	}

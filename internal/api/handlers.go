@@ -2,11 +2,13 @@ package api
 
 import (
 	_ "embed"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/bulwark-project/bulwark/internal/consolelog"
+	"github.com/bulwark-project/bulwark/internal/store"
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
@@ -49,6 +51,12 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	var plan *imagePlan
+	if spec.Image != "" {
+		if plan, err = s.resolveImage(r, &spec); err != nil {
+			return err
+		}
+	}
 	if err := s.checkHostPaths(r, spec); err != nil {
 		return err
 	}
@@ -63,8 +71,18 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {
 			return &httpError{code: http.StatusForbidden, msg: "setting a console policy needs VM.Config: " + err.Error()}
 		}
 	}
+	undo := func() {}
+	if plan != nil {
+		if _, err := s.mgr.Get(r.Context(), spec.Name); err == nil {
+			return fmt.Errorf("vm %q: %w", spec.Name, store.ErrExists) // before making its root volume
+		}
+		if undo, err = s.createRoot(r.Context(), plan); err != nil {
+			return err
+		}
+	}
 	v, err := s.mgr.Create(r.Context(), spec)
 	if err != nil {
+		undo()
 		return err
 	}
 	auditTarget(r, "/vms/"+v.Spec.Name, "created VM %s: %d vCPU, %d MiB, kernel %s, %d disks, %d NICs", v.Spec.Name, v.Spec.VCPUs, v.Spec.MemoryMiB, v.Spec.Kernel, len(v.Spec.Disks), len(v.Spec.NICs))

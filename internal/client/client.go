@@ -159,8 +159,19 @@ func (c *Client) ListVMs(ctx context.Context) ([]*vm.VM, error) {
 
 // CreateVM defines a VM.
 func (c *Client) CreateVM(ctx context.Context, spec vm.Spec) (*vm.VM, error) {
+	return c.CreateVMWithRoot(ctx, spec, "")
+}
+
+// CreateVMWithRoot defines a VM from an image whose root disk (a thin
+// overlay on the image's disk) is grown to rootSize ("8G"; "" keeps the
+// image's size).
+func (c *Client) CreateVMWithRoot(ctx context.Context, spec vm.Spec, rootSize string) (*vm.VM, error) {
 	var out vm.VM
-	return &out, c.Do(ctx, "POST", "/api/v1/vms", spec, &out)
+	path := "/api/v1/vms"
+	if rootSize != "" {
+		path += "?root_size=" + url.QueryEscape(rootSize)
+	}
+	return &out, c.Do(ctx, "POST", path, spec, &out)
 }
 
 // GetVM returns one VM.

@@ -29,6 +29,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/hostcheck"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/hv/qemu"
+	"github.com/bulwark-project/bulwark/internal/imagestore"
 	"github.com/bulwark-project/bulwark/internal/jail"
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/netsw"
@@ -142,6 +143,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cfg.CgroupBase = "bulwark"
 	}
 	mgr.SetCgroups(&manager.CgroupSet{H: cg, Base: cfg.CgroupBase + "/vm"})
+	images := imagestore.Store{Dir: filepath.Join(cfg.StateDir, "images")}
+	mgr.SetImageCheck(func(spec vm.Spec) error { return images.CheckBoot(spec.Image, spec.Kernel, spec.Initrd) })
 
 	// The virtual switch: ports of running VMs are re-created by Recover
 	// below, so the switch must exist first.

@@ -291,3 +291,28 @@ func HashFile(p string) (string, int64, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
+
+// CheckBoot reports whether kernel and initrd (paths from a VM definition)
+// are image name's own files with the manifest's digests: a VM defined from
+// an image boots nothing else. An empty initrd is checked only if the image
+// has one and the definition names it.
+func (s Store) CheckBoot(name, kernel, initrd string) error {
+	for _, c := range []struct{ role, path string }{{RoleKernel, kernel}, {RoleInitrd, initrd}} {
+		want, _, err := s.Path(name, c.role)
+		if errors.Is(err, ErrNotFound) && c.path == "" {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if c.path != want {
+			return fmt.Errorf("image %s: the definition's %s is %s, not the image's %s", name, c.role, c.path, want)
+		}
+		f, _, err := s.Open(name, c.role) // size and SHA-256 against the manifest
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	return nil
+}

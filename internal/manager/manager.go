@@ -93,10 +93,12 @@ type Manager struct {
 	cfg     Config
 	log     *slog.Logger
 
-	metrics  metrics
-	net      Network    // nil: NICs on networks are refused
-	cg       Cgroups    // nil: no per-VM cgroups (tests of pure logic only)
-	createMu sync.Mutex // Create: address assignment and insert are one step
+	metrics metrics
+	net     Network // nil: NICs on networks are refused
+	cg      Cgroups // nil: no per-VM cgroups (tests of pure logic only)
+	// imageCheck, when set, vets a VM from an image before each start.
+	imageCheck func(vm.Spec) error
+	createMu   sync.Mutex // Create: address assignment and insert are one step
 
 	closing   chan struct{} // closed by Close: supervisors stop recording
 	closeOnce sync.Once
@@ -167,6 +169,10 @@ func (m *Manager) entry(name string) *entry {
 
 // SetCgroups gives the manager the host's cgroups. Call it before Recover.
 func (m *Manager) SetCgroups(c Cgroups) { m.cg = c }
+
+// SetImageCheck installs the check run before starting a VM defined from
+// a registry image: that its kernel and initrd are the image's, by digest.
+func (m *Manager) SetImageCheck(f func(vm.Spec) error) { m.imageCheck = f }
 
 // SetNetwork connects the manager to the virtual switch.
 func (m *Manager) SetNetwork(n Network) { m.net = n }
@@ -353,6 +359,13 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 	// Re-validate: a kernel file may have vanished since the VM was defined.
 	if err := v.Spec.Validate(os.Stat); err != nil {
 		return nil, err
+	}
+	// A VM from an image boots only the image's own files.
+	if m.imageCheck != nil && v.Spec.Image != "" {
+		if err := m.imageCheck(v.Spec); err != nil {
+			m.log.Warn("vm start refused: image check", "vm", name, "image", v.Spec.Image, "err", err)
+			return nil, fmt.Errorf("vm %q: %w", name, err)
+		}
 	}
 	// Disks on volumes: the chains are opened (and their headers checked
 	// against the records) before anything else is set up.

@@ -14,11 +14,16 @@ type Spec struct {
 	Name      string `json:"name"`
 	VCPUs     int    `json:"vcpus"`
 	MemoryMiB int    `json:"memory_mib"`
-	Kernel    string `json:"kernel"`
-	Initrd    string `json:"initrd,omitempty"`
-	Cmdline   string `json:"cmdline,omitempty"`
-	Disks     []Disk `json:"disks,omitempty"`
-	NICs      []NIC  `json:"nics,omitempty"`
+	// Image names a registry image (STATE/images/NAME): at create it
+	// supplies kernel, initrd, command line and, for a disk image, a root
+	// disk; at every start the kernel and initrd are checked against the
+	// image's manifest.
+	Image   string `json:"image,omitempty"`
+	Kernel  string `json:"kernel"`
+	Initrd  string `json:"initrd,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
+	Disks   []Disk `json:"disks,omitempty"`
+	NICs    []NIC  `json:"nics,omitempty"`
 	// Accel is "auto" (default), "kvm" or "tcg".
 	Accel string `json:"accel,omitempty"`
 	// Console is the remote-console policy; nil means the daemon's
