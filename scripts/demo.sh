@@ -123,15 +123,15 @@ step "a Debian server VM: nginx in group www, which admits tcp/80 from web only"
 "$BIN" sg show www -o json | grep -q '"id": "http"' ||
 	"$BIN" sg rule add www --id http --direction ingress --action allow --protocol tcp --port 80 \
 		--remote-group web --description "web tier to nginx" >/dev/null
-DEB="$STATE/images/debian-12"
 if ! "$BIN" vm show demo-deb >/dev/null 2>&1; then
-	# The VM's own root disk, made from the template (never attached itself).
-	mkdir -p -m 0700 "$STATE/vm-disks"
-	qemu-img convert -f qcow2 -O raw "$DEB/disk.qcow2" "$STATE/vm-disks/demo-deb.raw"
-	"$BIN" vm create demo-deb --vcpus 1 --memory 512 --kernel "$DEB/vmlinuz" --initrd "$DEB/initrd.img" \
-		--cmdline "root=/dev/vda rw bulwark.hostname=demo-deb bulwark.ip=10.10.0.30/24 bulwark.gw=10.10.0.1" \
-		--nic "network=demo,ip=10.10.0.30,group=www" --disk "$STATE/vm-disks/demo-deb.raw" \
+	# Kernel, initrd and command line from the image (checked against its
+	# manifest at every start); the root disk is a thin qcow2 volume
+	# demo-deb-root on the image's shared, read-only base volume.
+	"$BIN" vm create demo-deb --image debian-12 --disk size=4G --vcpus 1 --memory 512 \
+		--cmdline "bulwark.hostname=demo-deb bulwark.ip=10.10.0.30/24 bulwark.gw=10.10.0.1" \
+		--nic "network=demo,ip=10.10.0.30,group=www" \
 		--disk "$(userdata demo-deb 'echo "hello from $(hostname): Debian $(cat /etc/debian_version), nginx" >/var/www/html/index.html')":ro >/dev/null
+	"$BIN" volume list | grep -E "NAME|debian-12|demo-deb" | sed 's/^/    /'
 fi
 case $("$BIN" vm show demo-deb -o json | sed -n 's/^  "state": "\(.*\)",$/\1/p') in
 running | paused) ;;
