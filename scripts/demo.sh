@@ -215,7 +215,7 @@ echo "    the operator was told: $(tr -d '\r' <"$STATE/demo-operator-console.err
 echo "--- recordings (asciicast v2: bulwark console recording ID -f x.cast; asciinema play x.cast)"
 "$BIN" console recordings | tail -n 4
 echo "--- console events in the audit log"
-"$BIN" audit list --object /vms/demo-db | grep -a console | tail -n 4
+"$BIN" audit list --object /vms/demo-db --limit 40 | grep -a console | head -n 4   # newest first
 
 echo
 step "demo-web fetches the Debian VM's page through the switch and the firewall"
