@@ -542,6 +542,7 @@ func isClosed(c <-chan struct{}) bool {
 }
 
 // Delete removes a VM that is not running, with its run directory and logs.
+// A VM that has snapshots is refused (refuseIfSnapshots).
 func (m *Manager) Delete(ctx context.Context, name string) error {
 	e := m.entry(name)
 	e.opMu.Lock()
@@ -551,6 +552,9 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	if err := vm.CheckOp(v.State, vm.OpDelete); err != nil {
+		return err
+	}
+	if err := m.refuseIfSnapshots(ctx, name); err != nil {
 		return err
 	}
 	if err := m.store.DeleteVM(ctx, name); err != nil {

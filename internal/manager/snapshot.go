@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/bulwark-project/bulwark/internal/hv"
@@ -200,6 +203,21 @@ func (m *Manager) switchLive(ctx context.Context, ss Snapshots, ls liveSnapshott
 	return ls.SnapshotDisks(ctx, tops)
 }
 
+// refuseIfSnapshots refuses the delete of a VM that has snapshots
+// (storage.RefuseVMDelete). The caller holds the VM's opMu, which
+// CreateSnapshot also takes, so no snapshot appears meanwhile.
+func (m *Manager) refuseIfSnapshots(ctx context.Context, name string) error {
+	ss, ok := m.vols.(Snapshots)
+	if !ok || ss == nil {
+		return nil // no storage: no snapshots
+	}
+	list, err := ss.Snapshots(ctx, name)
+	if err != nil {
+		return fmt.Errorf("vm %s: delete: listing its snapshots: %w", name, err)
+	}
+	return storage.RefuseVMDelete(name, list)
+}
+
 // ListSnapshots returns a VM's snapshots, oldest first.
 func (m *Manager) ListSnapshots(ctx context.Context, vmName string) ([]storage.Snapshot, error) {
 	ss, err := m.snapshots()
@@ -359,10 +377,62 @@ func RestoreSpec(s *storage.Snapshot, newName string) (vm.Spec, error) {
 	return spec, nil
 }
 
+// cmdlineToken is one word of a kernel command line.
+var cmdlineToken = regexp.MustCompile(`\S+`)
+
+// RestoreCmdline rewrites what a kernel command line says about the VM's
+// own identity for a VM restored from a snapshot, which gets a new name
+// and new NIC addresses but the recorded command line: an address the
+// guest would otherwise configure is not its own (the switch drops its
+// traffic as spoofed, and it claims the original's address). The command
+// line is the operator's text, not derived from the NICs, so only what
+// provably names the original is rewritten:
+//
+//   - bulwark.ip=ADDR[/PREFIX] and the kernel's ip=ADDR[:...] whose ADDR
+//     is old[i]'s address get new[i]'s (the prefix and other fields kept);
+//   - bulwark.hostname=OLDNAME gets the new VM's name.
+//
+// Everything else (gateway, DNS, other words, spacing) is kept.
+func RestoreCmdline(cmdline, oldName, newName string, old, nics []vm.NIC) string {
+	addr := map[string]string{}
+	for i := range old {
+		if i < len(nics) && old[i].IP != "" && nics[i].IP != "" {
+			addr[old[i].IP] = nics[i].IP
+		}
+	}
+	return cmdlineToken.ReplaceAllStringFunc(cmdline, func(w string) string {
+		key, val, ok := strings.Cut(w, "=")
+		if !ok {
+			return w
+		}
+		switch key {
+		case "bulwark.hostname":
+			if val == oldName {
+				return key + "=" + newName
+			}
+		case "bulwark.ip", "ip":
+			sep := "/"
+			if key == "ip" {
+				sep = ":"
+			}
+			a, rest, cut := strings.Cut(val, sep)
+			if n, ok := addr[a]; ok {
+				if cut {
+					return key + "=" + n + sep + rest
+				}
+				return key + "=" + n
+			}
+		}
+		return w
+	})
+}
+
 // RestoreSnapshot makes a new VM from a snapshot (RestoreSpec): the
 // layers are verified first, then each frozen disk's layer is cloned,
 // then authorize judges the new definition (privileges on what it names)
-// and the VM is created. On any error the clones are deleted again.
+// and the VM is created with new NIC addresses, which its kernel command
+// line is then given (RestoreCmdline). On any error the clones are
+// deleted again.
 func (m *Manager) RestoreSnapshot(ctx context.Context, vmName, snap, newName string, authorize func(vm.Spec) error) (*vm.VM, error) {
 	ss, err := m.snapshots()
 	if err != nil {
@@ -407,10 +477,35 @@ func (m *Manager) RestoreSnapshot(ctx context.Context, vmName, snap, newName str
 		}
 		made = append(made, c)
 	}
+	// The new VM's opMu is held from its creation until its command line
+	// names its own addresses: nothing can start it in between.
+	e := m.entry(newName)
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
 	nv, err := m.Create(ctx, spec)
 	if err != nil {
 		cleanup()
 		return nil, err
+	}
+	if c := RestoreCmdline(nv.Spec.Cmdline, s.Spec.Name, newName, s.Spec.NICs, nv.Spec.NICs); c != nv.Spec.Cmdline {
+		fixed := nv.Spec
+		fixed.Cmdline = c
+		err := fixed.Validate(os.Stat)
+		if err == nil {
+			err = m.store.SetSpec(ctx, newName, fixed)
+		}
+		if err != nil {
+			// All or nothing: the VM was never started, so it goes.
+			if derr := m.store.DeleteVM(context.Background(), newName); derr != nil {
+				m.log.Error("restore: could not remove the half-restored VM", "vm", newName, "err", derr)
+			}
+			cleanup()
+			return nil, fmt.Errorf("restore %s as %s: its kernel command line with the new addresses: %w", s.Ref(), newName, err)
+		}
+		m.log.Info("restored vm's kernel command line rewritten", "vm", newName, "from", nv.Spec.Cmdline, "to", c)
+		if nv, err = m.store.GetVM(ctx, newName); err != nil {
+			return nil, err
+		}
 	}
 	m.log.Info("vm restored from snapshot", "vm", newName, "from", s.Ref())
 	return nv, nil

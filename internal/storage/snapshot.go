@@ -96,6 +96,22 @@ func SnapshotPlan(spec vm.Spec) ([]int, error) {
 	return freeze, nil
 }
 
+// RefuseVMDelete says whether a VM with these snapshots may be deleted:
+// only with none. A snapshot outliving its VM would keep layers that no
+// VM definition names, and a later VM given the same name would inherit
+// the records (a revert could put the old VM's data on the new VM's disks
+// of the same volume names). Deleting the snapshots is the explicit step.
+func RefuseVMDelete(vmName string, snaps []Snapshot) error {
+	if len(snaps) == 0 {
+		return nil
+	}
+	names := make([]string, len(snaps))
+	for i, sn := range snaps {
+		names[i] = sn.Name
+	}
+	return fmt.Errorf("%w: vm %s: delete refused: it has %d snapshot(s) (%s), which would outlive it; delete them first (bulwark vm snapshot delete %s SNAP, newest first)", ErrConflict, vmName, len(snaps), strings.Join(names, ", "), vmName)
+}
+
 // frozenName is the volume name a disk's frozen layer gets: readable
 // ("web-snap-before-upgrade") when that is a valid, free name, else
 // suffix (random hex) after a cut of the volume's name.
