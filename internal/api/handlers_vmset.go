@@ -45,6 +45,10 @@ func (s *Server) updateVM(w http.ResponseWriter, r *http.Request) error {
 // not stop a VM.Config user from changing its memory, and a change cannot
 // name what its caller could not have named at creation.
 func (s *Server) authorizeChange(r *http.Request, old, new vm.Spec) error {
+	if old.Image != "" && (new.Kernel != old.Kernel || new.Initrd != old.Initrd) {
+		// Checked again at every start (imagestore.Store.CheckBoot).
+		return badRequest("kernel", "VM %s boots image %s's kernel and initrd; they cannot be changed on their own", old.Name, old.Image)
+	}
 	if err := s.checkHostPaths(r, newlyNamed(old, new)); err != nil {
 		return err
 	}

@@ -93,6 +93,8 @@ func TestVMFromImage(t *testing.T) {
 	expectError(t, ts.do("POST", "/api/v1/vms", body(`{"name":"u","memory_mib":64,"image":"nope"}`)), 400, "image")
 	expectError(t, ts.do("POST", "/api/v1/vms", body(`{"name":"web","memory_mib":64,"image":"tiny"}`)), 409, "")
 	expectError(t, ts.do("POST", "/api/v1/vms?root_size=lots", body(`{"name":"s","memory_mib":64,"image":"tiny"}`)), 400, "root_size")
+	// The image's kernel cannot be swapped on its own with vm set.
+	expectError(t, ts.do("PATCH", "/api/v1/vms/web", body(`{"kernel":"`+ts.kernel+`"}`)), 400, "kernel")
 	// A tampered kernel: refused at create and at start, naming the digests.
 	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("kernel BYTES"), 0o600)
 	if rec := ts.do("POST", "/api/v1/vms", body(`{"name":"t","memory_mib":64,"image":"tiny"}`)); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "sha256") && !strings.Contains(rec.Body.String(), "SHA-256") {
