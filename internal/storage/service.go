@@ -88,6 +88,9 @@ func New(ctx context.Context, st ObjectStore, cfg Config) (*Service, error) {
 		s.pools[name] = p
 	}
 	err := store.LoadObjects(ctx, st, kindVolume, func(v Volume) { s.vols[v.Ref()] = &v })
+	if err == nil {
+		err = s.recoverJournals(ctx) // before anything opens a volume
+	}
 	if err != nil {
 		s.Close()
 		return nil, err

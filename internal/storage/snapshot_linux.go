@@ -83,34 +83,71 @@ func (s *Service) FreezeDisk(ctx context.Context, ref, snap string) (*Freeze, er
 	fz.Layer.Name = layerRef[len(pool)+1:]
 	fz.Layer.SHA256 = ""
 	fz.Top = Volume{Pool: pool, Name: v.Name, Format: FormatQcow2, Size: v.Size, Base: fz.Layer.Name, Created: time.Now().UTC()}
-	if err := p.commit(v.FileName(), fz.Layer.FileName()); err != nil {
-		return nil, fmt.Errorf("volume %s: snapshot: %w", ref, err)
+	// undoFreeze (the journal's replay) takes a file under the layer's
+	// name as the moved top: none may exist before.
+	if p.exists(fz.Layer.FileName()) {
+		return nil, fmt.Errorf("%w: volume %s: snapshot: pool %s: a file %s exists that no volume record names; remove it by hand", ErrConflict, ref, p.Name, fz.Layer.FileName())
 	}
-	if err := s.record(ctx, &fz.Layer); err != nil {
-		s.renameBack(p, fz.Layer.FileName(), v.FileName())
+	j := &journalEntry{Op: opFreeze, Orig: *v, New: fz.Top, Layer: fz.Layer}
+	if err := s.writeJournal(ctx, j); err != nil {
 		return nil, err
 	}
+	err = p.commit(v.FileName(), fz.Layer.FileName())
+	if crashed(opFreeze, 1) {
+		return nil, errCrashed
+	}
+	if err == nil {
+		err = s.record(ctx, &fz.Layer)
+	}
+	if crashed(opFreeze, 2) {
+		return nil, errCrashed
+	}
 	tmp := tempName(v.Name)
-	err = s.create(ctx, p, tmp, FormatQcow2, v.Size, fz.Layer.FileName(), fz.Layer.Format)
+	if err == nil {
+		err = s.create(ctx, p, tmp, FormatQcow2, v.Size, fz.Layer.FileName(), fz.Layer.Format)
+	}
 	if err == nil {
 		err = p.commit(tmp, fz.Top.FileName())
+	}
+	if crashed(opFreeze, 3) {
+		return nil, errCrashed
 	}
 	if err == nil {
 		err = s.update(ctx, &fz.Top)
 	}
+	if crashed(opFreeze, 4) {
+		return nil, errCrashed
+	}
 	if err != nil {
 		p.remove(tmp)
-		p.remove(fz.Top.FileName())
-		s.dropRecord(ctx, &fz.Layer)
-		s.renameBack(p, fz.Layer.FileName(), v.FileName())
-		s.putRecord(ctx, &fz.orig)
-		return nil, fmt.Errorf("volume %s: snapshot: %w", ref, spaceErr(p, err))
+		return nil, s.undoJournal(ctx, p, j, fmt.Errorf("volume %s: snapshot: %w", ref, spaceErr(p, err)))
 	}
+	s.dropJournal(ctx, j)
 	return fz, nil
 }
 
+// undoJournal undoes a failed journalled operation (as a replay would)
+// and returns cause; if the undo fails too, the entry is kept for the
+// next start and the error says so.
+func (s *Service) undoJournal(ctx context.Context, p *Pool, j *journalEntry, cause error) error {
+	var err error
+	switch j.Op {
+	case opFreeze:
+		err = s.undoFreeze(ctx, p, j)
+	case opRevert:
+		err = s.undoRevert(ctx, p, j)
+	}
+	if err != nil {
+		s.log.Error("storage: undoing a failed snapshot operation failed; it is retried at the next start", "volume", j.name(), "op", j.Op, "err", err)
+		return fmt.Errorf("%w (undoing it failed too, retried at the next start: %v)", cause, err)
+	}
+	s.dropJournal(ctx, j)
+	return cause
+}
+
 // Unfreeze undoes FreezeDisk (a live snapshot the hypervisor refused): the
-// new top is removed and the layer takes the disk's name again.
+// new top is removed and the layer takes the disk's name again. It is
+// journalled as the freeze was: an interrupted undo is finished at start.
 func (s *Service) Unfreeze(ctx context.Context, fz *Freeze) error {
 	s.mu.Lock()
 	p := s.pools[fz.orig.Pool]
@@ -118,20 +155,15 @@ func (s *Service) Unfreeze(ctx context.Context, fz *Freeze) error {
 	if p == nil {
 		return fmt.Errorf("%w: pool %s", ErrUnavailable, fz.orig.Pool)
 	}
-	if err := p.remove(fz.Top.FileName()); err != nil {
-		return fmt.Errorf("volume %s: undo snapshot: %w", fz.Top.Ref(), err)
+	j := &journalEntry{Op: opFreeze, Orig: fz.orig, New: fz.Top, Layer: fz.Layer}
+	if err := s.writeJournal(ctx, j); err != nil {
+		return err
 	}
-	if err := p.dir.Rename(fz.Layer.FileName(), fz.orig.FileName()); err != nil {
-		return fmt.Errorf("volume %s: undo snapshot: %w", fz.Top.Ref(), err)
+	if err := s.undoFreeze(ctx, p, j); err != nil {
+		return fmt.Errorf("%w (retried at the next start)", err)
 	}
-	s.dropRecord(ctx, &fz.Layer)
-	return s.putRecord(ctx, &fz.orig)
-}
-
-func (s *Service) renameBack(p *Pool, from, to string) {
-	if err := p.dir.Rename(from, to); err != nil {
-		s.log.Error("storage: could not undo a rename; fix by hand", "pool", p.Name, "from", from, "to", to, "err", err)
-	}
+	s.dropJournal(ctx, j)
+	return nil
 }
 
 // update rewrites an existing volume's record.
@@ -317,30 +349,45 @@ func (s *Service) RevertDisk(ctx context.Context, top, layer string) error {
 		return err
 	}
 	nv := Volume{Pool: pool, Name: name, Format: FormatQcow2, Size: l.Size, Base: l.Name, Created: time.Now().UTC()}
-	tmp, old := tempName(name), tempName(name)
-	if err := s.create(ctx, p, tmp, FormatQcow2, l.Size, l.FileName(), l.Format); err != nil {
-		p.remove(tmp)
-		return fmt.Errorf("volume %s: revert: %w", top, spaceErr(p, err))
-	}
-	// The discarded top goes to a temporary name first: a crash leaves a
-	// file the next start removes.
-	if err := p.dir.Rename(v.FileName(), old); err != nil {
-		p.remove(tmp)
-		return fmt.Errorf("volume %s: revert: %w", top, err)
-	}
-	if err := p.commit(tmp, nv.FileName()); err != nil {
-		p.remove(tmp)
-		s.renameBack(p, old, v.FileName())
-		return fmt.Errorf("volume %s: revert: %w", top, err)
-	}
-	if err := s.update(ctx, &nv); err != nil {
-		p.remove(nv.FileName())
-		s.renameBack(p, old, v.FileName())
+	// The new overlay is made, and the discarded top moved, under journal
+	// names: a replay after a crash finishes the revert once the old top
+	// was moved aside, and undoes it before.
+	j := &journalEntry{Op: opRevert, Orig: *v, New: nv, Layer: *l, Tmp: jrnName(name), Old: jrnName(name)}
+	if err := s.writeJournal(ctx, j); err != nil {
 		return err
 	}
-	if err := p.remove(old); err != nil {
+	err = s.create(ctx, p, j.Tmp, FormatQcow2, l.Size, l.FileName(), l.Format)
+	if err != nil {
+		err = spaceErr(p, err)
+	}
+	if crashed(opRevert, 1) {
+		return errCrashed
+	}
+	if err == nil {
+		err = p.dir.Rename(v.FileName(), j.Old)
+	}
+	if crashed(opRevert, 2) {
+		return errCrashed
+	}
+	if err == nil {
+		err = p.commit(j.Tmp, nv.FileName())
+	}
+	if crashed(opRevert, 3) {
+		return errCrashed
+	}
+	if err == nil {
+		err = s.update(ctx, &nv)
+	}
+	if crashed(opRevert, 4) {
+		return errCrashed
+	}
+	if err != nil {
+		return s.undoJournal(ctx, p, j, fmt.Errorf("volume %s: revert: %w", top, err))
+	}
+	if err := p.remove(j.Old); err != nil {
 		s.log.Warn("storage: discarded top not removed (removed at next start)", "volume", top, "err", err)
 	}
+	s.dropJournal(ctx, j)
 	return nil
 }
 
@@ -355,7 +402,9 @@ func (s *Service) DeleteSnapshotLayers(ctx context.Context, plan []DeleteAction)
 			return err
 		}
 		if a.Merge == "" {
-			if err := s.Delete(ctx, pool, name); err != nil {
+			// Not found: an earlier delete of this snapshot, interrupted
+			// before its record went, removed it (or merged it).
+			if err := s.Delete(ctx, pool, name); err != nil && !errors.Is(err, ErrNotFound) {
 				return err
 			}
 			continue
@@ -410,31 +459,50 @@ func (s *Service) mergeInto(ctx context.Context, top, layer string) error {
 		}
 	}
 	l := chain[1]
-	// -d: the top is dropped afterwards, no need to empty it. The chain is
-	// given whole and explicitly: qemu-img resolves no name from a header.
-	if _, err := s.qemuImg(ctx, p, "commit", "commit", "-q", "-d", chainJSON(chain)); err != nil {
-		return fmt.Errorf("volume %s: merge into %s: %w", top, layer, spaceErr(p, err))
-	}
 	nt := *l
 	nt.Name, nt.Created = t.Name, t.Created
 	nt.SHA256 = ""
-	old := tempName(t.Name)
-	if err := p.dir.Rename(t.FileName(), old); err != nil {
-		return fmt.Errorf("volume %s: merge: %w", top, err)
-	}
-	if err := p.commit(l.FileName(), nt.FileName()); err != nil {
-		s.renameBack(p, old, t.FileName())
-		return fmt.Errorf("volume %s: merge: %w", top, err)
-	}
-	if err := s.update(ctx, &nt); err != nil {
-		s.renameBack(p, nt.FileName(), l.FileName())
-		s.renameBack(p, old, t.FileName())
+	// Journalled: a replay finishes the merge once the top was moved
+	// aside (qemu-img commit had finished), and leaves it before.
+	j := &journalEntry{Op: opMerge, Orig: *t, New: nt, Layer: *l, Old: jrnName(t.Name)}
+	if err := s.writeJournal(ctx, j); err != nil {
 		return err
 	}
-	s.dropRecord(ctx, l)
-	if err := p.remove(old); err != nil {
-		s.log.Warn("storage: merged top not removed (removed at next start)", "volume", top, "err", err)
+	// -d: the top is dropped afterwards, no need to empty it. The chain is
+	// given whole and explicitly: qemu-img resolves no name from a header.
+	if _, err := s.qemuImg(ctx, p, "commit", "commit", "-q", "-d", chainJSON(chain)); err != nil {
+		s.dropJournal(ctx, j)
+		return fmt.Errorf("volume %s: merge into %s: %w", top, layer, spaceErr(p, err))
 	}
+	if crashed(opMerge, 1) {
+		return errCrashed
+	}
+	if err := p.dir.Rename(t.FileName(), j.Old); err != nil {
+		s.dropJournal(ctx, j)
+		return fmt.Errorf("volume %s: merge: %w", top, err)
+	}
+	if crashed(opMerge, 2) {
+		return errCrashed
+	}
+	// Past this point the merge is finished, now or at the next start.
+	err = p.commit(l.FileName(), nt.FileName())
+	if crashed(opMerge, 3) {
+		return errCrashed
+	}
+	if err == nil {
+		err = s.update(ctx, &nt)
+	}
+	if crashed(opMerge, 4) {
+		return errCrashed
+	}
+	if err == nil {
+		err = s.finishMerge(ctx, p, j)
+	}
+	if err != nil {
+		s.log.Error("storage: a merge could not be finished; it is retried at the next start", "volume", top, "err", err)
+		return fmt.Errorf("volume %s: merge: %w (finished at the next start)", top, err)
+	}
+	s.dropJournal(ctx, j)
 	return nil
 }
 
