@@ -203,6 +203,11 @@ func (s *Server) writeErr(w http.ResponseWriter, rt Route, err error) {
 	if ae, ok := accessError(err); ok {
 		he = ae
 	}
+	// Storage refusals reach VM routes too (a VM with snapshots cannot be
+	// deleted, a root volume cannot be made): keep their status.
+	if se, ok := storageError(err).(*httpError); ok && he == nil {
+		he = se
+	}
 	switch {
 	case he != nil || errors.As(err, &he):
 		writeError(w, he.code, he.msg, he.field)

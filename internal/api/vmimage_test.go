@@ -120,3 +120,22 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// Storage refusals keep their status on VM routes: deleting a VM with a
+// snapshot is a 409 naming it, not a 500.
+func TestVMDeleteWithSnapshotIs409(t *testing.T) {
+	ts := newNetTestServer(t)
+	withStorage(t, ts)
+	ts.srv.SetImageDirs([]string{filepath.Join(ts.dir, "images")})
+	writeTestImage(t, ts)
+	if rec := ts.do("POST", "/api/v1/vms", body(`{"name":"s1","memory_mib":64,"image":"tiny"}`)); rec.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	if rec := ts.do("POST", "/api/v1/vms/s1/snapshots", body(`{"name":"first"}`)); rec.Code >= 300 {
+		t.Fatalf("snapshot: %d %s", rec.Code, rec.Body)
+	}
+	rec := ts.do("DELETE", "/api/v1/vms/s1", nil)
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "first") {
+		t.Errorf("delete of a VM with a snapshot: %d %s", rec.Code, rec.Body)
+	}
+}
