@@ -28,6 +28,7 @@ const forceStopTimeout = 1
 
 // daemon is one `bulwark serve` with its own state, run directory and socket.
 type daemon struct {
+	cgroup  string // --cgroup-base: this daemon's alone
 	dir     string
 	logPath string
 	cmd     *exec.Cmd
@@ -39,7 +40,8 @@ func startDaemon(ctx context.Context, bin, qemuPath, dir string, extra []string)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		return nil, err
 	}
-	d := &daemon{dir: dir, logPath: filepath.Join(dir, "daemon.log"), exited: make(chan struct{})}
+	d := &daemon{dir: dir, logPath: filepath.Join(dir, "daemon.log"), exited: make(chan struct{}),
+		cgroup: benchrun.CgroupBase("boot-" + filepath.Base(dir))}
 	socket := filepath.Join(dir, "bulwark.sock")
 	d.c = client.New(socket)
 	logf, err := os.Create(d.logPath)
@@ -49,7 +51,8 @@ func startDaemon(ctx context.Context, bin, qemuPath, dir string, extra []string)
 	defer logf.Close()
 	args := []string{"serve", "--socket", socket, "--state-dir", filepath.Join(dir, "state"),
 		"--run-dir", filepath.Join(dir, "run"), "--qemu", qemuPath, "--log-format", "text", "--stop-timeout", "10s",
-		"--audit-anchor-append-only=false"} // temporary state: removable afterwards
+		"--audit-anchor-append-only=false", // temporary state: removable afterwards
+		"--cgroup-base", d.cgroup}
 	d.cmd = exec.Command(bin, append(args, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
@@ -113,6 +116,9 @@ func (d *daemon) shutdown() error {
 	// ours names our private run directory on its command line.
 	if n := d.killLeftovers(); n > 0 {
 		errs = append(errs, fmt.Errorf("killed %d QEMU process(es) the daemon had left running", n))
+	}
+	if n, err := benchrun.RemoveCgroups(d.cgroup); n > 0 || err != nil {
+		errs = append(errs, fmt.Errorf("cgroups under %s: killed %d leftover process(es): %v", d.cgroup, n, err))
 	}
 	return errors.Join(errs...)
 }

@@ -300,9 +300,10 @@ func (g *guest) bootBulwark(ctx context.Context, d *daemon, root, name string) (
 
 // daemon is one `bulwark serve` on temporary state.
 type daemon struct {
-	cmd *exec.Cmd
-	c   *client.Client
-	log string
+	cmd    *exec.Cmd
+	c      *client.Client
+	log    string
+	cgroup string // --cgroup-base: this daemon's alone
 }
 
 func startDaemon(ctx context.Context, bin, dir string) (*daemon, error) {
@@ -316,9 +317,10 @@ func startDaemon(ctx context.Context, bin, dir string) (*daemon, error) {
 		return nil, err
 	}
 	defer logf.Close()
+	d.cgroup = benchrun.CgroupBase("debian")
 	d.cmd = exec.Command(bin, "serve", "--socket", sock, "--state-dir", filepath.Join(dir, "state"),
 		"--run-dir", filepath.Join(dir, "run"), "--log-format", "text", "--stop-timeout", "10s",
-		"--audit-anchor-append-only=false")
+		"--audit-anchor-append-only=false", "--cgroup-base", d.cgroup)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
@@ -343,6 +345,7 @@ func (d *daemon) shutdown() {
 		d.cmd.Process.Kill()
 		<-done
 	}
+	benchrun.RemoveCgroups(d.cgroup) // VMs keep running after the daemon: end them too
 }
 
 func (r *result) markdown() string {

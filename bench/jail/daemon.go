@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,9 +33,6 @@ var kinds = [2]kind{jailed, unjailed}
 // forceStopTimeout is the smallest timeout the stop API takes; with
 // force=true the daemon kills at once anyway.
 const forceStopTimeout = 1
-
-// cgroupRoot is where cgroup hierarchies are mounted.
-const cgroupRoot = "/sys/fs/cgroup"
 
 // daemon is one private `bulwark serve`: its own socket, state and run
 // directories under dir, and its own cgroup base, so that two of them run
@@ -143,69 +138,11 @@ func (d *daemon) shutdown() error {
 			<-d.exited
 		}
 	}
-	n, err := removeCgroups(d.cgroupBase)
+	n, err := benchrun.RemoveCgroups(d.cgroupBase)
 	if n > 0 {
 		errs = append(errs, fmt.Errorf("killed %d process(es) the daemon had left in cgroup %s", n, d.cgroupBase))
 	}
 	return errors.Join(append(errs, err)...)
-}
-
-// removeCgroups kills every process in the cgroup base (in every mounted
-// hierarchy) and removes it with all its descendants, deepest first. It
-// returns how many processes it killed.
-func removeCgroups(base string) (int, error) {
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", base))
-	if fi, err := os.Stat(filepath.Join(cgroupRoot, base)); err == nil && fi.IsDir() {
-		dirs = append(dirs, filepath.Join(cgroupRoot, base)) // v2 mounted at the root
-	}
-	killed := 0
-	var errs []error
-	for _, top := range dirs {
-		var tree []string
-		filepath.WalkDir(top, func(p string, e os.DirEntry, err error) error {
-			if err == nil && e.IsDir() {
-				tree = append(tree, p)
-			}
-			return nil
-		})
-		for i := len(tree) - 1; i >= 0; i-- { // children before parents
-			n, err := emptyCgroup(tree[i])
-			killed += n
-			if err == nil {
-				err = os.Remove(tree[i])
-			}
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, fmt.Errorf("cgroup %s: %w", tree[i], err))
-			}
-		}
-	}
-	return killed, errors.Join(errs...)
-}
-
-// emptyCgroup SIGKILLs the processes in one cgroup directory and waits up
-// to 5 s for it to empty. It returns how many it signalled.
-func emptyCgroup(dir string) (int, error) {
-	killed := 0
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-		if err != nil {
-			return killed, err
-		}
-		pids := strings.Fields(string(b))
-		if len(pids) == 0 {
-			return killed, nil
-		}
-		if time.Now().After(deadline) {
-			return killed, fmt.Errorf("processes %v still in it after SIGKILL", pids)
-		}
-		for _, s := range pids {
-			if pid, err := strconv.Atoi(s); err == nil && syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed++
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // guest is what every benchmark VM is made of.
