@@ -22,7 +22,7 @@ import (
 // daemon is one `bulwark serve` on temporary state.
 type daemon struct {
 	dir, log   string
-	cgroupBase string // this daemon's alone (see cgroupBase)
+	cgroupBase string // this daemon's alone (benchrun.CgroupBase)
 	cmd        *exec.Cmd
 	exited     chan struct{}
 	c          *client.Client
@@ -34,7 +34,7 @@ func startDaemon(ctx context.Context, bin, dir string) (*daemon, error) {
 	}
 	sock := filepath.Join(dir, "bulwark.sock")
 	d := &daemon{dir: dir, log: filepath.Join(dir, "daemon.log"), c: client.New(sock), exited: make(chan struct{}),
-		cgroupBase: cgroupBase()}
+		cgroupBase: benchrun.CgroupBase("disk")}
 	logf, err := os.Create(d.log)
 	if err != nil {
 		return nil, err
@@ -160,7 +160,7 @@ func (d *daemon) shutdown() error {
 	var errs []error
 	select {
 	case <-d.exited:
-		removeCgroups(d.cgroupBase)
+		benchrun.RemoveCgroups(d.cgroupBase)
 		return errors.New("the daemon had exited")
 	default:
 	}
@@ -182,7 +182,7 @@ func (d *daemon) shutdown() error {
 		d.cmd.Process.Kill()
 		<-d.exited
 	}
-	if n, err := removeCgroups(d.cgroupBase); n > 0 || err != nil {
+	if n, err := benchrun.RemoveCgroups(d.cgroupBase); n > 0 || err != nil {
 		errs = append(errs, fmt.Errorf("cgroup %s: killed %d process(es) left in it: %v", d.cgroupBase, n, err))
 	}
 	return errors.Join(errs...)
