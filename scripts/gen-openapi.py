@@ -290,12 +290,14 @@ spec = {
     "Spec": {"type": "object", "additionalProperties": False, "required": ["name", "memory_mib", "kernel"], "properties": {
         "name": NAME["schema"], "vcpus": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1},
         "memory_mib": {"type": "integer", "minimum": 32, "maximum": 1048576},
+        "image": {"type": "string", "description": "registry image: kernel, initrd and command line from it (checked against its manifest at create and every start); a disk image also gives a thin root volume NAME-root (size: ?root_size=8G); kernel and initrd must then be empty"},
         "kernel": {"type": "string"}, "initrd": {"type": "string"}, "cmdline": {"type": "string", "maxLength": 2048},
         "disks": {"type": "array", "maxItems": 8, "items": ref("Disk")}, "nics": {"type": "array", "maxItems": 8, "items": ref("NIC")},
         "accel": {"type": "string", "enum": ["auto", "kvm", "tcg"], "default": "auto"}, "console": ref("ConsolePolicy"),
         "monitor_interval": {"type": "string", "description": "introspection scan interval (Go duration, 1s..24h); empty: on demand only"}}},
     "VMPatch": {"type": "object", "additionalProperties": False, "description": "absent or null: unchanged; \"\" clears initrd, cmdline, monitor_interval; disks and nics replace the whole list; name and console cannot change here", "properties": {
         "vcpus": {"type": "integer", "minimum": 1, "maximum": 64}, "memory_mib": {"type": "integer", "minimum": 32, "maximum": 1048576},
+        "image": {"type": "string", "description": "re-point a stopped VM at another image (its kernel, initrd, command line; disks stay); \"\" detaches it"},
         "kernel": {"type": "string"}, "initrd": {"type": "string"}, "cmdline": {"type": "string", "maxLength": 2048},
         "accel": {"type": "string", "enum": ["auto", "kvm", "tcg"]}, "monitor_interval": {"type": "string"},
         "disks": {"type": "array", "maxItems": 8, "items": ref("Disk")}, "nics": {"type": "array", "maxItems": 8, "items": ref("NIC")},

@@ -24,10 +24,10 @@ type vmUpdate struct {
 
 // setFlags are the flags of `vm set`; only those given go into the patch.
 type setFlags struct {
-	vcpus, memory                            int
-	cmdline, kernel, initrd, accel, interval string
-	disks, nics, nicGroups                   []string
-	noDisks, noNICs                          bool
+	vcpus, memory                                   int
+	cmdline, image, kernel, initrd, accel, interval string
+	disks, nics, nicGroups                          []string
+	noDisks, noNICs                                 bool
 }
 
 func vmSetCmd(g *globals) *cobra.Command {
@@ -81,6 +81,7 @@ func (sf *setFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&sf.vcpus, "vcpus", 0, "virtual CPUs")
 	f.IntVar(&sf.memory, "memory", 0, "memory in MiB")
 	f.StringVar(&sf.cmdline, "cmdline", "", "kernel command line ('' clears it)")
+	f.StringVar(&sf.image, "image", "", "registry image: take its kernel, initrd and command line (disks stay; '' detaches the VM from its image)")
 	f.StringVar(&sf.kernel, "kernel", "", "kernel image (absolute path)")
 	f.StringVar(&sf.initrd, "initrd", "", "initramfs (absolute path; '' removes it)")
 	f.StringVar(&sf.accel, "accel", "", "accelerator: auto, kvm or tcg")
@@ -93,7 +94,7 @@ func (sf *setFlags) register(f *pflag.FlagSet) {
 }
 
 // changeFlags are the flags that make up a change (all but -f).
-var changeFlags = []string{"vcpus", "memory", "cmdline", "kernel", "initrd", "accel", "monitor-interval",
+var changeFlags = []string{"vcpus", "memory", "cmdline", "image", "kernel", "initrd", "accel", "monitor-interval",
 	"disk", "no-disks", "nic", "no-nics", "nic-groups"}
 
 // countSet counts the given flags that were set.
@@ -122,7 +123,7 @@ func (sf *setFlags) patch(fs *pflag.FlagSet) (vm.Patch, error) {
 		dst  **string
 		v    *string
 	}{
-		{"cmdline", &p.Cmdline, &sf.cmdline}, {"kernel", &p.Kernel, &sf.kernel}, {"initrd", &p.Initrd, &sf.initrd},
+		{"cmdline", &p.Cmdline, &sf.cmdline}, {"image", &p.Image, &sf.image}, {"kernel", &p.Kernel, &sf.kernel}, {"initrd", &p.Initrd, &sf.initrd},
 		{"accel", &p.Accel, &sf.accel}, {"monitor-interval", &p.MonitorInterval, &sf.interval},
 	} {
 		if changed(s.flag) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -45,7 +46,12 @@ func (s *Server) updateVM(w http.ResponseWriter, r *http.Request) error {
 // not stop a VM.Config user from changing its memory, and a change cannot
 // name what its caller could not have named at creation.
 func (s *Server) authorizeChange(r *http.Request, old, new vm.Spec) error {
-	if old.Image != "" && (new.Kernel != old.Kernel || new.Initrd != old.Initrd) {
+	if new.Image != old.Image && new.Image != "" {
+		if err := s.callerCheck(r, PrivDatastoreAudit, "/images/"+new.Image)(); err != nil {
+			return &httpError{code: http.StatusForbidden, field: "image", msg: fmt.Sprintf("image %s: needs %s on /images/%s: %v", new.Image, PrivDatastoreAudit, new.Image, err)}
+		}
+	}
+	if old.Image != "" && new.Image == old.Image && (new.Kernel != old.Kernel || new.Initrd != old.Initrd) {
 		// Checked again at every start (imagestore.Store.CheckBoot).
 		return badRequest("kernel", "VM %s boots image %s's kernel and initrd; they cannot be changed on their own", old.Name, old.Image)
 	}

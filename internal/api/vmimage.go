@@ -169,3 +169,42 @@ func (s *Server) createRoot(ctx context.Context, p *imagePlan) (undo func(), err
 	}
 	return undo, nil
 }
+
+// ImageRetarget returns the manager's hook for `vm set --image`: the VM
+// takes the new image's kernel, initrd and command line (the old image's
+// part of the command line is replaced, the VM's own kept); its disks stay,
+// root disk included, so the data does. Files are checked against the new
+// manifest.
+func ImageRetarget(reg imagestore.Store) func(old vm.Spec, new *vm.Spec) error {
+	return func(old vm.Spec, new *vm.Spec) error {
+		m, err := reg.Load(new.Image)
+		if err != nil {
+			return &vm.FieldError{Field: "image", Msg: err.Error()}
+		}
+		own := new.Cmdline
+		if old.Image != "" {
+			if om, err := reg.Load(old.Image); err == nil && om.Cmdline != "" {
+				own = strings.TrimSpace(strings.TrimPrefix(own, om.Cmdline))
+			}
+		}
+		new.Kernel, new.Initrd = "", ""
+		for _, role := range []string{imagestore.RoleKernel, imagestore.RoleInitrd} {
+			if m.File(role) == nil {
+				continue
+			}
+			f, _, err := reg.Open(new.Image, role)
+			if err != nil {
+				return &vm.FieldError{Field: "image", Msg: err.Error()}
+			}
+			f.Close()
+			p, _, _ := reg.Path(new.Image, role)
+			if role == imagestore.RoleKernel {
+				new.Kernel = p
+			} else {
+				new.Initrd = p
+			}
+		}
+		new.Cmdline = strings.TrimSpace(m.Cmdline + " " + own)
+		return nil
+	}
+}

@@ -17,13 +17,17 @@ import (
 // writeTestImage puts a disk image "tiny" (kernel, initrd, a 1 MiB raw disk
 // template) into the test server's registry, STATE/images.
 func writeTestImage(t *testing.T, ts *testServer) (dir string, m imagestore.Manifest) {
+	return writeNamedImage(t, ts, "tiny", "root=/dev/vda rw")
+}
+
+func writeNamedImage(t *testing.T, ts *testServer, name, cmdline string) (dir string, m imagestore.Manifest) {
 	t.Helper()
-	dir = filepath.Join(ts.dir, "images", "tiny")
+	dir = filepath.Join(ts.dir, "images", name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	files := map[string][]byte{"vmlinuz": []byte("kernel bytes"), "initrd.img": []byte("initrd bytes"), "root.raw": make([]byte, 1<<20)}
-	m = imagestore.Manifest{Schema: imagestore.SchemaVersion, Name: "tiny", Version: "1", Kind: "disk", Cmdline: "root=/dev/vda rw"}
+	m = imagestore.Manifest{Schema: imagestore.SchemaVersion, Name: name, Version: "1", Kind: "disk", Cmdline: cmdline}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
@@ -93,8 +97,20 @@ func TestVMFromImage(t *testing.T) {
 	expectError(t, ts.do("POST", "/api/v1/vms", body(`{"name":"u","memory_mib":64,"image":"nope"}`)), 400, "image")
 	expectError(t, ts.do("POST", "/api/v1/vms", body(`{"name":"web","memory_mib":64,"image":"tiny"}`)), 409, "")
 	expectError(t, ts.do("POST", "/api/v1/vms?root_size=lots", body(`{"name":"s","memory_mib":64,"image":"tiny"}`)), 400, "root_size")
-	// The image's kernel cannot be swapped on its own with vm set.
+	// The image's kernel cannot be swapped on its own with vm set; the
+	// image can: kernel, initrd and the image's part of the command line
+	// follow, the disks stay.
 	expectError(t, ts.do("PATCH", "/api/v1/vms/web", body(`{"kernel":"`+ts.kernel+`"}`)), 400, "kernel")
+	dir2, _ := writeNamedImage(t, ts, "tiny2", "root=/dev/vda ro")
+	ts.mgr.SetImageRetarget(ImageRetarget(reg))
+	rec = ts.do("PATCH", "/api/v1/vms/web", body(`{"image":"tiny2"}`))
+	var upd VMUpdate
+	json.Unmarshal(rec.Body.Bytes(), &upd)
+	if rec.Code != http.StatusOK || upd.VM.Spec.Kernel != filepath.Join(dir2, "vmlinuz") || upd.VM.Spec.Cmdline != "root=/dev/vda ro quiet" ||
+		len(upd.VM.Spec.Disks) != 1 || upd.VM.Spec.Disks[0].Volume != "default/web-root" {
+		t.Fatalf("vm set image: %d %s", rec.Code, rec.Body)
+	}
+	expectError(t, ts.do("PATCH", "/api/v1/vms/web", body(`{"image":"missing"}`)), 400, "image")
 	// A tampered kernel: refused at create and at start, naming the digests.
 	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("kernel BYTES"), 0o600)
 	if rec := ts.do("POST", "/api/v1/vms", body(`{"name":"t","memory_mib":64,"image":"tiny"}`)); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "sha256") && !strings.Contains(rec.Body.String(), "SHA-256") {
@@ -103,7 +119,7 @@ func TestVMFromImage(t *testing.T) {
 	if _, err := ts.srv.storage.Inspect(context.Background(), storage.DefaultPool, "t-root"); err == nil {
 		t.Error("a refused create left its root volume")
 	}
-	if _, err := ts.mgr.Start(context.Background(), "web"); err == nil || !strings.Contains(err.Error(), "tiny") {
+	if _, err := ts.mgr.Start(context.Background(), "web2"); err == nil || !strings.Contains(err.Error(), "tiny") {
 		t.Errorf("start of a VM whose image was tampered with: %v", err)
 	}
 }

@@ -145,6 +145,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	mgr.SetCgroups(&manager.CgroupSet{H: cg, Base: cfg.CgroupBase + "/vm"})
 	images := imagestore.Store{Dir: filepath.Join(cfg.StateDir, "images")}
 	mgr.SetImageCheck(func(spec vm.Spec) error { return images.CheckBoot(spec.Image, spec.Kernel, spec.Initrd) })
+	mgr.SetImageRetarget(api.ImageRetarget(images))
 
 	// The virtual switch: ports of running VMs are re-created by Recover
 	// below, so the switch must exist first.

@@ -98,7 +98,9 @@ type Manager struct {
 	cg      Cgroups // nil: no per-VM cgroups (tests of pure logic only)
 	// imageCheck, when set, vets a VM from an image before each start.
 	imageCheck func(vm.Spec) error
-	createMu   sync.Mutex // Create: address assignment and insert are one step
+	// imageRetarget resolves a change of a VM's image (Update).
+	imageRetarget func(old vm.Spec, new *vm.Spec) error
+	createMu      sync.Mutex // Create: address assignment and insert are one step
 
 	closing   chan struct{} // closed by Close: supervisors stop recording
 	closeOnce sync.Once

@@ -44,6 +44,14 @@ func (m *Manager) Update(ctx context.Context, name string, p vm.Patch, authorize
 	if err != nil {
 		return nil, nil, err
 	}
+	if spec.Image != v.Spec.Image && spec.Image != "" {
+		if m.imageRetarget == nil {
+			return nil, nil, &vm.FieldError{Field: "image", Msg: "this daemon has no image registry"}
+		}
+		if err := m.imageRetarget(v.Spec, &spec); err != nil {
+			return nil, nil, err
+		}
+	}
 	changes := vm.Diff(v.Spec, spec)
 	if len(changes) == 0 {
 		return v, nil, nil
@@ -125,3 +133,7 @@ func (m *Manager) updateLive(ctx context.Context, v *vm.VM, spec vm.Spec) error 
 	}
 	return err
 }
+
+// SetImageRetarget installs how a change of a VM's image is resolved:
+// kernel, initrd and command line from the new image (see Patch.Image).
+func (m *Manager) SetImageRetarget(f func(old vm.Spec, new *vm.Spec) error) { m.imageRetarget = f }

@@ -18,8 +18,12 @@ import (
 // the audit trail) and neither can the console policy here (its own
 // route, PUT .../console/policy).
 type Patch struct {
-	VCPUs           *int        `json:"vcpus,omitempty"`
-	MemoryMiB       *int        `json:"memory_mib,omitempty"`
+	VCPUs     *int `json:"vcpus,omitempty"`
+	MemoryMiB *int `json:"memory_mib,omitempty"`
+	// Image re-points a stopped VM at another registry image (its kernel,
+	// initrd and command line; the disks stay): resolved by the manager's
+	// image retargeting hook. "" detaches the VM from its image.
+	Image           *string     `json:"image,omitempty"`
 	Kernel          *string     `json:"kernel,omitempty"`
 	Initrd          *string     `json:"initrd,omitempty"`
 	Cmdline         *string     `json:"cmdline,omitempty"`
@@ -57,6 +61,7 @@ func (p Patch) Apply(old Spec) (Spec, error) {
 	}
 	setInt(&s.VCPUs, p.VCPUs)
 	setInt(&s.MemoryMiB, p.MemoryMiB)
+	setStr(&s.Image, p.Image)
 	setStr(&s.Kernel, p.Kernel)
 	setStr(&s.Initrd, p.Initrd)
 	setStr(&s.Cmdline, p.Cmdline)
