@@ -246,6 +246,7 @@ func (l *Log) verify(ctx context.Context, head Chain) (Report, error) {
 	v := NewVerifier(l.PublicKey(), cps)
 	v.expectHead(head.Seq, head.Hash)
 	ac := NewAnchorCheck(l.PublicKey(), sets, l.every)
+	ac.Settled(head.Seq)
 	rows, err := tx.QueryContext(ctx, `SELECT `+recordColumns+` FROM records ORDER BY seq`)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: verify: %w", err)
