@@ -375,3 +375,18 @@ func (s *spec) actions() map[string]string {
 	}
 	return out
 }
+
+// Sources returns the bytes of every embedded filter file, keyed by filter
+// name ("vmm", "monitor"): what measured launch hashes into the hypervisor
+// layer's PCR.
+func Sources() (map[string][]byte, error) {
+	out := make(map[string][]byte, len(names))
+	for _, n := range names {
+		b, err := filterFS.ReadFile("filters/" + n + ".json")
+		if err != nil {
+			return nil, fmt.Errorf("seccomp: filter %s: %w", n, err)
+		}
+		out[n] = b
+	}
+	return out, nil
+}
