@@ -35,6 +35,11 @@ type LaunchConfig struct {
 	// passes these descriptors on and opens nothing for such a disk. The
 	// caller keeps the files and closes them once Launch has returned.
 	Volumes [][]DiskFile
+	// Measure, if set, is called with each boot file the backend is about
+	// to pass to the hypervisor, by role ("kernel", "initrd"), on the very
+	// descriptor passed. It must not move the file's offset (read with
+	// ReadAt). If it fails the VM does not start.
+	Measure func(role string, f *os.File) error
 }
 
 // DiskFile is one opened layer of a disk's image chain.

@@ -110,6 +110,8 @@ type Manager struct {
 
 	vols Volumes // nil: disks on volumes are refused
 
+	measurer LaunchMeasurer // nil: VM launches are not measured
+
 	console  ConsoleSink // nil: output only goes to the log
 	conMu    sync.Mutex  // guards consoles
 	consoles map[string]net.Conn
@@ -175,6 +177,19 @@ func (m *Manager) SetCgroups(c Cgroups) { m.cg = c }
 // SetImageCheck installs the check run before starting a VM defined from
 // a registry image: that its kernel and initrd are the image's, by digest.
 func (m *Manager) SetImageCheck(f func(vm.Spec) error) { m.imageCheck = f }
+
+// LaunchMeasurer records VM launches for measured launch (internal/measure).
+// MeasureLaunch measures a start's definition, command line and disks (the
+// opened volume chains, which it must not keep) and returns the function
+// the backend calls on each boot file it passes to the hypervisor. It
+// blocks on the TPM.
+type LaunchMeasurer interface {
+	MeasureLaunch(spec vm.Spec, volumes [][]hv.DiskFile) (func(role string, f *os.File) error, error)
+}
+
+// SetMeasurer measures every VM start through l. A start whose measurement
+// fails does not happen.
+func (m *Manager) SetMeasurer(l LaunchMeasurer) { m.measurer = l }
 
 // SetNetwork connects the manager to the virtual switch.
 func (m *Manager) SetNetwork(n Network) { m.net = n }
@@ -380,6 +395,13 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 	if err != nil {
 		return nil, &vm.FieldError{Field: "accel", Msg: err.Error()}
 	}
+	var measure func(string, *os.File) error
+	if m.measurer != nil {
+		if measure, err = m.measurer.MeasureLaunch(v.Spec, volumes); err != nil {
+			m.log.Error("vm start refused: measured launch failed", "vm", name, "err", err)
+			return nil, fmt.Errorf("vm %q: measured launch: %w", name, err)
+		}
+	}
 	rt := vm.Runtime{ID: v.Runtime.ID, Accel: choice.Name, AccelWhy: choice.Reason, RunDir: m.runDir(name), UID: -1}
 	if m.cfg.UIDBase > 0 && os.Geteuid() == 0 {
 		rt.UID = m.cfg.UIDBase + int(v.Runtime.ID)
@@ -402,7 +424,7 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 		return nil, err
 	}
 	inst, err := m.backend.Launch(ctx, hv.LaunchConfig{Spec: v.Spec, RunDir: rt.RunDir, Accel: choice, UID: rt.UID, GID: rt.UID,
-		NICRemotes: remotes, Place: place, PidsMax: m.cfg.PidsMax, Volumes: volumes})
+		NICRemotes: remotes, Place: place, PidsMax: m.cfg.PidsMax, Volumes: volumes, Measure: measure})
 	if err != nil {
 		m.detach(name)
 		m.releaseCgroup(name)

@@ -7,7 +7,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
+	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
@@ -105,4 +107,27 @@ func trim(s string) string {
 		}
 	}
 	return s[:max-4] + "..."
+}
+
+// MeasureLaunch is BeginLaunch for the manager (manager.LaunchMeasurer):
+// it records each opened volume layer by its identity (fstat) and returns
+// Launch.Measure for the backend.
+func (m *Measurer) MeasureLaunch(spec vm.Spec, volumes [][]hv.DiskFile) (func(role string, f *os.File) error, error) {
+	layers := make([][]DiskLayer, len(volumes))
+	for i, chain := range volumes {
+		for _, df := range chain {
+			l := DiskLayer{Format: df.Format, ReadOnly: df.ReadOnly}
+			var st syscall.Stat_t
+			if err := syscall.Fstat(int(df.File.Fd()), &st); err != nil {
+				return nil, fmt.Errorf("measure: vm %q: disks[%d]: %w", spec.Name, i, err)
+			}
+			l.Dev, l.Ino, l.Size = uint64(st.Dev), st.Ino, st.Size
+			layers[i] = append(layers[i], l)
+		}
+	}
+	l, err := m.BeginLaunch(spec, layers)
+	if err != nil {
+		return nil, err
+	}
+	return l.Measure, nil
 }

@@ -403,17 +403,28 @@ func openInputs(cfg hv.LaunchConfig) (*inputs, error) {
 		}
 		return add(f), nil
 	}
-	fd, err := open(s.Kernel, os.O_RDONLY)
-	if err != nil {
-		return in, fmt.Errorf("kernel: %w", err)
-	}
-	in.args.Kernel = fmt.Sprintf("/proc/self/fd/%d", fd)
-	if s.Initrd != "" {
-		if fd, err = open(s.Initrd, os.O_RDONLY); err != nil {
-			return in, fmt.Errorf("initrd: %w", err)
+	// boot opens a boot file and measures the descriptor QEMU will get.
+	boot := func(role, path string) (string, error) {
+		fd, err := open(path, os.O_RDONLY)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", role, err)
 		}
-		in.args.Initrd = fmt.Sprintf("/proc/self/fd/%d", fd)
+		if cfg.Measure != nil {
+			if err := cfg.Measure(role, in.files[len(in.files)-1]); err != nil {
+				return "", fmt.Errorf("%s: measured launch: %w", role, err)
+			}
+		}
+		return fmt.Sprintf("/proc/self/fd/%d", fd), nil
 	}
+	if in.args.Kernel, err = boot("kernel", s.Kernel); err != nil {
+		return in, err
+	}
+	if s.Initrd != "" {
+		if in.args.Initrd, err = boot("initrd", s.Initrd); err != nil {
+			return in, err
+		}
+	}
+	var fd int
 	// fdset gives fd its own -add-fd set and returns the path naming it.
 	fdset := func(fd int) string {
 		set := len(in.args.FDSets) + 1
