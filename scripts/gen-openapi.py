@@ -137,6 +137,13 @@ spec = {
     "/api/v1/firewall/log": {"get": op("firewallLog", "Tail of the firewall event log (JSON lines, rate-limited)", "Firewall.Read",
         {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
         [{"name": "bytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304}}], errors=("400", "503"))},
+    "/api/v1/attestation/eventlog": {"get": op("attestEventLog", "The measured-launch TCG crypto-agile event log (PCR 11 host layer, PCR 12 VM launches; docs/attestation.md)", "Attestation.Read",
+        {"200": {"description": "raw TCG event log", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}, errors=("500", "503"))},
+    "/api/v1/attestation/pcrs": {"get": op("attestPCRs", "The TPM's PCR 11 and 12, the values the event log replays to, and whether they agree", "Attestation.Read",
+        ok("PCR values (hex) keyed by index", {"type": "object", "required": ["tpm", "kind", "hardware_rooted", "replayed", "agree"], "properties": {
+            "tpm": {"type": "string"}, "kind": {"type": "string", "enum": ["none", "device", "swtpm"]}, "hardware_rooted": {"type": "boolean"},
+            "pcrs": {"type": "object", "additionalProperties": {"type": "string"}}, "replayed": {"type": "object", "additionalProperties": {"type": "string"}},
+            "agree": {"type": "boolean"}, "mismatch": {"type": "string"}}}), errors=("500", "503"))},
     "/api/v1/audit": {"get": op("listAudit", "Audit records (every mutating call: who, what, object, result, time, source)", "Audit.Read",
         ok("records, newest first unless order=asc", {"type": "array", "items": ref("AuditRecord")}),
         AUDITQ + [{"name": "order", "in": "query", "schema": {"type": "string", "enum": ["desc", "asc"], "default": "desc"}}], errors=("400", "503"))},

@@ -68,6 +68,7 @@ const (
 	PrivDatastoreAudit    = "Datastore.Audit"
 	PrivVMConfigDisk      = "VM.Config.Disk"
 	PrivVMSnapshot        = "VM.Snapshot"
+	PrivAttestRead        = "Attestation.Read"
 )
 
 func routes() []Route {
@@ -126,6 +127,8 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/ports", OpID: "listPorts", List: true, Priv: PrivFWRead, Object: netRoot, Handler: needNet((*Server).listPorts)},
 		{Method: "GET", Path: "/api/v1/firewall/rule-hits", OpID: "ruleHits", List: true, Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).ruleHits)},
 		{Method: "GET", Path: "/api/v1/firewall/log", OpID: "firewallLog", List: true, Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).firewallLog)},
+		{Method: "GET", Path: "/api/v1/attestation/eventlog", OpID: "attestEventLog", Priv: PrivAttestRead, Object: attestObj, Handler: (*Server).attestEventLog},
+		{Method: "GET", Path: "/api/v1/attestation/pcrs", OpID: "attestPCRs", Priv: PrivAttestRead, Object: attestObj, Handler: (*Server).attestPCRs},
 		{Method: "GET", Path: "/api/v1/audit", OpID: "listAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).listAudit},
 		{Method: "GET", Path: "/api/v1/audit/export", OpID: "exportAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).exportAudit},
 		{Method: "GET", Path: "/api/v1/audit/verify", OpID: "verifyAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).verifyAudit},

@@ -96,7 +96,7 @@ func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true,
 		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true, PrivAuditRead: true,
 		PrivUserManage: true, PrivRoleManage: true, PrivPermManage: true, PrivVMConfig: true, PrivMonitorRespond: true,
-		PrivDatastoreAudit: true, PrivDatastoreAllocate: true, PrivVMSnapshot: true}
+		PrivDatastoreAudit: true, PrivDatastoreAllocate: true, PrivVMSnapshot: true, PrivAttestRead: true}
 	for _, rt := range Routes() {
 		key := rt.Method + " " + rt.Path
 		if rt.Handler == nil {
@@ -177,6 +177,8 @@ func TestRouteObjects(t *testing.T) {
 			want = "/security-groups"
 		case coll == "audit" || coll == "console":
 			want = "/audit"
+		case coll == "attestation":
+			want = "/attestation"
 		case coll == "tokens" || coll == "users":
 			want = "/users"
 		case coll == "roles" || coll == "privileges":

@@ -64,6 +64,8 @@ type Server struct {
 
 	storage *storage.Service // nil until SetStorage
 
+	attest Attestation // nil until SetAttestation: the routes answer 503
+
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
