@@ -94,6 +94,10 @@ type Config struct {
 	AuditAnchorURL        string
 	AuditAnchorCA         string
 	AuditAcceptDamage     bool
+	// TPM selects measured launch's TPM (ParseTPM): "none" (the default
+	// in cmd/bulwark: the log is kept, nothing is hardware-rooted),
+	// "device", "device:PATH" or "swtpm:SOCKET".
+	TPM string
 }
 
 // Run serves until ctx is cancelled, then shuts down cleanly, leaving VMs
@@ -146,6 +150,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	images := imagestore.Store{Dir: filepath.Join(cfg.StateDir, "images")}
 	mgr.SetImageCheck(func(spec vm.Spec) error { return images.CheckBoot(spec.Image, spec.Kernel, spec.Initrd) })
 	mgr.SetImageRetarget(api.ImageRetarget(images))
+	meas, closeMeas, err := startMeasuredLaunch(cfg, mgr, log)
+	if err != nil {
+		return fmt.Errorf("measured launch: %w", err)
+	}
+	defer closeMeas()
 
 	// The virtual switch: ports of running VMs are re-created by Recover
 	// below, so the switch must exist first.
@@ -217,6 +226,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	srv.SetAccess(acc)
 	srv.SetConsole(broker, conDefaults)
+	srv.SetAttestation(meas)
 	stopVMI, err := startIntrospection(ctx, cfg, mgr, srv, cg, jailRoot, log)
 	if err != nil {
 		return fmt.Errorf("introspection: %w", err)
