@@ -47,9 +47,16 @@ echo "    (the first build downloads ~100 MiB and takes 1-3 minutes; log: $STATE
 if "$BIN" vm list >/dev/null 2>&1; then
 	step "daemon already running on $BULWARK_SOCKET"
 else
-	step "starting the daemon (log: $LOG)"
-	mkdir -p "$(dirname "$LOG")"
-	setsid "$BIN" serve --state-dir "$STATE" --run-dir "$RUN" --socket "$BULWARK_SOCKET" --listen "$LISTEN" >>"$LOG" 2>&1 </dev/null &
+	step "starting the daemon (log: $LOG) on a software TPM (swtpm; production hosts use --tpm device)"
+	mkdir -p "$(dirname "$LOG")" "$RUN/swtpm"
+	TPM_SOCK="$RUN/swtpm/swtpm.sock"
+	if ! pgrep -f "swtpm socket.*$TPM_SOCK" >/dev/null; then
+		mkdir -p -m 0700 "$STATE/swtpm"
+		swtpm socket --tpm2 --tpmstate dir="$STATE/swtpm" --server type=unixio,path="$TPM_SOCK" \
+			--ctrl type=unixio,path="$RUN/swtpm/ctrl.sock" --flags not-need-init,startup-clear --daemon
+	fi
+	setsid "$BIN" serve --state-dir "$STATE" --run-dir "$RUN" --socket "$BULWARK_SOCKET" --listen "$LISTEN" \
+		--tpm "swtpm:$TPM_SOCK" >>"$LOG" 2>&1 </dev/null &
 	for _ in $(seq 1 100); do "$BIN" vm list >/dev/null 2>&1 && break; sleep 0.1; done
 	"$BIN" vm list >/dev/null
 fi
@@ -252,6 +259,10 @@ if [ -n "$qpid" ] && [ -d "/proc/$qpid" ]; then
 	echo "    cgroup: $(grep -E ':(pids|memory):|^0::' /proc/$qpid/cgroup | tr '\n' ' ')"
 	echo "    run directory (root's alone): $(stat -c '%A %U' "$RUN/vms/demo-web" 2>/dev/null || true)"
 fi
+echo
+step "measured launch: the hypervisor layer in PCR 11, every VM start in PCR 12, replayed from the TCG event log"
+"$BIN" attest pcrs || true
+"$BIN" attest log 2>/dev/null | tail -n 6 | cut -c1-160 || true
 echo "--- host protections (bulwark host check)"
 "$BIN" host check || true
 

@@ -4,7 +4,7 @@
 # go.mod. Sourced by demo.sh and test.sh; safe to run again.
 set -euo pipefail
 
-BULWARK_APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs linux-image-cloud-amd64 busybox-static kmod iproute2 procps ca-certificates git)
+BULWARK_APT_PACKAGES=(qemu-system-x86 qemu-utils mmdebstrap e2fsprogs linux-image-cloud-amd64 busybox-static kmod iproute2 procps ca-certificates git swtpm swtpm-tools)
 
 install_packages() {
 	local missing=()
@@ -67,7 +67,7 @@ bulwark_test_deps() {
 	# gcc and libc6-dev build the hostile stand-in for QEMU (static C) that
 	# the jail's test runs in place of the real one.
 	# nftables: the switch benchmark's kernel-path peer.
-	BULWARK_APT_PACKAGES+=(chromium asciinema gcc libc6-dev nftables swtpm swtpm-tools)
+	BULWARK_APT_PACKAGES+=(chromium asciinema gcc libc6-dev nftables)
 	command -v npm >/dev/null || BULWARK_APT_PACKAGES+=(nodejs npm)
 	install_packages
 }
