@@ -350,7 +350,7 @@ func checkTPM(p TPMProbe) Check {
 	c := Check{Name: "tpm"}
 	if len(p.Devices) == 0 {
 		c.Status = StatusWarn
-		c.Detail = "no /dev/tpmrm0 or /dev/tpm0: measured launch and attestation (not implemented yet) will need a TPM 2.0"
+		c.Detail = "no /dev/tpmrm0 or /dev/tpm0: measured launch can only use swtpm (--tpm swtpm:SOCKET) or run with --tpm none, where nothing is hardware-rooted"
 		c.Remedy = "enable the TPM in the firmware (driver tpm_tis or tpm_crb); swtpm serves for development"
 		return c
 	}
