@@ -89,23 +89,11 @@ func (s *Server) resolveImage(r *http.Request, spec *vm.Spec) (*imagePlan, error
 	case err != nil:
 		return nil, err
 	}
-	for _, role := range []string{imagestore.RoleKernel, imagestore.RoleInitrd} {
-		if m.File(role) == nil {
-			continue
-		}
-		f, _, err := reg.Open(spec.Image, role) // checks size and SHA-256
-		if err != nil {
-			return nil, &httpError{code: http.StatusConflict, field: "image", msg: fmt.Sprintf("image %s: %v", spec.Image, err)}
-		}
-		f.Close()
-		p, _, _ := reg.Path(spec.Image, role)
-		switch {
-		case role == imagestore.RoleKernel && spec.Kernel == "":
-			spec.Kernel = p
-		case role == imagestore.RoleInitrd && spec.Initrd == "":
-			spec.Initrd = p
-		}
+	kernel, initrd, err := reg.BootFiles(spec.Image) // size and SHA-256 against the manifest
+	if err != nil {
+		return nil, &httpError{code: http.StatusConflict, field: "image", msg: fmt.Sprintf("image %s: %v", spec.Image, err)}
 	}
+	spec.Kernel, spec.Initrd = kernel, initrd
 	if m.Cmdline != "" {
 		spec.Cmdline = strings.TrimSpace(m.Cmdline + " " + spec.Cmdline)
 	}
@@ -145,15 +133,19 @@ func (s *Server) createRoot(ctx context.Context, p *imagePlan) (undo func(), err
 		if !errors.Is(err, storage.ErrNotFound) {
 			return nil, err
 		}
-		f, mf, err := reg.Open(p.image, imagestore.RoleDisk)
+		// Import checks the stream against the manifest's SHA-256 itself.
+		f, mf, err := reg.OpenForCopy(p.image, imagestore.RoleDisk)
 		if err != nil {
 			return nil, &httpError{code: http.StatusConflict, field: "image", msg: fmt.Sprintf("image %s: %v", p.image, err)}
 		}
 		_, err = s.storage.Import(ctx, storage.ImportRequest{Pool: storage.DefaultPool, Name: p.base, Format: mf.Format,
 			SHA256: mf.SHA256, Length: mf.Size}, f)
 		f.Close()
-		if err != nil && !errors.Is(err, storage.ErrConflict) { // ErrConflict: imported meanwhile
-
+		switch {
+		case err == nil, errors.Is(err, storage.ErrConflict): // ErrConflict: imported meanwhile
+		case errors.Is(err, storage.ErrInvalid): // the template does not match its manifest
+			return nil, &httpError{code: http.StatusConflict, field: "image", msg: fmt.Sprintf("image %s: importing its disk as volume %s: %v", p.image, p.base, err)}
+		default:
 			return nil, fmt.Errorf("image %s: importing its disk as volume %s: %w", p.image, p.base, err)
 		}
 	}
@@ -187,22 +179,8 @@ func ImageRetarget(reg imagestore.Store) func(old vm.Spec, new *vm.Spec) error {
 				own = strings.TrimSpace(strings.TrimPrefix(own, om.Cmdline))
 			}
 		}
-		new.Kernel, new.Initrd = "", ""
-		for _, role := range []string{imagestore.RoleKernel, imagestore.RoleInitrd} {
-			if m.File(role) == nil {
-				continue
-			}
-			f, _, err := reg.Open(new.Image, role)
-			if err != nil {
-				return &vm.FieldError{Field: "image", Msg: err.Error()}
-			}
-			f.Close()
-			p, _, _ := reg.Path(new.Image, role)
-			if role == imagestore.RoleKernel {
-				new.Kernel = p
-			} else {
-				new.Initrd = p
-			}
+		if new.Kernel, new.Initrd, err = reg.BootFiles(new.Image); err != nil {
+			return &vm.FieldError{Field: "image", Msg: err.Error()}
 		}
 		new.Cmdline = strings.TrimSpace(m.Cmdline + " " + own)
 		return nil

@@ -155,3 +155,23 @@ func TestVMDeleteWithSnapshotIs409(t *testing.T) {
 		t.Errorf("delete of a VM with a snapshot: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// A disk template that does not match its manifest is refused when the
+// base volume is imported (the import checks the manifest's SHA-256), as a
+// conflict naming the image, and leaves no volume behind.
+func TestVMFromImageTamperedDisk(t *testing.T) {
+	ts := newNetTestServer(t)
+	withStorage(t, ts)
+	ts.srv.SetImageDirs([]string{filepath.Join(ts.dir, "images")})
+	dir, _ := writeTestImage(t, ts)
+	b := make([]byte, 1<<20)
+	b[0] = 1
+	os.WriteFile(filepath.Join(dir, "root.raw"), b, 0o600)
+	rec := ts.do("POST", "/api/v1/vms", body(`{"name":"t","memory_mib":64,"image":"tiny"}`))
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "tiny") {
+		t.Errorf("create from an image with a tampered disk: %d %s", rec.Code, rec.Body)
+	}
+	if vols := ts.srv.storage.Volumes(); len(vols) != 0 {
+		t.Errorf("volumes left behind: %v", vols)
+	}
+}

@@ -188,6 +188,18 @@ func (s Store) Path(name, role string) (string, *File, error) {
 // slip through (a writer changing it in place still could: the store is
 // root's alone, 0700, for that reason).
 func (s Store) Open(name, role string) (*os.File, *File, error) {
+	return s.open(name, role, true)
+}
+
+// OpenForCopy is Open without hashing: size and file type are checked, and
+// the caller must check the SHA-256 of what it reads against the returned
+// File (as storage.Service.Import does with its required digest), so that a
+// large disk template is read once, not twice.
+func (s Store) OpenForCopy(name, role string) (*os.File, *File, error) {
+	return s.open(name, role, false)
+}
+
+func (s Store) open(name, role string, hash bool) (*os.File, *File, error) {
 	p, mf, err := s.Path(name, role)
 	if err != nil {
 		return nil, nil, err
@@ -196,7 +208,7 @@ func (s Store) Open(name, role string) (*os.File, *File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", name, err)
 	}
-	if err := checkFile(name, f, mf); err != nil {
+	if err := checkFile(name, f, mf, hash); err != nil {
 		f.Close()
 		return nil, nil, err
 	}
@@ -207,7 +219,7 @@ func (s Store) Open(name, role string) (*os.File, *File, error) {
 	return f, mf, nil
 }
 
-func checkFile(image string, f *os.File, mf *File) error {
+func checkFile(image string, f *os.File, mf *File, hash bool) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("image %s: %s: %w", image, mf.Name, err)
@@ -217,6 +229,9 @@ func checkFile(image string, f *os.File, mf *File) error {
 	}
 	if mf.Size >= 0 && fi.Size() != mf.Size {
 		return &DigestError{Image: image, File: mf.Name, WantSize: mf.Size, GotSize: fi.Size()}
+	}
+	if !hash {
+		return nil
 	}
 	sum, err := HashReader(f)
 	if err != nil {
@@ -254,7 +269,7 @@ func (s Store) Verify(name string) ([]FileCheck, error) {
 				return fmt.Errorf("image %s: %w", name, err)
 			}
 			defer f.Close()
-			return checkFile(name, f, mf)
+			return checkFile(name, f, mf, true)
 		}()
 		c := FileCheck{Role: mf.Role, Name: mf.Name, OK: err == nil}
 		if err != nil {
@@ -292,27 +307,41 @@ func HashFile(p string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// CheckBoot reports whether kernel and initrd (paths from a VM definition)
-// are image name's own files with the manifest's digests: a VM defined from
-// an image boots nothing else. An empty initrd is checked only if the image
-// has one and the definition names it.
-func (s Store) CheckBoot(name, kernel, initrd string) error {
-	for _, c := range []struct{ role, path string }{{RoleKernel, kernel}, {RoleInitrd, initrd}} {
-		want, _, err := s.Path(name, c.role)
-		if errors.Is(err, ErrNotFound) && c.path == "" {
+// BootFiles returns the paths of image name's kernel and initrd ("" when
+// the image has none) after checking both against the manifest, size and
+// SHA-256.
+func (s Store) BootFiles(name string) (kernel, initrd string, err error) {
+	m, err := s.Load(name)
+	if err != nil {
+		return "", "", err
+	}
+	paths := map[string]string{}
+	for _, role := range []string{RoleKernel, RoleInitrd} {
+		if m.File(role) == nil {
 			continue
 		}
+		f, mf, err := s.Open(name, role) // size and SHA-256 against the manifest
 		if err != nil {
-			return err
-		}
-		if c.path != want {
-			return fmt.Errorf("image %s: the definition's %s is %s, not the image's %s", name, c.role, c.path, want)
-		}
-		f, _, err := s.Open(name, c.role) // size and SHA-256 against the manifest
-		if err != nil {
-			return err
+			return "", "", err
 		}
 		f.Close()
+		paths[role] = filepath.Join(s.Dir, name, mf.Name)
+	}
+	return paths[RoleKernel], paths[RoleInitrd], nil
+}
+
+// CheckBoot reports whether kernel and initrd (paths from a VM definition)
+// are image name's own files with the manifest's digests: a VM defined from
+// an image boots nothing else.
+func (s Store) CheckBoot(name, kernel, initrd string) error {
+	k, i, err := s.BootFiles(name)
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct{ role, got, want string }{{RoleKernel, kernel, k}, {RoleInitrd, initrd, i}} {
+		if c.got != c.want {
+			return fmt.Errorf("image %s: the definition's %s is %q, not the image's %q", name, c.role, c.got, c.want)
+		}
 	}
 	return nil
 }
