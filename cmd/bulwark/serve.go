@@ -23,6 +23,7 @@ const DefaultUIDBase = 2_000_000_000
 func serveCmd() *cobra.Command {
 	cfg := daemon.Config{}
 	var logLevel, logFormat string
+	var attestEnforce bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the control-plane daemon",
@@ -34,6 +35,7 @@ func serveCmd() *cobra.Command {
 			}
 			cfg.Socket = client.SocketFromEnv(cmd.Flag("socket").Value.String())
 			cfg.Version, cfg.Commit = version, commit
+			cfg.AttestNoEnforce = !attestEnforce
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			return daemon.Run(ctx, cfg, log)
@@ -60,6 +62,7 @@ func serveCmd() *cobra.Command {
 	f.StringArrayVar(&cfg.ImageDirs, "image-dir", nil, "directory whose kernels, initrds and disks any user with VM.Create may use (repeatable; default STATE-DIR/images); other host paths need VM.HostPaths on /")
 	f.StringToStringVar(&cfg.StoragePools, "storage-pool", nil, "extra storage pool NAME=DIR (repeatable; the directory is made root 0700; the default pool is STATE-DIR/storage/default)")
 	f.StringVar(&cfg.TPM, "tpm", "none", "TPM for measured launch (PCR 11 host layer, PCR 12 VM launches; docs/attestation.md): none (log only, nothing hardware-rooted), device, device:PATH (default /dev/tpmrm0), swtpm:SOCKET")
+	f.BoolVar(&attestEnforce, "attest-enforce", true, "refuse VM starts while a verifier's latest verdict says this host is untrusted")
 	f.StringVar(&cfg.CgroupBase, "cgroup-base", "bulwark", "cgroup (in every hierarchy) that holds BASE/vm/NAME for each VM and BASE/monitor")
 	f.StringVar(&cfg.AuditAnchorFile, "audit-anchor-file", "", "append-only file of audit record heads and signed checkpoints, checked at start and by audit verify (default STATE-DIR/audit-anchors/anchors.jsonl; \"none\": off)")
 	f.BoolVar(&cfg.AuditAnchorAppendOnly, "audit-anchor-append-only", true, "set the append-only attribute (chattr +a) on the audit anchor file where the file system allows")

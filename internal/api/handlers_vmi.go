@@ -123,8 +123,10 @@ func vmiView(op string) func(*Server, http.ResponseWriter, *http.Request) error 
 func (s *Server) Scan(ctx context.Context, vm, kind string) (*ScanReport, error) {
 	var rep ScanReport
 	if err := s.vmi.Query(ctx, vm, "check", &rep); err != nil {
+		s.recordScan(ctx, vm, nil, err)
 		return nil, vmiErr(err)
 	}
+	s.recordScan(ctx, vm, &rep, nil)
 	if s.events != nil {
 		rep.New = s.events.Report(vm, kind, &rep)
 	}

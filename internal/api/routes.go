@@ -69,6 +69,7 @@ const (
 	PrivVMConfigDisk      = "VM.Config.Disk"
 	PrivVMSnapshot        = "VM.Snapshot"
 	PrivAttestRead        = "Attestation.Read"
+	PrivAttestConfig      = "Attestation.Config"
 )
 
 func routes() []Route {
@@ -129,6 +130,11 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/firewall/log", OpID: "firewallLog", List: true, Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).firewallLog)},
 		{Method: "GET", Path: "/api/v1/attestation/eventlog", OpID: "attestEventLog", Priv: PrivAttestRead, Object: attestObj, Handler: (*Server).attestEventLog},
 		{Method: "GET", Path: "/api/v1/attestation/pcrs", OpID: "attestPCRs", Priv: PrivAttestRead, Object: attestObj, Handler: (*Server).attestPCRs},
+		{Method: "GET", Path: "/api/v1/attestation/status", OpID: "attestStatus", Priv: PrivAttestRead, Object: attestObj, Handler: (*Server).attestStatus},
+		{Method: "GET", Path: "/api/v1/attestation/keys", OpID: "attestKeys", Priv: PrivAttestRead, Object: attestObj, Handler: (*Server).attestKeys},
+		{Method: "POST", Path: "/api/v1/attestation/activate", OpID: "attestActivate", Priv: PrivAttestConfig, Object: attestObj, Handler: (*Server).attestActivate},
+		{Method: "GET", Path: "/api/v1/attestation/quote", OpID: "attestQuote", Priv: PrivAttestRead, Object: attestObj, Handler: (*Server).attestQuote},
+		{Method: "PUT", Path: "/api/v1/attestation/verdict", OpID: "attestSetVerdict", Priv: PrivAttestConfig, Object: attestObj, Handler: (*Server).attestSetVerdict},
 		{Method: "GET", Path: "/api/v1/audit", OpID: "listAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).listAudit},
 		{Method: "GET", Path: "/api/v1/audit/export", OpID: "exportAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).exportAudit},
 		{Method: "GET", Path: "/api/v1/audit/verify", OpID: "verifyAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).verifyAudit},

@@ -96,7 +96,7 @@ func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true,
 		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true, PrivAuditRead: true,
 		PrivUserManage: true, PrivRoleManage: true, PrivPermManage: true, PrivVMConfig: true, PrivMonitorRespond: true,
-		PrivDatastoreAudit: true, PrivDatastoreAllocate: true, PrivVMSnapshot: true, PrivAttestRead: true}
+		PrivDatastoreAudit: true, PrivDatastoreAllocate: true, PrivVMSnapshot: true, PrivAttestRead: true, PrivAttestConfig: true}
 	for _, rt := range Routes() {
 		key := rt.Method + " " + rt.Path
 		if rt.Handler == nil {

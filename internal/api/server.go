@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulwark-project/bulwark/internal/access"
+	"github.com/bulwark-project/bulwark/internal/attest"
 	"github.com/bulwark-project/bulwark/internal/audit"
 	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/hv"
@@ -65,6 +66,8 @@ type Server struct {
 	storage *storage.Service // nil until SetStorage
 
 	attest Attestation // nil until SetAttestation: the routes answer 503
+	agent  Agent       // nil until SetAgent: the remote-attestation routes answer 503
+	scans  scanState   // latest introspection scan per VM run
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -217,7 +220,7 @@ func (s *Server) writeErr(w http.ResponseWriter, rt Route, err error) {
 		writeError(w, http.StatusBadRequest, fe.Error(), fe.Field)
 	case errors.As(err, &nfe):
 		writeError(w, http.StatusBadRequest, nfe.Error(), nfe.Field)
-	case errors.Is(err, netsw.ErrInUse):
+	case errors.Is(err, netsw.ErrInUse), errors.Is(err, attest.ErrHostUntrusted):
 		writeError(w, http.StatusConflict, err.Error(), "")
 	case errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit), "")

@@ -7,8 +7,13 @@ package attest
 
 import (
 	"crypto/sha256"
+	"errors"
 	"time"
 )
+
+// ErrHostUntrusted is returned (wrapped) when a daemon refuses an operation,
+// such as a VM start, because a verifier marked its host untrusted.
+var ErrHostUntrusted = errors.New("host untrusted")
 
 // PCRs Bulwark quotes: 11 the hypervisor layer, 12 VM launches, 13 runtime
 // integrity findings (see internal/measure).

@@ -64,15 +64,28 @@ func New(socket string) *Client {
 // https://127.0.0.1:8443), trusting the CA certificate in caFile (empty:
 // the system roots).
 func NewHTTPS(base, caFile string) (*Client, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS13}
+	var pem []byte
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
+		var err error
+		if pem, err = os.ReadFile(caFile); err != nil {
 			return nil, err
 		}
+	}
+	c, err := NewHTTPSPEM(base, pem)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", caFile, err)
+	}
+	return c, nil
+}
+
+// NewHTTPSPEM is NewHTTPS with the CA certificate given as PEM (empty: the
+// system roots).
+func NewHTTPSPEM(base string, caPEM []byte) (*Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS13}
+	if len(caPEM) > 0 {
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificate", caFile)
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, fmt.Errorf("no PEM certificate")
 		}
 		tc.RootCAs = pool
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/access"
 	"github.com/bulwark-project/bulwark/internal/api"
+	"github.com/bulwark-project/bulwark/internal/attest"
 	"github.com/bulwark-project/bulwark/internal/cgroup"
 	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
@@ -98,6 +99,9 @@ type Config struct {
 	// in cmd/bulwark: the log is kept, nothing is hardware-rooted),
 	// "device", "device:PATH" or "swtpm:SOCKET".
 	TPM string
+	// AttestNoEnforce lets VMs start on a host a verifier marked
+	// untrusted (default: refused).
+	AttestNoEnforce bool
 }
 
 // Run serves until ctx is cancelled, then shuts down cleanly, leaving VMs
@@ -227,6 +231,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	srv.SetAccess(acc)
 	srv.SetConsole(broker, conDefaults)
 	srv.SetAttestation(meas)
+	closeAgent, err := startAttestAgent(cfg, meas, mgr, srv, func() []attest.RuntimeCheck { return nil }, log)
+	if err != nil {
+		return err
+	}
+	defer closeAgent()
 	stopVMI, err := startIntrospection(ctx, cfg, mgr, srv, cg, jailRoot, log)
 	if err != nil {
 		return fmt.Errorf("introspection: %w", err)

@@ -98,6 +98,7 @@ type Manager struct {
 	cg      Cgroups // nil: no per-VM cgroups (tests of pure logic only)
 	// imageCheck, when set, vets a VM from an image before each start.
 	imageCheck func(vm.Spec) error
+	startGate  func(name string) error
 	// imageRetarget resolves a change of a VM's image (Update).
 	imageRetarget func(old vm.Spec, new *vm.Spec) error
 	createMu      sync.Mutex // Create: address assignment and insert are one step
@@ -177,6 +178,10 @@ func (m *Manager) SetCgroups(c Cgroups) { m.cg = c }
 // SetImageCheck installs the check run before starting a VM defined from
 // a registry image: that its kernel and initrd are the image's, by digest.
 func (m *Manager) SetImageCheck(f func(vm.Spec) error) { m.imageCheck = f }
+
+// SetStartGate installs a check that may refuse any VM start (remote
+// attestation refuses starts on a host a verifier marked untrusted).
+func (m *Manager) SetStartGate(f func(name string) error) { m.startGate = f }
 
 // LaunchMeasurer records VM launches for measured launch (internal/measure).
 // MeasureLaunch measures a start's definition, command line and disks (the
@@ -372,6 +377,11 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 	}
 	if err := vm.CheckOp(v.State, vm.OpStart); err != nil {
 		return nil, err
+	}
+	if m.startGate != nil {
+		if err := m.startGate(name); err != nil {
+			return nil, fmt.Errorf("vm %q: %w", name, err)
+		}
 	}
 	// Re-validate: a kernel file may have vanished since the VM was defined.
 	if err := v.Spec.Validate(os.Stat); err != nil {
