@@ -5,8 +5,26 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"testing"
+
+	"github.com/bulwark-project/bulwark/internal/tpm"
+	"github.com/bulwark-project/bulwark/internal/tpm/swtpmtest"
 )
 
 func parseEK(der []byte) (crypto.PublicKey, error) { return x509.ParsePKIXPublicKey(der) }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// openReadySwtpm is openSwtpm, waiting until swtpm listens (see
+// swtpmtest.Instance.WaitReady).
+func openReadySwtpm(t *testing.T) (tpm.TPM, *swtpmtest.Instance) {
+	t.Helper()
+	sw := swtpmtest.Start(t)
+	sw.WaitReady(t)
+	tp, err := tpm.Open(sw.Config())
+	if err != nil {
+		t.Fatalf("open %v: %v", sw, err)
+	}
+	t.Cleanup(func() { tp.Close() })
+	return tp, sw
+}

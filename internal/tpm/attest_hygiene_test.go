@@ -23,6 +23,7 @@ func handles(t *testing.T, tp tpm.TPM, ht uint8) []uint32 {
 // it restarts, and a few leaked objects make every later load fail.
 func TestAttesterFlushesWhatItLoads(t *testing.T) {
 	sw := swtpmtest.Start(t)
+	sw.WaitReady(t)
 	tp, err := tpm.Open(sw.Config())
 	if err != nil {
 		t.Fatal(err)

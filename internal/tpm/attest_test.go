@@ -47,7 +47,7 @@ func register(t *testing.T, keys attest.Keys) ([]byte, attest.Challenge) {
 }
 
 func TestAttesterActivateAndQuote(t *testing.T) {
-	tp, _ := openSwtpm(t)
+	tp, _ := openReadySwtpm(t)
 	akFile := filepath.Join(t.TempDir(), "ak")
 	a, status := newAttester(t, tp, akFile)
 	if status != tpm.AKCreated || !status.MustRegister() {
@@ -115,6 +115,7 @@ func TestAttesterNoTPM(t *testing.T) {
 // is gone (cleared, or another TPM) gets a new AK and says so.
 func TestAttesterAKPersists(t *testing.T) {
 	sw := swtpmtest.Start(t)
+	sw.WaitReady(t)
 	akFile := filepath.Join(t.TempDir(), "ak")
 	tp, err := tpm.Open(sw.Config())
 	if err != nil {
@@ -149,7 +150,7 @@ func TestAttesterAKPersists(t *testing.T) {
 	a.Close()
 
 	// Another TPM: the saved blob is wrapped by a different SRK.
-	other, _ := openSwtpm(t)
+	other, _ := openReadySwtpm(t)
 	var logs strings.Builder
 	a3, status, err := tpm.NewAttester(other, akFile, slogTo(&logs))
 	if err != nil {
@@ -172,7 +173,7 @@ func TestAttesterAKPersists(t *testing.T) {
 }
 
 func TestAttesterDamagedStateFile(t *testing.T) {
-	tp, _ := openSwtpm(t)
+	tp, _ := openReadySwtpm(t)
 	dir := t.TempDir()
 	akFile := filepath.Join(dir, "ak")
 	if err := os.WriteFile(akFile, []byte("not a key"), 0o600); err != nil {
@@ -202,7 +203,7 @@ func TestAttesterDamagedStateFile(t *testing.T) {
 
 // Killing swtpm turns every attestation call into an error at once.
 func TestAttesterSwtpmKilled(t *testing.T) {
-	tp, sw := openSwtpm(t)
+	tp, sw := openReadySwtpm(t)
 	a, _ := newAttester(t, tp, filepath.Join(t.TempDir(), "ak"))
 	sw.Stop()
 	done := make(chan error, 1)
@@ -228,7 +229,7 @@ func TestAttesterSwtpmKilled(t *testing.T) {
 }
 
 func TestAttesterQuoteArguments(t *testing.T) {
-	tp, _ := openSwtpm(t)
+	tp, _ := openReadySwtpm(t)
 	a, _ := newAttester(t, tp, filepath.Join(t.TempDir(), "ak"))
 	for _, c := range []struct {
 		data []byte

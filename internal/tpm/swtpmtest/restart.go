@@ -44,6 +44,7 @@ func (in *Instance) Restart(tb testing.TB) *Instance {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if _, err := os.Stat(next.Socket); err == nil {
+			next.WaitReady(tb)
 			return next
 		}
 		select {
