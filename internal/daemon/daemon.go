@@ -23,7 +23,6 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/access"
 	"github.com/bulwark-project/bulwark/internal/api"
-	"github.com/bulwark-project/bulwark/internal/attest"
 	"github.com/bulwark-project/bulwark/internal/cgroup"
 	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
@@ -102,6 +101,10 @@ type Config struct {
 	// AttestNoEnforce lets VMs start on a host a verifier marked
 	// untrusted (default: refused).
 	AttestNoEnforce bool
+	// RuntimeCheckInterval is the mean time between re-measurements of
+	// the daemon's and every QEMU's code (runtimecheck.go); 0 disables
+	// them, with a warning.
+	RuntimeCheckInterval time.Duration
 }
 
 // Run serves until ctx is cancelled, then shuts down cleanly, leaving VMs
@@ -231,7 +234,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	srv.SetAccess(acc)
 	srv.SetConsole(broker, conDefaults)
 	srv.SetAttestation(meas)
-	closeAgent, err := startAttestAgent(cfg, meas, mgr, srv, func() []attest.RuntimeCheck { return nil }, log)
+	// Runtime integrity (runtimecheck.go): the daemon's and each QEMU's
+	// code re-measured against the files on disk; findings go to PCR 13
+	// and, through Latest, into the attestation report.
+	runtimeChecker, err := startRuntimeChecker(ctx, cfg, mgr, meas, log)
+	if err != nil {
+		return err
+	}
+	defer runtimeChecker.Stop()
+	closeAgent, err := startAttestAgent(cfg, meas, mgr, srv, runtimeChecker.Latest, log)
 	if err != nil {
 		return err
 	}
