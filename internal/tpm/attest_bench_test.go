@@ -15,13 +15,7 @@ import (
 // quote, the PCR read under the same lock, and the verifier's check of the
 // result. A hardware TPM signs far more slowly (tens to hundreds of ms).
 func BenchmarkQuoteSwtpm(b *testing.B) {
-	sw := swtpmtest.Start(b)
-	sw.WaitReady(b)
-	tp, err := tpm.Open(sw.Config())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tp.Close()
+	tp := swtpmtest.Start(b).Open(b)
 	a, _, err := tpm.NewAttester(tp, filepath.Join(b.TempDir(), "ak"), nil)
 	if err != nil {
 		b.Fatal(err)

@@ -15,16 +15,10 @@ func parseEK(der []byte) (crypto.PublicKey, error) { return x509.ParsePKIXPublic
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
-// openReadySwtpm is openSwtpm, waiting until swtpm listens (see
-// swtpmtest.Instance.WaitReady).
+// openReadySwtpm is openSwtpm, retrying until swtpm listens (see
+// swtpmtest.Instance.Open).
 func openReadySwtpm(t *testing.T) (tpm.TPM, *swtpmtest.Instance) {
 	t.Helper()
 	sw := swtpmtest.Start(t)
-	sw.WaitReady(t)
-	tp, err := tpm.Open(sw.Config())
-	if err != nil {
-		t.Fatalf("open %v: %v", sw, err)
-	}
-	t.Cleanup(func() { tp.Close() })
-	return tp, sw
+	return sw.Open(t), sw
 }

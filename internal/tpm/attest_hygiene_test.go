@@ -22,13 +22,7 @@ func handles(t *testing.T, tp tpm.TPM, ht uint8) []uint32 {
 // swtpm has no resource manager: whatever is not flushed stays loaded until
 // it restarts, and a few leaked objects make every later load fail.
 func TestAttesterFlushesWhatItLoads(t *testing.T) {
-	sw := swtpmtest.Start(t)
-	sw.WaitReady(t)
-	tp, err := tpm.Open(sw.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
+	tp := swtpmtest.Start(t).Open(t)
 	akFile := filepath.Join(t.TempDir(), "ak")
 	a, _, err := tpm.NewAttester(tp, akFile, nil)
 	if err != nil {

@@ -115,12 +115,8 @@ func TestAttesterNoTPM(t *testing.T) {
 // is gone (cleared, or another TPM) gets a new AK and says so.
 func TestAttesterAKPersists(t *testing.T) {
 	sw := swtpmtest.Start(t)
-	sw.WaitReady(t)
 	akFile := filepath.Join(t.TempDir(), "ak")
-	tp, err := tpm.Open(sw.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tp := sw.Open(t)
 	a, status := newAttester(t, tp, akFile)
 	if status != tpm.AKCreated {
 		t.Fatalf("first start: %v", status)
@@ -130,11 +126,7 @@ func TestAttesterAKPersists(t *testing.T) {
 	tp.Close()
 
 	sw = sw.Restart(t)
-	tp, err = tpm.Open(sw.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
+	tp = sw.Open(t)
 	a, status = newAttester(t, tp, akFile)
 	if status != tpm.AKLoaded || status.MustRegister() {
 		t.Fatalf("after restart: %v, want loaded", status)

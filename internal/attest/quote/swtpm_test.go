@@ -23,13 +23,7 @@ type host struct {
 
 func newHost(t testing.TB) *host {
 	t.Helper()
-	sw := swtpmtest.Start(t)
-	sw.WaitReady(t)
-	tp, err := tpm.Open(sw.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tp.Close() })
+	tp := swtpmtest.Start(t).Open(t)
 	a, _, err := tpm.NewAttester(tp, filepath.Join(t.TempDir(), "ak"), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,27 +1,29 @@
 package swtpmtest
 
 import (
-	"net"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/bulwark-project/bulwark/internal/tpm"
 )
 
-// WaitReady waits until swtpm accepts connections on its server socket.
-// Start returns once the socket file exists, which swtpm creates (bind)
-// a moment before it listens: a client that dials at once can be refused.
-func (in *Instance) WaitReady(tb testing.TB) {
+// Open opens this instance with tpm.Open and closes it when the test ends.
+// It retries a refused connection for up to startTimeout: swtpm's socket
+// file appears at bind(), before listen(), and its listen backlog is short
+// (a connection Start made to probe it may still sit there), so the first
+// dial can be refused with ECONNREFUSED or EAGAIN.
+func (in *Instance) Open(tb testing.TB) tpm.TPM {
 	tb.Helper()
 	deadline := time.Now().Add(startTimeout)
 	for {
-		c, err := net.DialTimeout("unix", in.Socket, time.Second)
+		t, err := tpm.Open(in.Config())
 		if err == nil {
-			// swtpm serves one connection at a time: hang up at once so
-			// the real client is next.
-			c.Close()
-			return
+			tb.Cleanup(func() { t.Close() })
+			return t
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("swtpm does not accept connections on %s within %v: %v\n%s", in.Socket, startTimeout, err, in.stderr)
+		if !errors.Is(err, tpm.ErrNoTPM) || time.Now().After(deadline) {
+			tb.Fatalf("open %v: %v\n%s", in, err, in.stderr)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -13,7 +13,8 @@ import (
 // directory and sockets, as a host reboot would: persistent objects and NV
 // survive, transient objects, sessions and PCRs do not. The returned
 // Instance replaces in (which is stopped); the state directory is still
-// removed when the test ends.
+// removed when the test ends. Open it with Instance.Open, which waits
+// until swtpm listens.
 func (in *Instance) Restart(tb testing.TB) *Instance {
 	tb.Helper()
 	in.shutdown(tb)
@@ -44,7 +45,6 @@ func (in *Instance) Restart(tb testing.TB) *Instance {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if _, err := os.Stat(next.Socket); err == nil {
-			next.WaitReady(tb)
 			return next
 		}
 		select {
