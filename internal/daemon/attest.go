@@ -242,7 +242,6 @@ func (a *attestAgent) allowStart(name string) error {
 	return err
 }
 
-
 // vmReports lists the VMs for a report, with the latest introspection scan
 // of each running VM's current run.
 func vmReports(mgr *manager.Manager, srv *api.Server) func(ctx context.Context) []attest.VMReport {

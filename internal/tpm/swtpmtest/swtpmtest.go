@@ -9,6 +9,7 @@ package swtpmtest
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,7 +79,11 @@ func Start(tb testing.TB) *Instance {
 	go func() { exited <- in.cmd.Wait() }()
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if _, err := os.Stat(in.Socket); err == nil {
+		// The socket file appears at bind(), before listen(): wait until a
+		// connection is accepted (swtpm serves one at a time, and this one
+		// is closed at once).
+		if c, err := net.Dial("unix", in.Socket); err == nil {
+			c.Close()
 			break
 		}
 		select {
