@@ -121,7 +121,7 @@ func Evaluate(p *Policy, events []eventlog.Event, rep attest.Report, now time.Ti
 	if ref.IsZero() {
 		ref = now
 	}
-	e := &evaluation{ix: ix, p: p, ref: ref, vms: map[string]*vmState{}}
+	e := &evaluation{ix: ix, p: p, ref: ref, vms: make(map[string]*vmState, len(rep.VMs)), buf: make([]Field, 0, 16)}
 	e.collectVMs(rep.VMs)
 	for i := range events {
 		e.event(i, &events[i])
@@ -140,16 +140,25 @@ type evaluation struct {
 	ref time.Time
 
 	host reasons
-	// vms are the running VMs of the report, by name; names are the
-	// launch events' keys into it.
+	// vms are the running VMs of the report and the VMs launch events
+	// name, by name; names are the running ones, sorted.
 	vms   map[string]*vmState
-	names []string // sorted
-	// defined are VMs with a vm-definition seen so far (running or not),
-	// to catch launch events that belong to no launch.
-	defined map[string]bool
+	names []string
 
 	sawBulwark, sawQEMU, sawHardening bool
 	sawSeccomp                        map[string]bool
+
+	buf []Field // reused by parse
+}
+
+// parse parses an event's data into e's reused field buffer: the fields
+// are valid until the next call (their strings stay valid).
+func (e *evaluation) parse(ev *eventlog.Event) (EventInfo, error) {
+	info, err := parseEventData(ev.PCR, ev.Data, e.buf)
+	if cap(info.Fields) > cap(e.buf) {
+		e.buf = info.Fields[:0]
+	}
+	return info, err
 }
 
 func (e *evaluation) collectVMs(list []attest.VMReport) {
@@ -166,7 +175,7 @@ func (e *evaluation) collectVMs(list []attest.VMReport) {
 		case seen[r.Name]:
 			e.host.unknown(attest.Reason{Component: "report", VM: r.Name, Message: "the report lists this VM twice; the first entry is judged"})
 		case r.Running:
-			e.vms[r.Name] = &vmState{name: r.Name, intro: r.Introspection}
+			e.vms[r.Name] = &vmState{name: r.Name, running: true, intro: r.Introspection}
 			e.names = append(e.names, r.Name)
 		}
 		seen[r.Name] = true
@@ -206,7 +215,7 @@ func (e *evaluation) hostEvent(i int, ev *eventlog.Event) {
 		e.badEvent(i, ev, fmt.Sprintf("event type %s: Bulwark writes only EV_IPL", ev.Type))
 		return
 	}
-	info, err := ParseEventData(ev.PCR, ev.Data)
+	info, err := e.parse(ev)
 	if err != nil {
 		e.badEvent(i, ev, "no golden value for this event: "+err.Error())
 		return
@@ -283,7 +292,7 @@ func (e *evaluation) hostPresence() {
 // runtimeEvent: anything in PCR 13 is a runtime integrity finding the TPM
 // keeps until reboot, so the host is untrusted whatever the data says.
 func (e *evaluation) runtimeEvent(i int, ev *eventlog.Event) {
-	info, err := ParseEventData(ev.PCR, ev.Data)
+	info, err := e.parse(ev)
 	if err != nil {
 		e.host.fail(attest.Reason{Component: "runtime", Found: hexOf(ev.Digest),
 			Message: fmt.Sprintf("PCR 13 event %d records a runtime integrity finding (its data is unreadable: %v)", i, err)})
@@ -371,8 +380,10 @@ func (e *evaluation) runtimeChecks(list []attest.RuntimeCheck) {
 // is host-supplied, so only the two known ones are used verbatim.
 func runtimeComponent(process string) string {
 	switch process {
-	case "daemon", "qemu":
-		return "runtime/" + process
+	case "daemon":
+		return "runtime/daemon"
+	case "qemu":
+		return "runtime/qemu"
 	}
 	return "runtime/other"
 }

@@ -19,9 +19,13 @@ const maxContentEvents = 64
 
 // vmState is a running VM of the report and its latest launch.
 type vmState struct {
-	name   string
-	intro  *attest.Introspection
-	launch *launch
+	name    string
+	running bool
+	intro   *attest.Introspection
+	// defined: a vm-definition of this VM was seen, so launch events
+	// that follow belong to a launch.
+	defined bool
+	launch  *launch // latest launch, kept for running VMs only
 }
 
 // launch is what the latest launch of a VM measured. Each of definition,
@@ -44,7 +48,7 @@ func (e *evaluation) launchEvent(i int, ev *eventlog.Event) {
 		e.badEvent(i, ev, fmt.Sprintf("event type %s: Bulwark writes only EV_IPL", ev.Type))
 		return
 	}
-	info, err := ParseEventData(ev.PCR, ev.Data)
+	info, err := e.parse(ev)
 	if err != nil {
 		e.badEvent(i, ev, "cannot tell which VM launch this belongs to: "+err.Error())
 		return
@@ -54,23 +58,24 @@ func (e *evaluation) launchEvent(i int, ev *eventlog.Event) {
 		e.badEvent(i, ev, "names no valid VM: "+strconv.Quote(clip(vm, 80)))
 		return
 	}
-	if e.defined == nil {
-		e.defined = map[string]bool{}
-	}
 	st := e.vms[vm]
 	if info.Kind == KindVMDefinition {
-		e.defined[vm] = true
-		if st != nil {
+		if st == nil {
+			st = &vmState{name: vm}
+			e.vms[vm] = st
+		}
+		st.defined = true
+		if st.running {
 			st.launch = &launch{def: ev.Digest}
 		}
 		return
 	}
-	if !e.defined[vm] {
+	if st == nil || !st.defined {
 		e.badEvent(i, ev, fmt.Sprintf("%s of vm %s comes before any vm-definition of it", info.Kind, vm))
 		return
 	}
-	if st == nil {
-		return // not running: history
+	if !st.running {
+		return // history
 	}
 	l := st.launch
 	switch info.Kind {

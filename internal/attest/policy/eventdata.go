@@ -52,9 +52,9 @@ type Field struct {
 type EventInfo struct {
 	Kind   string
 	Fields []Field
-	// Truncated is set when the writer cut overlong data (to 900 bytes
-	// and "..."): the fields up to the cut are kept, the cut one and
-	// those after it are absent.
+	// Truncated is set when the writer cut an overlong value or line (to
+	// 900 bytes and "..."): the fields before the cut are kept, the one it
+	// cut is absent.
 	Truncated bool
 }
 
@@ -96,10 +96,10 @@ type kindSpec struct {
 	// positional: the data is the kind, a space and one quoted string.
 	positional bool
 	fields     []fieldSpec
-	// tail, if set, takes the fields after the fixed ones (vm-disk's
-	// identity); done says whether what it saw is complete.
-	tail func(st *tailState, key, val string, quoted bool) error
-	done func(st *tailState) error
+	// diskTail: the fields after the fixed ones are vm-disk's identity
+	// (diskIdentityTail, then diskIdentityDone). A flag rather than a
+	// function value keeps the state on the stack.
+	diskTail bool
 }
 
 type tailState struct {
@@ -124,7 +124,7 @@ var kindSpecs = map[string]*kindSpec{
 	KindVMDefinition:    {pcr: 12, fields: []fieldSpec{vmField, {key: "digest-of", typ: tLiteral, lit: "canonical-json"}}},
 	KindVMCmdline:       {pcr: 12, fields: []fieldSpec{vmField, {key: "cmdline", typ: tQuoted}}},
 	KindVMDisk: {pcr: 12, fields: []fieldSpec{vmField, {key: "index", typ: tUint}, {key: "digest-of", typ: tLiteral, lit: "identity"}},
-		tail: diskIdentityTail, done: diskIdentityDone},
+		diskTail: true},
 	KindVMDiskContent: {pcr: 12, fields: []fieldSpec{vmField, {key: "index", typ: tUint}, {key: "layer", typ: tUint},
 		{key: "digest-of", typ: tLiteral, lit: "content"}}},
 	KindVMKernel: {pcr: 12, fields: bootFields},
@@ -173,15 +173,23 @@ func diskIdentityDone(st *tailState) error {
 // UTF-8 are refused (the writer quotes them), so a value cannot smuggle a
 // second field or line. Errors wrap ErrUnknownKind or ErrEventSyntax.
 func ParseEventData(pcr uint32, data []byte) (EventInfo, error) {
+	return parseEventData(pcr, data, nil)
+}
+
+// parseEventData is ParseEventData appending the fields to buf[:0], so
+// that Evaluate reuses one buffer for all events.
+func parseEventData(pcr uint32, data []byte, buf []Field) (EventInfo, error) {
 	if len(data) > MaxEventData {
 		return EventInfo{}, fmt.Errorf("%w: %d bytes (at most %d)", ErrEventSyntax, len(data), MaxEventData)
 	}
+	ascii := true
 	for _, c := range data {
 		if c < 0x20 || c == 0x7f {
 			return EventInfo{}, fmt.Errorf("%w: control byte 0x%02x", ErrEventSyntax, c)
 		}
+		ascii = ascii && c < 0x80
 	}
-	if !utf8.Valid(data) {
+	if !ascii && !utf8.Valid(data) {
 		return EventInfo{}, fmt.Errorf("%w: not UTF-8", ErrEventSyntax)
 	}
 	s := string(data)
@@ -193,14 +201,15 @@ func ParseEventData(pcr uint32, data []byte) (EventInfo, error) {
 	if spec.pcr != pcr {
 		return EventInfo{}, fmt.Errorf("%w: %s belongs in PCR %d, not %d", ErrUnknownKind, kind, spec.pcr, pcr)
 	}
-	info, err := parseFields(spec, kind, s[len(kind):], false)
+	info, err := parseFields(spec, kind, s[len(kind):], false, buf)
 	if err == nil {
 		return info, nil
 	}
-	// measure.trim cuts data over 900 bytes on a UTF-8 boundary and
-	// appends "...": 899 to 903 bytes in all.
-	if n := len(s); n >= 899 && n <= 903 && strings.HasSuffix(s, "...") && len(rest) > 0 {
-		if ti, terr := parseFields(spec, kind, s[len(kind):n-3], true); terr == nil {
+	// measure.trim cuts a long value (cmdline, file) or a whole vm-disk
+	// line to 900 bytes on a UTF-8 boundary and appends "...": the cut is
+	// in the last field and the data is at least 899 bytes.
+	if n := len(s); n >= 899 && strings.HasSuffix(s, "...") && len(rest) > 0 {
+		if ti, terr := parseFields(spec, kind, s[len(kind):n-3], true, buf); terr == nil {
 			return ti, nil
 		}
 	}
@@ -208,63 +217,55 @@ func ParseEventData(pcr uint32, data []byte) (EventInfo, error) {
 }
 
 // parseFields reads the items after the kind: s is empty or starts with a
-// space. When truncated, the last item is dropped (it may be cut short,
-// even when it parses) and absent fields are not errors.
-func parseFields(spec *kindSpec, kind, s string, truncated bool) (EventInfo, error) {
+// space. Fields are appended to buf (nil: a new slice). When truncated,
+// the item that reaches the cut is dropped (it may be cut short, even when
+// it parses) and absent fields are not errors.
+func parseFields(spec *kindSpec, kind, s string, truncated bool, buf []Field) (EventInfo, error) {
 	info := EventInfo{Kind: kind, Truncated: truncated}
 	if spec.positional {
 		if truncated {
 			return info, errors.New("cannot be truncated")
 		}
-		if len(s) < 2 || s[0] != ' ' {
+		if len(s) < 2 || s[0] != ' ' || s[1] != '"' {
 			return info, errors.New("want one quoted string")
 		}
 		v, err := strconv.Unquote(s[1:])
-		if err != nil || s[1] != '"' {
+		if err != nil {
 			return info, errors.New("want one quoted string")
 		}
-		info.Fields = []Field{{Value: v}}
+		info.Fields = append(buf[:0], Field{Value: v})
 		return info, nil
 	}
-	var items [MaxEventFields]rawItem
-	n := 0
+	if buf == nil {
+		buf = make([]Field, 0, len(spec.fields)+2)
+	}
+	info.Fields = buf[:0]
+	var st tailState
+	j := 0 // next fixed field
 	for len(s) > 0 {
-		if n == MaxEventFields {
+		if len(info.Fields) == MaxEventFields {
 			return info, fmt.Errorf("more than %d fields", MaxEventFields)
 		}
 		if s[0] != ' ' || len(s) == 1 {
 			if truncated {
-				break
+				return info, nil
 			}
 			return info, errors.New("fields must be separated by single spaces")
 		}
-		s = s[1:]
-		it, rest, err := nextItem(s)
+		it, rest, err := nextItem(s[1:])
+		if truncated && (err != nil || rest == "") {
+			return info, nil // the item at the cut
+		}
 		if err != nil {
-			if truncated {
-				break
-			}
 			return info, err
 		}
-		items[n] = it
-		n++
 		s = rest
-	}
-	if truncated {
-		if n == 0 {
-			return info, errors.New("nothing left after the cut")
-		}
-		n-- // the item at the cut may be cut short
-	}
-	info.Fields = make([]Field, 0, n)
-	var st tailState
-	j := 0 // next fixed field
-	for _, it := range items[:n] {
 		for j < len(spec.fields) && spec.fields[j].optional && spec.fields[j].key != it.key {
 			j++
 		}
-		if j < len(spec.fields) {
-			f := spec.fields[j]
+		switch {
+		case j < len(spec.fields):
+			f := &spec.fields[j]
 			if f.key != it.key {
 				return info, fmt.Errorf("want field %q, found %q", f.key, clip(it.key, 40))
 			}
@@ -272,25 +273,25 @@ func parseFields(spec *kindSpec, kind, s string, truncated bool) (EventInfo, err
 				return info, fmt.Errorf("%s: %w", f.key, err)
 			}
 			j++
-		} else if spec.tail != nil {
-			if err := spec.tail(&st, it.key, it.val, it.quoted); err != nil {
+		case spec.diskTail:
+			if err := diskIdentityTail(&st, it.key, it.val, it.quoted); err != nil {
 				return info, err
 			}
-		} else {
+		default:
 			return info, fmt.Errorf("unexpected field %q", clip(it.key, 40))
 		}
 		info.Fields = append(info.Fields, Field{Key: it.key, Value: it.val})
 	}
 	if truncated {
-		return info, nil
+		return info, errors.New("no cut field")
 	}
 	for ; j < len(spec.fields); j++ {
 		if !spec.fields[j].optional {
 			return info, fmt.Errorf("missing field %q", spec.fields[j].key)
 		}
 	}
-	if spec.done != nil {
-		if err := spec.done(&st); err != nil {
+	if spec.diskTail {
+		if err := diskIdentityDone(&st); err != nil {
 			return info, err
 		}
 	}
@@ -316,6 +317,15 @@ func nextItem(s string) (rawItem, string, error) {
 	it := rawItem{key: s[:i]}
 	s = s[i+1:]
 	if len(s) > 0 && s[0] == '"' {
+		// Fast path: no escapes, so the value is the bytes between the
+		// quotes (ParseEventData has refused control bytes and invalid
+		// UTF-8, which is all Unquote would check there).
+		for k := 1; k < len(s) && s[k] != '\\'; k++ {
+			if s[k] == '"' {
+				it.val, it.quoted = s[1:k], true
+				return it, s[k+1:], nil
+			}
+		}
 		q, err := strconv.QuotedPrefix(s)
 		if err != nil || q[0] != '"' {
 			return rawItem{}, "", fmt.Errorf("%s: bad quoted string", it.key)

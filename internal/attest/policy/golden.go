@@ -99,7 +99,7 @@ func (p *Policy) AddImage(name, kernelHex, initrdHex, diskHex string) error {
 // reference VM booted from a known-good image. The disk is set only when
 // the launch measured exactly one disk content.
 func ImageFromLaunch(events []eventlog.Event, vm string) (Image, error) {
-	e := &evaluation{vms: map[string]*vmState{vm: {name: vm}}}
+	e := &evaluation{vms: map[string]*vmState{vm: {name: vm, running: true}}}
 	for i := range events {
 		if events[i].PCR == attest.PCRLaunch && events[i].Type != eventlog.EventNoAction {
 			e.launchEvent(i, &events[i])
