@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
@@ -138,7 +139,7 @@ func dialSwtpm(network, addr string) (TPM, error) {
 			return nil, fmt.Errorf("tpm: swtpm socket %s does not exist (%w): is swtpm running with --server type=unixio,path=%s?", addr, ErrNoTPM, addr)
 		}
 	}
-	conn, err := net.DialTimeout(network, addr, commandTimeout)
+	conn, err := dialRetry(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("tpm: connect to swtpm at %s (%w): %w", info.Addr, ErrNoTPM, err)
 	}
@@ -177,3 +178,23 @@ func checkIndex(index int) error {
 }
 
 var _ transport.TPM = (*streamTransport)(nil)
+
+// dialRetryFor is how long a refused connection to swtpm is retried: its
+// socket file appears at bind(), before listen(), and its listen backlog is
+// short (it serves one connection at a time), so a swtpm that was just
+// started, or is still closing a previous client, refuses for a moment.
+const dialRetryFor = 2 * time.Second
+
+func dialRetry(network, addr string) (net.Conn, error) {
+	deadline := time.Now().Add(dialRetryFor)
+	for {
+		conn, err := net.DialTimeout(network, addr, commandTimeout)
+		if err == nil {
+			return conn, nil
+		}
+		if !(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EAGAIN)) || time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -9,7 +9,6 @@ package swtpmtest
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,11 +78,9 @@ func Start(tb testing.TB) *Instance {
 	go func() { exited <- in.cmd.Wait() }()
 	deadline := time.Now().Add(startTimeout)
 	for {
-		// The socket file appears at bind(), before listen(): wait until a
-		// connection is accepted (swtpm serves one at a time, and this one
-		// is closed at once).
-		if c, err := net.Dial("unix", in.Socket); err == nil {
-			c.Close()
+		// The socket file appears at bind(), before listen(): tpm.Open
+		// retries a refused connection for a moment.
+		if _, err := os.Stat(in.Socket); err == nil {
 			break
 		}
 		select {
