@@ -28,7 +28,7 @@ func attestCmd(g *globals) *cobra.Command {
 		Use:   "attest",
 		Short: "Measured launch: the event log and the PCRs it replays to (docs/attestation.md)",
 	}
-	cmd.AddCommand(attestLogCmd(g), attestPCRsCmd(g), attestStatusCmd(g), attestQuoteCmd(g))
+	cmd.AddCommand(attestLogCmd(g), attestPCRsCmd(g), attestStatusCmd(g), attestQuoteCmd(g), attestGoldenCmd(g))
 	return cmd
 }
 
