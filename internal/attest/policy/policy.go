@@ -49,9 +49,12 @@ const (
 
 // Policy is a policy document. Digests are lower-case hex SHA-256.
 //
-// Parse, Merge and Validate leave a Policy indexed for Evaluate. A Policy is
-// read-only once shared: Evaluate may run on it from many goroutines at
-// once, while AddImage, AddHostEvents and direct edits must not.
+// Parse, Merge, FromHostEvents and Validate leave a Policy indexed for
+// Evaluate. A Policy is read-only once shared: Evaluate may run on it from
+// many goroutines at once, while AddImage, AddHostEvents and direct edits
+// must not. After AddImage or AddHostEvents, Evaluate re-validates on
+// every call until Validate is called; after a direct edit of a field,
+// call Validate, or Evaluate keeps using the index of the old content.
 type Policy struct {
 	// Version is the policy's revision (at least 1); verdicts carry it.
 	Version int `json:"version"`

@@ -53,7 +53,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", repl(`"version": 3,`, `"version": 3, "version": 4,`), "version", "duplicate key"},
 		{"duplicate map key", repl(`"a": {"kernel"`, `"b": {"kernel": "x"}, "a": {"kernel"`), `images["b"]`, "duplicate key"},
 		{"null", repl(`"qemu-binary": [`, `"qemu-binary": null, "x": [`), "host.qemu-binary", "must be an array, not null"},
-		{"string for number", repl(`"version": 3`, `"version": "3"`), "version", "must be a number"},
+		{"string for number", repl(`"version": 3`, `"version": "3"`), "version", "must be an integer"},
 		{"bad hex", repl(`"kernel": "`+hx("kernel-a"), `"kernel": "abc`+hx("kernel-a")), `images["a"].kernel`, `"abc` + hx("kernel-a")[:10]},
 		{"bad hex short", repl(`"kernel": "`+hx("kernel-a")+`"`, `"kernel": "abc"`), `images["a"].kernel`, `"abc" is not a 64-hex-digit SHA-256`},
 		{"upper-case hex", repl(hx("kernel-a"), strings.ToUpper(hx("kernel-a"))), `images["a"].kernel`, "lower-case"},
@@ -64,7 +64,8 @@ func TestParseErrors(t *testing.T) {
 		{"repeated digest", repl(`"qemu-binary": [`, `"qemu-binary": [`+fmt.Sprintf("%q", hx("qemu-1"))+`,`), "host.qemu-binary[1]", "listed twice"},
 		{"too many digests", repl(`"bulwark-binary": [`+fmt.Sprintf("%q", hx("bulwark-1"))+`]`, `"bulwark-binary": [`+strings.Join(many, ",")+`]`), "host.bulwark-binary", "more than 64"},
 		{"version 0", repl(`"version": 3`, `"version": 0`), "version", "at least 1"},
-		{"version fraction", repl(`"version": 3`, `"version": 3.5`), "", "cannot unmarshal"},
+		{"version fraction", repl(`"version": 3`, `"version": 3.5`), "version", "must be an integer"},
+		{"version too large", repl(`"version": 3`, `"version": 1e30`), "version", "must be an integer"},
 		{"missing host", repl(`"host": {`, `"hostx": {`), "hostx", "unknown field"},
 		{"missing kernel", repl(`"a": {"kernel"`, `"a": {"disk"`), `images["a"].kernel`, "missing"},
 		{"bad image name", repl(`"a": {`, `"A": {`), `images["A"]`, "not an image name"},
@@ -77,7 +78,7 @@ func TestParseErrors(t *testing.T) {
 		{"trailing data", base + "{}", "", "data after the document"},
 		{"truncated", base[:len(base)/2], "", ""},
 		{"not an object", `[1]`, "(document)", "must be an object"},
-		{"deep nesting", repl(`"version": 3`, `"version": [[[[[[[[1]]]]]]]]`), "version", "must be a number"},
+		{"deep nesting", repl(`"version": 3`, `"version": [[[[[[[[1]]]]]]]]`), "version", "must be an integer"},
 		{"firmware name", repl(`"bios-microvm.bin"`, `"bios/../x"`), `host.qemu-firmware["bios/../x"]`, "not a component name"},
 	}
 	for _, tc := range tests {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"time"
 )
@@ -14,7 +15,7 @@ import (
 // wins), keys in another case ("Version"), and nulls, and its errors do not
 // say where in the document they are.
 type shape struct {
-	kind   byte              // 'o' object with fixed fields, 'm' map, 'a' array, 's' string, 'd' duration string, 'n' number, 'b' bool
+	kind   byte              // 'o' object with fixed fields, 'm' map, 'a' array, 's' string, 'd' duration string, 'n' integer, 'b' bool
 	fields map[string]*shape // 'o'
 	elem   *shape            // 'm' values, 'a' elements
 	max    int               // 'm', 'a': most entries
@@ -86,7 +87,7 @@ func walk(dec *json.Decoder, sh *shape, at string) error {
 	if err != nil {
 		return syntaxErr(at, err)
 	}
-	want := map[byte]string{'o': "an object", 'm': "an object", 'a': "an array", 's': "a string", 'd': "a duration string such as \"10m\"", 'n': "a number", 'b': "true or false"}[sh.kind]
+	want := map[byte]string{'o': "an object", 'm': "an object", 'a': "an array", 's': "a string", 'd': "a duration string such as \"10m\"", 'n': "an integer", 'b': "true or false"}[sh.kind]
 	switch sh.kind {
 	case 's':
 		if s, ok := tok.(string); !ok {
@@ -105,8 +106,12 @@ func walk(dec *json.Decoder, sh *shape, at string) error {
 		}
 		return nil
 	case 'n':
-		if _, ok := tok.(json.Number); !ok {
+		n, ok := tok.(json.Number)
+		if !ok {
 			return errAt(pathOr(at), "must be %s, not %s", want, describe(tok))
+		}
+		if v, err := n.Int64(); err != nil || v < 0 || v > math.MaxInt32 {
+			return errAt(pathOr(at), "%s: must be an integer from 0 to %d", clip(n.String(), 40), math.MaxInt32)
 		}
 		return nil
 	case 'b':
