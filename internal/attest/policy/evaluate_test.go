@@ -378,3 +378,19 @@ func TestEvaluateWithoutUsablePolicy(t *testing.T) {
 		t.Fatalf("hand-built policy: %+v", v)
 	}
 }
+
+// One policy serves many hosts at once (run with -race).
+func TestEvaluateConcurrent(t *testing.T) {
+	p := basePolicy(t)
+	evs := join(hostEvents(), launch("web", "kernel-a", "initrd-evil"))
+	want := policy.Evaluate(p, evs, running("web"), t0)
+	done := make(chan attest.Verdict)
+	for range 4 {
+		go func() { done <- policy.Evaluate(p, evs, running("web"), t0) }()
+	}
+	for range 4 {
+		if got := <-done; !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v", got)
+		}
+	}
+}
