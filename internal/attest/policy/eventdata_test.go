@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulwark-project/bulwark/internal/attest"
 	"github.com/bulwark-project/bulwark/internal/attest/policy"
 	"github.com/bulwark-project/bulwark/internal/measure"
 	"github.com/bulwark-project/bulwark/internal/measure/eventlog"
@@ -238,5 +239,27 @@ func TestParseEventDataOfMeasureWriter(t *testing.T) {
 	}
 	if got := strconv.Itoa(len(p.Host.SeccompFilter)); got != "2" {
 		t.Fatalf("seccomp filters %s", got)
+	}
+}
+
+// PCR 13 data as internal/measure writes it parses, hostile VM names too.
+func TestParseRuntimeEventOfMeasure(t *testing.T) {
+	for _, rc := range []attest.RuntimeCheck{
+		{Process: "qemu", VM: "web \"1\"\n", PID: 42, Binary: "/usr/bin/qemu-system-x86_64",
+			Mismatches: []attest.TextMismatch{{Object: "/x", Offset: 0x4a10, Length: 2}}},
+		{Process: "daemon", PID: 1, Binary: "/usr/bin/bulwark", Mismatches: []attest.TextMismatch{{Offset: 0}}},
+	} {
+		_, data, ok := measure.RuntimeMismatchEvent(rc)
+		if !ok {
+			t.Fatal("no event")
+		}
+		info, err := policy.ParseEventData(13, []byte(data))
+		if err != nil {
+			t.Fatalf("%q: %v", data, err)
+		}
+		if info.Get("process") != rc.Process || info.Get("vm") != rc.VM || info.Get("binary") != rc.Binary ||
+			info.Get("first_offset") != fmt.Sprintf("%#x", rc.Mismatches[0].Offset) {
+			t.Errorf("%q parsed as %+v", data, info)
+		}
 	}
 }
