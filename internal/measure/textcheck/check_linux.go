@@ -410,10 +410,14 @@ func (s *scan) mapping(m Mapping, bin binaryObject) error {
 
 // openLibrary opens the file a mapping names, in the daemon's mount
 // namespace, and accepts it only if it is the very file mapped (same
-// device and inode). The path is the process's choice, so it is resolved
-// without following any symlink, opened O_PATH first (no device open has
-// side effects) and reopened for reading only once it is known to be a
-// regular file. It returns nil and the reason when the mapping cannot be
+// device and inode). The path is the process's choice: it is opened O_PATH
+// first (no device open has side effects), with no magic links (/proc
+// fd links), and reopened for reading only once it is known to be a
+// regular file with the mapping's identity. Ordinary symlinks are followed:
+// a jailed QEMU sees each library bind-mounted at the name its loader
+// asked for (libfoo.so.1), which on the host is a symlink to the file
+// (libfoo.so.1.2.3); whatever the path resolves to must still be the very
+// inode mapped. It returns nil and the reason when the mapping cannot be
 // verified.
 func (s *scan) openLibrary(m Mapping, id fileID) (*openObject, string) {
 	if strings.HasSuffix(m.Name, " (deleted)") {
@@ -424,7 +428,7 @@ func (s *scan) openLibrary(m Mapping, id fileID) (*openObject, string) {
 	}
 	pfd, err := unix.Openat2(unix.AT_FDCWD, m.Name, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		Resolve: unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if err != nil {
 		return nil, fmt.Sprintf("the named path does not open here: %v", err)

@@ -11,8 +11,9 @@
 //   - the expected binary (the file the daemon launched, opened by the
 //     daemon): its mappings are compared with it;
 //   - a library: the path the line names is opened in the daemon's mount
-//     namespace without following symlinks, and accepted only if it is the
-//     very inode mapped; otherwise the mapping is an
+//     namespace (no magic links; ordinary symlinks followed, since the jail
+//     mounts each library at its soname, a symlink on the host), and
+//     accepted only if it is the very inode mapped; otherwise the mapping is an
 //     [unverifiable-mapping] finding (deleted or replaced since mapped, a
 //     file only the process can see, a path naming another file);
 //   - [vdso]: compared with the checker's own vdso (one kernel image for
