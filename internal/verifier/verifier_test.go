@@ -30,7 +30,7 @@ import (
 // Attester, and a report the test controls. It stands in for the daemon's
 // HTTP transport only.
 type testHost struct {
-	t   *testing.T
+	t   testing.TB
 	sw  *swtpmtest.Instance
 	tpm tpm.TPM
 	m   *measure.Measurer
@@ -44,7 +44,7 @@ type testHost struct {
 	tamper func(*attest.Evidence)
 }
 
-func newTestHost(t *testing.T) *testHost {
+func newTestHost(t testing.TB) *testHost {
 	t.Helper()
 	sw := swtpmtest.Start(t)
 	tp, err := tpm.Open(sw.Config())
@@ -182,7 +182,7 @@ func (h *testHost) lastPushed() *attest.Verdict {
 
 // goldenPolicy is the policy a reference host with these VMs' images
 // passes: its host events, and images "good" (kernel k1, initrd i1).
-func goldenPolicy(t *testing.T, h *testHost, version int) []byte {
+func goldenPolicy(t testing.TB, h *testHost, version int) []byte {
 	t.Helper()
 	p, err := policy.FromHostEvents(version, h.events())
 	if err != nil {
