@@ -130,6 +130,11 @@ type RuntimeCheck struct {
 	Bytes int64 `json:"bytes"`
 	// Mismatches are the differing regions; empty when the code is intact.
 	Mismatches []TextMismatch `json:"mismatches,omitempty"`
+	// Omitted counts mismatches beyond those listed.
+	Omitted int `json:"omitted,omitempty"`
+	// Notes describe executable memory no file backs (TCG's code buffer,
+	// memfds), which cannot be compared: information, not a mismatch.
+	Notes []string `json:"notes,omitempty"`
 	// Error is set when the check could not be done.
 	Error string `json:"error,omitempty"`
 }

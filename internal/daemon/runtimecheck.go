@@ -21,6 +21,8 @@ import (
 
 // Runtime integrity defaults and limits.
 const (
+	// maxReportNotes bounds the notes per process in the report.
+	maxReportNotes = 8
 	// DefaultRuntimeCheckInterval is the mean time between checks.
 	DefaultRuntimeCheckInterval = time.Minute
 	// runtimeFirstCheck is the mean delay of the first check after start:
@@ -188,7 +190,16 @@ func (r *RuntimeChecker) CheckNow(ctx context.Context) []attest.RuntimeCheck {
 			}
 		}
 		r.handle(res)
-		out = append(out, res.RuntimeCheck)
+		rc := res.RuntimeCheck
+		rc.Omitted = res.Omitted
+		for i, n := range res.Notes {
+			if i == maxReportNotes {
+				rc.Notes = append(rc.Notes, fmt.Sprintf("and %d more", len(res.Notes)-i))
+				break
+			}
+			rc.Notes = append(rc.Notes, fmt.Sprintf("%s %x-%x %s %s", n.Kind, n.Start, n.End, n.Perms, n.Name))
+		}
+		out = append(out, rc)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if (out[i].Process == "daemon") != (out[j].Process == "daemon") {
