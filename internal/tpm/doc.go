@@ -1,5 +1,6 @@
-// Package tpm gives Bulwark's measured launch its one seam to a TPM 2.0: extend
-// a PCR with a SHA-256 digest, and read PCRs back from the SHA-256 bank.
+// Package tpm gives Bulwark's measured launch and remote attestation their one
+// seam to a TPM 2.0: extend a PCR with a SHA-256 digest, read PCRs back from
+// the SHA-256 bank, and (Attester) prove keys and quote PCRs.
 //
 // Three sources sit behind the same [TPM] interface, chosen by [Config]:
 //
@@ -16,5 +17,7 @@
 // [ErrNoTPM], and the no-TPM mode has to be asked for.
 //
 // The package speaks TPM2_PCR_Extend and TPM2_PCR_Read through go-tpm's tpm2
-// package and nothing else; event logs, keys and quotes live elsewhere.
+// package; [Attester] (attest.go) adds the endorsement and attestation keys,
+// credential activation and quotes through go-attestation, on the same chip
+// and under the same lock. Event logs live in internal/measure.
 package tpm
