@@ -32,6 +32,12 @@ type Spec struct {
 	// MonitorInterval is how often the monitor scans the running guest
 	// from outside (Go duration, at least 1s); empty: on demand only.
 	MonitorInterval string `json:"monitor_interval,omitempty"`
+	// Pool is the resource pool the VM draws from (internal/pool); empty:
+	// the root pool, "host".
+	Pool string `json:"pool,omitempty"`
+	// Resources are the VM's reservation, limit and shares in its pool;
+	// nil: none reserved, its size as the limit, normal shares.
+	Resources *Resources `json:"resources,omitempty"`
 }
 
 // ConsolePolicy is who may use a VM's console and how. Zero fields take
@@ -82,6 +88,9 @@ type NIC struct {
 	// stored definition that has it gets a clear error, not silence.
 	// Without Network the NIC is unattached (frames dropped).
 	Socket string `json:"socket,omitempty"`
+	// Rate limits the NIC's traffic in the switch (token buckets, both
+	// directions); nil: unlimited.
+	Rate *NICRate `json:"rate,omitempty"`
 }
 
 // VM is a spec plus its runtime record, as stored and as reported by the API.

@@ -122,6 +122,19 @@ func (s *Spec) Validate(stat StatFunc) error {
 			return err
 		}
 	}
+	if s.Pool != "" {
+		if err := ValidateName("pool", s.Pool); err != nil {
+			return err
+		}
+	}
+	if err := s.Resources.Validate(s.VCPUs, s.MemoryMiB); err != nil {
+		return err
+	}
+	for i := range s.NICs {
+		if err := s.NICs[i].Rate.Validate(fmt.Sprintf("nics[%d].rate", i)); err != nil {
+			return err
+		}
+	}
 	if s.MonitorInterval != "" {
 		d, err := time.ParseDuration(s.MonitorInterval)
 		if err != nil || d < time.Second || d > 24*time.Hour {
