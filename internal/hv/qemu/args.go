@@ -26,6 +26,9 @@ type Args struct {
 	Initrd    string
 	Cmdline   string
 	TSCkHz    int // TCG only: host TSC rate passed as tsc_early_khz (0: none)
+	// BIOS is the firmware QEMU loads (-bios): /proc/self/fd/N of the file
+	// the daemon measured; "" leaves it to QEMU's own lookup.
+	BIOS string
 	// QMP and the serial console: a listening socket the daemon made
 	// (QMPFD/ConsoleFD > 0, what the backend uses) or a path QEMU binds
 	// itself (benchmarks that run QEMU without the daemon).
@@ -103,6 +106,9 @@ func (a Args) Build() []string {
 	}
 	for _, f := range a.FDSets {
 		argv = append(argv, "-add-fd", fmt.Sprintf("fd=%d,set=%d", f.FD, f.Set))
+	}
+	if a.BIOS != "" {
+		argv = append(argv, "-bios", a.BIOS)
 	}
 	argv = append(argv, "-kernel", a.Kernel)
 	if a.Initrd != "" {

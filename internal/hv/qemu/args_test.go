@@ -325,3 +325,16 @@ func TestBuildDescriptors(t *testing.T) {
 		t.Errorf("a run-directory path reaches QEMU: %s", j)
 	}
 }
+
+// TestBuildBIOS: the BIOS, when given, is passed once with -bios; without
+// it QEMU's own lookup applies.
+func TestBuildBIOS(t *testing.T) {
+	a := testArgs()
+	if v := values(a.Build(), "-bios"); len(v) != 0 {
+		t.Errorf("-bios %q without a BIOS", v)
+	}
+	a.BIOS = "/proc/self/fd/9"
+	if got := one(t, a.Build(), "-bios"); got != a.BIOS {
+		t.Errorf("-bios %q, want %q", got, a.BIOS)
+	}
+}

@@ -110,6 +110,9 @@ func (b *Backend) Launch(ctx context.Context, cfg hv.LaunchConfig) (hv.Instance,
 	if err != nil {
 		return nil, err
 	}
+	if err := in.addFirmware(b.Binary); err != nil {
+		return nil, err
+	}
 	logf, err := os.OpenFile(filepath.Join(cfg.RunDir, logFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
@@ -164,8 +167,10 @@ func lastLogLine(s string) string {
 	return strings.ToValidUTF8(s, "?")
 }
 
-// jailSpec confines QEMU: only its binary, libraries, TCG module and
-// firmware, the device nodes it needs, its own /proc.
+// jailSpec confines QEMU: only its binary, libraries, TCG module, the
+// device nodes it needs, its own /proc. No firmware file: QEMU gets the
+// BIOS by descriptor (addFirmware), so nothing of its data directory is
+// in the jail.
 func (b *Backend) jailSpec(bin string, argv []string, cfg hv.LaunchConfig, in *inputs) (jail.Spec, error) {
 	prefix := filepath.Dir(filepath.Dir(bin)) // /usr for /usr/bin/qemu-system-x86_64
 	progs := []string{bin}
@@ -180,7 +185,6 @@ func (b *Backend) jailSpec(bin string, argv []string, cfg hv.LaunchConfig, in *i
 	if err != nil {
 		return jail.Spec{}, err
 	}
-	binds = append(binds, jail.DataBinds(filepath.Join(prefix, "share/qemu/bios-microvm.bin"), filepath.Join(prefix, "share/qemu/qboot.rom"))...)
 	devs := []string{"/dev/null", "/dev/zero", "/dev/urandom"}
 	if cfg.Accel.Name == "kvm" {
 		devs = append(devs, "/dev/kvm")
@@ -457,6 +461,31 @@ func openInputs(cfg hv.LaunchConfig) (*inputs, error) {
 		in.args.Disks = append(in.args.Disks, DiskArg{Path: fdset(fd), ReadOnly: d.ReadOnly})
 	}
 	return in, nil
+}
+
+// addFirmware passes the BIOS, opened once per daemon and measured at its
+// start (PinnedFirmware), as a descriptor of its own: -bios
+// /proc/self/fd/N. A file changed in place since is refused.
+func (in *inputs) addFirmware(binary string) error {
+	fw, err := PinnedFirmware(binary)
+	if err != nil {
+		return err
+	}
+	for _, f := range fw {
+		if f.Name != BIOSName {
+			return fmt.Errorf("qemu firmware %s: no option to pass it", f.Name)
+		}
+		if err := f.Check(); err != nil {
+			return err
+		}
+		d, err := dupFile(f.File)
+		if err != nil {
+			return err
+		}
+		in.files = append(in.files, d)
+		in.args.BIOS = fmt.Sprintf("/proc/self/fd/%d", 2+len(in.files))
+	}
+	return nil
 }
 
 // volumeDisk passes a disk's chain, opened by the daemon, as explicit
