@@ -18,6 +18,11 @@ type Layer struct {
 	ReadOnly bool
 	// MaxSize is how large the file may grow while a VM writes to it.
 	MaxSize int64
+	// SHA256 is, for a read-only layer, the SHA-256 of the file's bytes
+	// the records vouch for (Volume.ContentSHA256: imported with a checked
+	// digest, never opened for writing since); "" when there is none, and
+	// always for a writable layer. Measured launch records it (PCR 12).
+	SHA256 string
 }
 
 // maxFileSize bounds a volume file's growth: the virtual size for raw;
@@ -113,6 +118,13 @@ func (s *Service) OpenChain(ctx context.Context, ref string, readOnly bool) ([]L
 	if err := p.check(); err != nil {
 		return nil, err
 	}
+	if !readOnly {
+		// Recorded before the file can change: a digest is never claimed
+		// for a file that was once writable.
+		if chain[0], err = s.markWritten(ctx, chain[0]); err != nil {
+			return nil, err
+		}
+	}
 	layers := make([]Layer, len(chain))
 	fail := func(err error) ([]Layer, error) {
 		CloseLayers(layers)
@@ -128,12 +140,31 @@ func (s *Service) OpenChain(ctx context.Context, ref string, readOnly bool) ([]L
 		if err != nil {
 			return fail(fmt.Errorf("%w: volume %s: %v", ErrUnavailable, v.Ref(), err))
 		}
-		layers[len(chain)-1-i] = Layer{File: f, Format: v.Format, Volume: v.Ref(), ReadOnly: ro, MaxSize: maxFileSize(v)}
+		l := Layer{File: f, Format: v.Format, Volume: v.Ref(), ReadOnly: ro, MaxSize: maxFileSize(v)}
+		if ro {
+			l.SHA256 = v.ContentSHA256()
+		}
+		layers[len(chain)-1-i] = l
 		if err := s.verifyFile(f, v); err != nil {
 			return fail(err)
 		}
 	}
 	return layers, nil
+}
+
+// markWritten records that v's file is about to be opened for writing,
+// if it has an import digest not yet marked so (see Volume.Written), and
+// returns the record as it now is.
+func (s *Service) markWritten(ctx context.Context, v *Volume) (*Volume, error) {
+	if v.SHA256 == "" || v.Written {
+		return v, nil
+	}
+	nv := *v
+	nv.Written = true
+	if err := s.update(ctx, &nv); err != nil {
+		return nil, fmt.Errorf("volume %s: recording that it is opened for writing: %w", v.Ref(), err)
+	}
+	return &nv, nil
 }
 
 // verifyFile checks an opened volume file against its record.

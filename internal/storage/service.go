@@ -388,6 +388,9 @@ func (s *Service) Resize(ctx context.Context, pool, name string, size int64) (*V
 	if err := s.checkHeader(p, v); err != nil {
 		return nil, err
 	}
+	if v, err = s.markWritten(ctx, v); err != nil {
+		return nil, err
+	}
 	if err := s.resize(ctx, p, v.FileName(), v.Format, size); err != nil {
 		return nil, fmt.Errorf("volume %s: %w", v.Ref(), spaceErr(p, err))
 	}

@@ -42,8 +42,22 @@ type Volume struct {
 	Base string `json:"base,omitempty"`
 	// SHA256 is the digest the file had when it was imported ("" when the
 	// volume was created or cloned here).
-	SHA256  string    `json:"sha256,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Written is set, and recorded, before the file is first opened for
+	// writing (a read-write attach, a resize): from then on SHA256 is only
+	// the digest the import had, no longer a claim about the file.
+	Written bool      `json:"written,omitempty"`
 	Created time.Time `json:"created"`
+}
+
+// ContentSHA256 is the SHA-256 of the volume's file as it is now, as far
+// as the records know: the import's digest while the file has never been
+// opened for writing, else "".
+func (v Volume) ContentSHA256() string {
+	if v.Written {
+		return ""
+	}
+	return v.SHA256
 }
 
 // Ref returns "POOL/NAME", how VM definitions and the store name a volume.
