@@ -136,6 +136,9 @@ type Service struct {
 	roles map[string]*auth.Role
 	perms map[string]Permission
 	toks  map[string]Token // by id
+	// inherit is each object's extra parents (a VM's resource pool and
+	// its ancestors): auth.Policy.WithInherit.
+	inherit map[string][]string
 
 	lockout *Lockout
 	hashSem chan struct{} // bounds concurrent argon2id hashes (memory)
@@ -231,7 +234,11 @@ func (s *Service) compileLocked(users map[string]User, roles map[string]*auth.Ro
 		groups[u.Name] = u.Groups
 		disabled[u.Name] = u.Disabled
 	}
-	return auth.Compile(rs, es, groups, disabled)
+	pol, err := auth.Compile(rs, es, groups, disabled)
+	if err != nil || len(s.inherit) == 0 {
+		return pol, err
+	}
+	return pol.WithInherit(s.inherit)
 }
 
 func (p Permission) entry() auth.Entry {

@@ -60,6 +60,9 @@ func regionsUnder(roots []string, pols ...*Policy) []region {
 				add(region{path: d})
 				add(region{path: d, below: true})
 			}
+			for _, obj := range p.inheritedUnder(root) {
+				add(region{path: obj})
+			}
 		}
 	}
 	return out
@@ -72,7 +75,7 @@ func (p *Policy) held(user string, r region, ignoreDisabled bool) PrivSet {
 	if !ignoreDisabled && p.disabled[user] {
 		return PrivSet{}
 	}
-	privs, _, _ := p.resolve(user, r.path, r.below, nil)
+	privs, _, _ := p.resolveAll(user, r.path, r.below, nil)
 	return privs
 }
 

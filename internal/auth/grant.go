@@ -62,7 +62,7 @@ func (p *Policy) CanGrant(actor string, e Entry) error {
 		return nil // NoAccess or an empty role: it can only take power away
 	}
 	for _, reg := range p.affected(e) {
-		have, _, _ := p.resolve(actor, reg.path, reg.below, nil)
+		have, _, _ := p.resolveAll(actor, reg.path, reg.below, nil)
 		if missing := r.privs.Minus(have); !missing.IsEmpty() {
 			hint := ""
 			if reg.path != e.Path || reg.below {
@@ -105,10 +105,10 @@ func (p *Policy) CanRevoke(actor string, e Entry) error {
 	}
 	ov := &override{path: e.Path, n: without}
 	for _, reg := range p.affected(e) {
-		have, _, _ := p.resolve(actor, reg.path, reg.below, nil)
+		have, _, _ := p.resolveAll(actor, reg.path, reg.below, nil)
 		for _, u := range users {
-			before, _, _ := p.resolve(u, reg.path, reg.below, nil)
-			after, _, _ := p.resolve(u, reg.path, reg.below, ov)
+			before, _, _ := p.resolveAll(u, reg.path, reg.below, nil)
+			after, _, _ := p.resolveAll(u, reg.path, reg.below, ov)
 			gained := after.Minus(before)
 			if missing := gained.Minus(have); !missing.IsEmpty() {
 				return fmt.Errorf("%w: removing it would give user %s %s on %s, which %s lacks there",
@@ -164,6 +164,9 @@ func (p *Policy) affected(e Entry) []region {
 			break
 		}
 		regs = append(regs, region{path: d}, region{path: d, below: true})
+	}
+	for _, obj := range p.inheritedUnder(e.Path) {
+		regs = append(regs, region{path: obj})
 	}
 	return regs
 }

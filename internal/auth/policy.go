@@ -146,6 +146,10 @@ type Policy struct {
 	memberOf map[string][]string // user -> groups, deduplicated and sorted
 	members  map[string][]string // group -> users, sorted
 	disabled map[string]bool
+	// inherit maps an object to extra parents (inherit.go); inheritKeys
+	// are its keys, sorted.
+	inherit     map[string][]string
+	inheritKeys []string
 }
 
 // Compile validates its inputs and builds a Policy. roles are the custom roles
@@ -360,7 +364,7 @@ func (p *Policy) Privileges(user, path string) PrivSet {
 	if reason, _ := checkPath(path); reason != "" {
 		return PrivSet{}
 	}
-	privs, _, _ := p.resolve(user, path, false, nil)
+	privs, _, _ := p.resolveAll(user, path, false, nil)
 	return privs
 }
 
@@ -411,7 +415,7 @@ func (p *Policy) Explain(user string, priv Privilege, path string) Decision {
 	if p.disabled[user] {
 		return Decision{Reason: ReasonDisabled}
 	}
-	privs, at, masked := p.resolve(user, path, false, nil)
+	privs, at, masked := p.resolveAll(user, path, false, nil)
 	switch {
 	case at == "":
 		return Decision{Reason: ReasonNoEntry}
