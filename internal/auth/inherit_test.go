@@ -32,7 +32,7 @@ func TestInherit(t *testing.T) {
 		want             bool
 	}{
 		{"pooladm", "VM.PowerOn", "/vms/x", true},
-		{"pooladm", "VM.PowerOn", "/vms/y", false},     // not in the pool
+		{"pooladm", "VM.PowerOn", "/vms/y", false},      // not in the pool
 		{"pooladm", "VM.PowerOn", "/vms/secret", false}, // NoAccess on the VM wins
 		{"flat", "VM.PowerOn", "/vms/f", false},         // a non-propagating grant stays on the pool
 		{"flat", "VM.PowerOn", "/pools/flat", true},
