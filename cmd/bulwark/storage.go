@@ -15,7 +15,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/storage"
 )
 
-func init() { extraCommands = append(extraCommands, volumeCmd, poolCmd) }
+func init() { extraCommands = append(extraCommands, volumeCmd, storagePoolCmd) }
 
 // volumePath turns "POOL/NAME" or "NAME" (pool default) into the API path
 // of the volume.
@@ -208,8 +208,10 @@ func volumeCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func poolCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "pool", Short: "Storage pools"}
+// storagePoolCmd is `bulwark storage-pool`; `bulwark pool` is for resource
+// pools (CPU and memory).
+func storagePoolCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "storage-pool", Short: "Storage pools (directories holding volumes)"}
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List storage pools with their space", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
