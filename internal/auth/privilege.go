@@ -30,6 +30,7 @@ const (
 	NetworkConfig     Privilege = "Network.Config"
 	PermissionManage  Privilege = "Permission.Manage"
 	PoolAllocate      Privilege = "Pool.Allocate"
+	PoolAudit         Privilege = "Pool.Audit"
 	PoolConfig        Privilege = "Pool.Config"
 	RoleManage        Privilege = "Role.Manage"
 	UserManage        Privilege = "User.Manage"
@@ -68,7 +69,8 @@ var catalogue = [...]PrivilegeInfo{
 	{NetworkAudit, "Read virtual networks, ports and their settings."},
 	{NetworkConfig, "Create, change and delete virtual networks and attach VMs to them."},
 	{PermissionManage, "Create and remove permission entries, within the privileges the actor holds."},
-	{PoolAllocate, "Place VMs in a resource pool and use its capacity."},
+	{PoolAllocate, "Place VMs in a resource pool and use its capacity (checked on /pools/NAME); VMs in a pool inherit the grants made on it."},
+	{PoolAudit, "Read resource pools: reservations, limits, shares, what holds the capacity, and usage."},
 	{PoolConfig, "Create, change and delete resource pools: reservations, limits and shares."},
 	{RoleManage, "Create, change and delete custom roles (built-in roles are read-only)."},
 	{UserManage, "Create, disable and delete users and groups, and change group membership."},

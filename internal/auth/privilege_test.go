@@ -51,7 +51,9 @@ func TestCatalogueCoversIssueAndRoutes(t *testing.T) {
 		// Issue 12: storage pools and volumes, disks on volumes.
 		"Datastore.Allocate", "Datastore.Audit", "VM.Config.Disk",
 		// Issue 12 item 5: snapshots.
-		"VM.Snapshot"}
+		"VM.Snapshot",
+		// Issue 14: reading resource pools.
+		"Pool.Audit"}
 	if len(issue) != len(Catalogue()) {
 		t.Errorf("catalogue has %d privileges, the issue lists %d", len(Catalogue()), len(issue))
 	}

@@ -41,7 +41,7 @@ var (
 //	                 the subject on its path (and below when it propagates)
 //	ReadOnly         every *.Audit and *.Read privilege: Attestation.Read,
 //	                 Audit.Read, Datastore.Audit, Firewall.Read, Monitor.Read,
-//	                 Network.Audit, VM.Audit
+//	                 Network.Audit, Pool.Audit, VM.Audit
 //	VMOperator       run VMs without changing them: VM.Audit, VM.PowerOn,
 //	                 VM.PowerOff, VM.Console, Monitor.Read
 //	NetworkAdmin     Network.*, Firewall.*, and VM.Audit to see what is attached

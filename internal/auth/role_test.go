@@ -8,7 +8,7 @@ import (
 func TestBuiltInRoles(t *testing.T) {
 	want := map[string][]Privilege{
 		RoleNoAccess:     nil,
-		RoleReadOnly:     {AttestationRead, AuditRead, DatastoreAudit, FirewallRead, MonitorRead, NetworkAudit, VMAudit},
+		RoleReadOnly:     {AttestationRead, AuditRead, DatastoreAudit, FirewallRead, MonitorRead, NetworkAudit, PoolAudit, VMAudit},
 		RoleVMOperator:   {MonitorRead, VMAudit, VMConsole, VMPowerOff, VMPowerOn},
 		RoleNetworkAdmin: {FirewallConfig, FirewallRead, NetworkAttach, NetworkAudit, NetworkConfig, VMAudit},
 		RoleSecurityAuditor: {AttestationRead, AuditRead, FirewallRead, MonitorRead,
