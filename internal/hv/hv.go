@@ -51,6 +51,10 @@ type DiskFile struct {
 	// RLIMIT_FSIZE must allow it): the virtual size for raw, more for
 	// qcow2 metadata.
 	MaxSize int64
+	// SHA256 is, for a read-only layer, the SHA-256 (hex) of the file's
+	// bytes that storage's records vouch for; "" when none. Measured
+	// launch extends PCR 12 with it; nothing hashes the disk at start.
+	SHA256 string
 }
 
 // AttachConfig is what a re-attach needs besides the handle: the VM's RAM

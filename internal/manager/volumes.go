@@ -61,7 +61,7 @@ func (m *Manager) openVolumes(ctx context.Context, spec vm.Spec) ([][]hv.DiskFil
 			out = append(out, nil)
 		}
 		for _, l := range layers {
-			out[i] = append(out[i], hv.DiskFile{File: l.File, Format: l.Format, ReadOnly: l.ReadOnly, MaxSize: l.MaxSize})
+			out[i] = append(out[i], hv.DiskFile{File: l.File, Format: l.Format, ReadOnly: l.ReadOnly, MaxSize: l.MaxSize, SHA256: l.SHA256})
 		}
 	}
 	return out, nil
