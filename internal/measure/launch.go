@@ -2,6 +2,7 @@ package measure
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,13 +15,19 @@ import (
 )
 
 // DiskLayer identifies one opened layer of a volume disk: Bulwark does not
-// hash disk images (they are large and writable), so a layer is recorded by
-// its identity, which the event data says.
+// hash disk images at launch (they are large, and writable ones change),
+// so a layer is recorded by its identity, which the event data says, and a
+// read-only layer also by the content digest storage recorded for it.
 type DiskLayer struct {
 	Format   string
 	ReadOnly bool
 	Dev, Ino uint64
 	Size     int64
+	// ContentSHA256 is, for a read-only layer, the SHA-256 (64 lower-case
+	// hex digits) of the file's bytes from the storage records (import
+	// with a checked digest, never opened for writing since); "" for
+	// none. A writable layer must not have one.
+	ContentSHA256 string
 }
 
 // Launch is one VM start being measured into PCR 12.
@@ -34,8 +41,10 @@ type Launch struct {
 
 // BeginLaunch measures what a VM start is made of apart from its boot
 // files: the definition, the command line and each disk (volumes[i], if
-// set, is disk i's opened chain). The kernel and initrd follow through
-// Launch.Measure, from the descriptors the backend passes to QEMU.
+// set, is disk i's opened chain, base first), each disk's identity event
+// followed by its read-only layers' content digests. The kernel and initrd
+// follow through Launch.Measure, from the descriptors the backend passes
+// to QEMU.
 func (m *Measurer) BeginLaunch(spec vm.Spec, volumes [][]DiskLayer) (*Launch, error) {
 	def, err := json.Marshal(spec)
 	if err != nil {
@@ -66,8 +75,47 @@ func (m *Measurer) BeginLaunch(spec vm.Spec, volumes [][]DiskLayer) (*Launch, er
 		if err := m.Extend(PCRLaunch, sha256.Sum256([]byte(ident)), trim(data)); err != nil {
 			return nil, err
 		}
+		if i < len(volumes) {
+			if err := m.measureContents(vmq, i, volumes[i]); err != nil {
+				return nil, fmt.Errorf("measure: vm %q: disks[%d]: %w", spec.Name, i, err)
+			}
+		}
 	}
 	return &Launch{m: m, name: spec.Name, got: map[string]bool{}}, nil
+}
+
+// measureContents extends PCR 12 with the recorded content digest of each
+// read-only layer of disk i that has one, base first:
+// vm-disk-content vm="NAME" index=I layer=J digest-of=content.
+func (m *Measurer) measureContents(vmq string, i int, layers []DiskLayer) error {
+	for j, l := range layers {
+		if l.ContentSHA256 == "" {
+			continue
+		}
+		if !l.ReadOnly {
+			return fmt.Errorf("layer %d is writable: a content digest cannot describe it", j)
+		}
+		d, err := parseDigest(l.ContentSHA256)
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", j, err)
+		}
+		if err := m.Extend(PCRLaunch, d, fmt.Sprintf("vm-disk-content vm=%s index=%d layer=%d digest-of=content", vmq, i, j)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseDigest decodes a SHA-256 written as 64 lower-case hex digits.
+func parseDigest(s string) ([32]byte, error) {
+	var d [32]byte
+	if len(s) != 64 || strings.ToLower(s) != s {
+		return d, fmt.Errorf("content digest %q is not 64 lower-case hex digits", trim(s))
+	}
+	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
+		return d, fmt.Errorf("content digest %q is not 64 lower-case hex digits", trim(s))
+	}
+	return d, nil
 }
 
 // Measure hashes f (a boot file the backend is about to pass to QEMU, by
@@ -110,13 +158,14 @@ func trim(s string) string {
 }
 
 // MeasureLaunch is BeginLaunch for the manager (manager.LaunchMeasurer):
-// it records each opened volume layer by its identity (fstat) and returns
-// Launch.Measure for the backend.
+// it records each opened volume layer by its identity (fstat) and, for a
+// read-only layer, the content digest storage vouches for
+// (hv.DiskFile.SHA256), and returns Launch.Measure for the backend.
 func (m *Measurer) MeasureLaunch(spec vm.Spec, volumes [][]hv.DiskFile) (func(role string, f *os.File) error, error) {
 	layers := make([][]DiskLayer, len(volumes))
 	for i, chain := range volumes {
 		for _, df := range chain {
-			l := DiskLayer{Format: df.Format, ReadOnly: df.ReadOnly}
+			l := DiskLayer{Format: df.Format, ReadOnly: df.ReadOnly, ContentSHA256: df.SHA256}
 			var st syscall.Stat_t
 			if err := syscall.Fstat(int(df.File.Fd()), &st); err != nil {
 				return nil, fmt.Errorf("measure: vm %q: disks[%d]: %w", spec.Name, i, err)

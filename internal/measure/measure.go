@@ -23,8 +23,9 @@ const (
 	PCRLaunch = 12
 )
 
-// pcrs are the PCRs this package owns, checked against the log at start.
-var pcrs = []int{PCRHost, PCRLaunch}
+// pcrs are the PCRs this package owns, checked against the log at start:
+// all of them are explained by the log, or all are at their reset value.
+var pcrs = []int{PCRHost, PCRLaunch, PCRRuntime}
 
 // Implementation limits.
 const (
@@ -197,7 +198,8 @@ func (m *Measurer) EventLog() ([]byte, error) {
 type Status struct {
 	TPM            tpm.Info
 	HardwareRooted bool
-	// PCRs are the TPM's values of PCR 11 and 12 (nil in the no-TPM mode).
+	// PCRs are the TPM's values of PCR 11, 12 and 13 (nil in the no-TPM
+	// mode).
 	PCRs map[int][32]byte
 	// Replayed are the values the log replays to.
 	Replayed map[int][32]byte

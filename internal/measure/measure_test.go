@@ -41,7 +41,8 @@ func launchVM(t *testing.T, m *Measurer, name, kernel, initrd string) {
 	t.Helper()
 	spec := vm.Spec{Name: name, Kernel: kernel, Initrd: initrd, Cmdline: "console=ttyS0", VCPUs: 1, MemoryMiB: 64,
 		Disks: []vm.Disk{{Path: "/img/root.raw", ReadOnly: true}, {Volume: "data"}}}
-	l, err := m.BeginLaunch(spec, [][]DiskLayer{nil, {{Format: "qcow2", Dev: 1, Ino: 2, Size: 3}}})
+	base := strings.Repeat("ab", 32) // a read-only base with a recorded content digest
+	l, err := m.BeginLaunch(spec, [][]DiskLayer{nil, {{Format: "raw", ReadOnly: true, Dev: 1, Ino: 1, Size: 512, ContentSHA256: base}, {Format: "qcow2", Dev: 1, Ino: 2, Size: 3}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func launchVM(t *testing.T, m *Measurer, name, kernel, initrd string) {
 
 // TestMeasuredLaunchVerifies measures a host and two VM launches into a
 // real swtpm, then has go-attestation verify the log against the TPM's
-// actual PCR 11 and 12.
+// actual PCR 11, 12 and 13.
 func TestMeasuredLaunchVerifies(t *testing.T) {
 	in := swtpmtest.Start(t)
 	tp := openTPM(t, in)
@@ -82,7 +83,12 @@ func TestMeasuredLaunchVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if err := m.MeasureHost(Host{QEMU: qemu, Seccomp: map[string][]byte{"vmm": []byte("{}"), "monitor": []byte("[]")}, Jail: true, CgroupBase: "bulwark"}); err != nil {
+	rom, err := os.Open(writeFile(t, files, "qboot.rom", "firmware bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rom.Close()
+	if err := m.MeasureHost(Host{QEMU: qemu, Firmware: []Firmware{{Name: "bios-microvm.bin", File: rom}}, Seccomp: map[string][]byte{"vmm": []byte("{}"), "monitor": []byte("[]")}, Jail: true, CgroupBase: "bulwark"}); err != nil {
 		t.Fatal(err)
 	}
 	launchVM(t, m, "a", kernel, initrd)
@@ -109,9 +115,10 @@ func TestMeasuredLaunchVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go-attestation Verify against the TPM: %v", err)
 	}
-	// 5 host events; per VM definition, cmdline, 2 disks, kernel, initrd.
-	if len(ev) != 5+2*6 {
-		t.Errorf("go-attestation verified %d events, want %d", len(ev), 5+2*6)
+	// 6 host events; per VM definition, cmdline, 2 disks, 1 disk content,
+	// kernel, initrd.
+	if len(ev) != 6+2*7 {
+		t.Errorf("go-attestation verified %d events, want %d", len(ev), 6+2*7)
 	}
 	st, err := m.Status()
 	if err != nil || !st.Agree || st.HardwareRooted {
