@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bulwark-project/bulwark/internal/hv/qemu"
 	"github.com/bulwark-project/bulwark/internal/jail/seccomp"
 	"github.com/bulwark-project/bulwark/internal/manager"
 	"github.com/bulwark-project/bulwark/internal/measure"
@@ -56,7 +57,12 @@ func startMeasuredLaunch(cfg Config, mgr *manager.Manager, log *slog.Logger) (*m
 		closeAll()
 		return nil, nil, err
 	}
-	if err := m.MeasureHost(measure.Host{QEMU: qemu, Seccomp: filters, Jail: !cfg.NoJail, CgroupBase: cfg.CgroupBase}); err != nil {
+	firmware, err := hostFirmware(cfg.QEMU)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	if err := m.MeasureHost(measure.Host{QEMU: qemu, Firmware: firmware, Seccomp: filters, Jail: !cfg.NoJail, CgroupBase: cfg.CgroupBase}); err != nil {
 		closeAll()
 		return nil, nil, err
 	}
@@ -68,4 +74,19 @@ func startMeasuredLaunch(cfg Config, mgr *manager.Manager, log *slog.Logger) (*m
 		log.Warn("measured launch: NOTHING IS HARDWARE-ROOTED; measurements are logged only", "tpm", info.String())
 	}
 	return m, closeAll, nil
+}
+
+// hostFirmware is the firmware QEMU at binary loads, as the open files the
+// QEMU backend passes to every VM (qemu.PinnedFirmware): measured at start,
+// they are what each later launch boots.
+func hostFirmware(binary string) ([]measure.Firmware, error) {
+	pinned, err := qemu.PinnedFirmware(binary)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]measure.Firmware, len(pinned))
+	for i, fw := range pinned {
+		out[i] = measure.Firmware{Name: fw.Name, File: fw.File}
+	}
+	return out, nil
 }

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"os/exec"
 	"testing"
 
+	"github.com/bulwark-project/bulwark/internal/hv/qemu"
 	"github.com/bulwark-project/bulwark/internal/tpm"
 )
 
@@ -24,5 +26,27 @@ func TestParseTPM(t *testing.T) {
 		if (err != nil) != tt.bad || (!tt.bad && got != tt.want) {
 			t.Errorf("ParseTPM(%q) = %+v, %v", tt.in, got, err)
 		}
+	}
+}
+
+// TestHostFirmwareIsPinned: the firmware measured at start is the open
+// file the QEMU backend passes to every VM, not a second open of a path.
+func TestHostFirmwareIsPinned(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not installed")
+	}
+	fw, err := hostFirmware("qemu-system-x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := qemu.PinnedFirmware("qemu-system-x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fw) != 1 || len(pinned) != 1 || fw[0].File != pinned[0].File || fw[0].Name != qemu.BIOSName {
+		t.Fatalf("measured %+v, backend passes %+v", fw, pinned)
+	}
+	if _, err := hostFirmware("/nonexistent/qemu-system-x86_64"); err == nil {
+		t.Error("firmware of a missing QEMU binary")
 	}
 }
