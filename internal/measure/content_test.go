@@ -211,3 +211,21 @@ func TestRestartRulePCR13(t *testing.T) {
 		t.Fatalf("Open with only PCR 13 extended: %v, want ErrPCRsNotFresh naming PCR 13", err)
 	}
 }
+
+// FuzzParseDigest: a digest is accepted only in the one spelling it is
+// written back as.
+func FuzzParseDigest(f *testing.F) {
+	f.Add(strings.Repeat("ab", 32))
+	f.Add(strings.Repeat("AB", 32))
+	f.Add(strings.Repeat("a", 63))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseDigest(s)
+		if err == nil && hex.EncodeToString(d[:]) != s {
+			t.Fatalf("parseDigest(%q) accepted as %x", s, d)
+		}
+		if err != nil && len(err.Error()) > 2000 {
+			t.Fatalf("unbounded error for %d bytes", len(s))
+		}
+	})
+}
