@@ -31,7 +31,7 @@ func chainDigests(t *testing.T, s *Service, ref string, readOnly bool) []string 
 
 // TestLayerContentDigest: a read-only layer carries its import digest
 // while the volume was never opened for writing; a read-write open (or a
-// resize) is recorded first, and from then on, across a restart, no digest
+// resize) clears Pristine in the record first, and from then on, across a restart, no digest
 // is claimed for that file.
 func TestLayerContentDigest(t *testing.T) {
 	if _, err := exec.LookPath("qemu-img"); err != nil {
@@ -95,7 +95,13 @@ func TestLayerContentDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.SHA256 != digest(data) || !v.Written {
-		t.Errorf("data's record: %+v; the import digest stays, marked written", v.Volume)
+	if v.SHA256 != digest(data) || v.Pristine {
+		t.Errorf("data's record: %+v; the import digest stays, no longer pristine", v.Volume)
+	}
+	// A record from before Pristine existed claims no digest.
+	old := v.Volume
+	old.Name, old.Pristine = "old", false
+	if old.ContentSHA256() != "" {
+		t.Error("a record without pristine claims a content digest")
 	}
 }

@@ -152,15 +152,14 @@ func (s *Service) OpenChain(ctx context.Context, ref string, readOnly bool) ([]L
 	return layers, nil
 }
 
-// markWritten records that v's file is about to be opened for writing,
-// if it has an import digest not yet marked so (see Volume.Written), and
-// returns the record as it now is.
+// markWritten records that v's file is about to be opened for writing
+// (clears Volume.Pristine) and returns the record as it now is.
 func (s *Service) markWritten(ctx context.Context, v *Volume) (*Volume, error) {
-	if v.SHA256 == "" || v.Written {
+	if !v.Pristine {
 		return v, nil
 	}
 	nv := *v
-	nv.Written = true
+	nv.Pristine = false
 	if err := s.update(ctx, &nv); err != nil {
 		return nil, fmt.Errorf("volume %s: recording that it is opened for writing: %w", v.Ref(), err)
 	}

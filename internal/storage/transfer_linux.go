@@ -50,7 +50,7 @@ func (s *Service) Import(ctx context.Context, req ImportRequest, r io.Reader) (*
 	if req.Length > MaxImportBytes {
 		return nil, fmt.Errorf("%w: volume %s/%s: import of %d bytes refused: larger than %d", ErrInvalid, req.Pool, req.Name, req.Length, int64(MaxImportBytes))
 	}
-	v := &Volume{Pool: req.Pool, Name: req.Name, Format: req.Format, SHA256: req.SHA256, Created: time.Now().UTC()}
+	v := &Volume{Pool: req.Pool, Name: req.Name, Format: req.Format, SHA256: req.SHA256, Pristine: true, Created: time.Now().UTC()}
 	p, err := s.begin(v.Ref(), req.Pool, "import")
 	if err != nil {
 		return nil, err

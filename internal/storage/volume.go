@@ -43,18 +43,20 @@ type Volume struct {
 	// SHA256 is the digest the file had when it was imported ("" when the
 	// volume was created or cloned here).
 	SHA256 string `json:"sha256,omitempty"`
-	// Written is set, and recorded, before the file is first opened for
-	// writing (a read-write attach, a resize): from then on SHA256 is only
-	// the digest the import had, no longer a claim about the file.
-	Written bool      `json:"written,omitempty"`
-	Created time.Time `json:"created"`
+	// Pristine is set by an import and cleared, and recorded, before the
+	// file is first opened for writing (a read-write attach, a resize):
+	// while it is set, SHA256 is the digest of the file as it is. Records
+	// made before this field existed lack it, so no digest is claimed for
+	// a file that may have been written.
+	Pristine bool      `json:"pristine,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 // ContentSHA256 is the SHA-256 of the volume's file as it is now, as far
 // as the records know: the import's digest while the file has never been
 // opened for writing, else "".
 func (v Volume) ContentSHA256() string {
-	if v.Written {
+	if !v.Pristine {
 		return ""
 	}
 	return v.SHA256
