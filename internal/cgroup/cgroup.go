@@ -65,19 +65,8 @@ const (
 	V2 Version = 2
 )
 
-// Limits are the caps applied by Create. A zero field means no cap (and
-// removes an earlier one when Create is called again on the same group).
-type Limits struct {
-	// MemoryMax is the hard cap in bytes on the group's memory. Swap does
-	// not extend it: on v2 memory.swap.max is set to 0, on v1
-	// memory.memsw.limit_in_bytes (memory plus swap) is set to the same
-	// value, each when the kernel has swap accounting.
-	MemoryMax int64
-	// PidsMax caps the number of tasks (processes and threads).
-	PidsMax int
-}
-
-// Stats is a snapshot of a group's usage and limit counters.
+// Stats is a snapshot of a group's usage and limit counters. Counters
+// include the group's descendants (a pool's figures cover its VMs).
 type Stats struct {
 	MemoryCurrent int64  // bytes in use
 	MemoryMax     int64  // bytes; 0 = no cap
@@ -85,11 +74,38 @@ type Stats struct {
 	PidsCurrent   int    // tasks in the group
 	PidsMax       int    // 0 = no cap
 	PidsMaxHits   uint64 // forks refused because PidsMax was reached
+	CPU           CPUStats
+	IO            IOStats
+}
+
+// CPUStats is CPU time used and time throttled by CPUMaxMilli, since the
+// group was created.
+type CPUStats struct {
+	// Available is false where usage is not accounted (v1 without a
+	// cpuacct hierarchy); the fields are then 0.
+	Available bool
+	UsageUsec uint64 // CPU time, user and system (v2 usage_usec; v1 cpuacct.usage / 1000)
+	// Throttling, from cpu.stat of the cpu controller (0 without it, where
+	// no cap can be set either).
+	NrPeriods     uint64 // enforcement periods with runnable tasks
+	NrThrottled   uint64 // periods in which the quota ran out
+	ThrottledUsec uint64 // time the group's tasks were held back
+}
+
+// IOStats is block I/O done by the group, summed over devices (v2
+// io.stat; v1 blkio.throttle.io_service_bytes_recursive and
+// io_serviced_recursive).
+type IOStats struct {
+	Available bool // false without the io (v1: blkio) controller
+	ReadBytes  uint64
+	WriteBytes uint64
+	ReadOps    uint64
+	WriteOps   uint64
 }
 
 // The controllers Bulwark uses, by version. The first two are required.
 var (
-	v1Controllers = []string{"memory", "pids", "cpu", "blkio"}
+	v1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "blkio"}
 	v2Controllers = []string{"memory", "pids", "cpu", "io"}
 )
 
@@ -108,6 +124,9 @@ type Hierarchy struct {
 	// populate, when set, runs after each mkdir; tests use it to play the
 	// kernel's part in a fake tree.
 	populate func(dir string) error
+	// trace, when set, sees every control write of Create and Apply, in
+	// order (tests of a fake tree, whose plain files keep only the last).
+	trace func(file, value string)
 }
 
 // hier is one mounted hierarchy.
@@ -189,15 +208,16 @@ func (h *Hierarchy) Version() Version { return h.version }
 func (h *Hierarchy) Controllers() []string { return slices.Clone(h.controllers) }
 
 // Create creates the group at path (for example "bulwark/vm/web1") with
-// its missing parents, enables the controllers for it (v2), and applies l.
-// It is idempotent: an existing group is reused and its limits are set to
-// l.
+// its missing parents, enables the controllers for it (v2), and applies l
+// as Apply does. It is idempotent: an existing group is reused and its
+// controls are set to l. On an error the group may exist with some
+// controls written: the caller must not place processes in it.
 func (h *Hierarchy) Create(path string, l Limits) (*Group, error) {
 	if err := validatePath(path); err != nil {
 		return nil, err
 	}
-	if l.MemoryMax < 0 || l.PidsMax < 0 {
-		return nil, fmt.Errorf("cgroup %s: negative limit %+v", path, l)
+	if err := l.validate(); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", path, err)
 	}
 	var g *Group
 	var err error
@@ -209,12 +229,39 @@ func (h *Hierarchy) Create(path string, l Limits) (*Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.version == V2 {
-		err = g.setLimitsV2(l)
-	} else {
-		err = g.setLimitsV1(l)
+	if err := g.apply(l); err != nil {
+		return nil, err
 	}
+	return g, nil
+}
+
+// Apply sets the controls of the existing group at path to l, without
+// recreating it: processes stay, counters keep counting. It writes, in
+// this order and each time (a zero field writes the reset value):
+//
+//	v2: cpu.weight, cpu.max "QUOTA 100000", memory.min, memory.low,
+//	    memory.max, memory.swap.max, io.weight "default N", io.max (one
+//	    line per device, then "MAJ:MIN rbps=max wbps=max riops=max
+//	    wiops=max" for each device no longer limited), pids.max.
+//	v1: cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us (-1: none),
+//	    memory.soft_limit_in_bytes (-1: none), memory.memsw.limit_in_bytes
+//	    and memory.limit_in_bytes (the order keeping memsw >= memory),
+//	    blkio.weight, blkio.throttle.{read,write}_{bps,iops}_device ("MAJ:MIN
+//	    0" lifts a device's cap), pids.max.
+//
+// Each error names the file and the value. v1 refuses a child's CPU cap
+// above its parent's (EINVAL): raise a parent before its children and
+// lower children before their parent. See Limits for what is refused
+// and what is reported by Group.Unenforced.
+func (h *Hierarchy) Apply(path string, l Limits) (*Group, error) {
+	if err := l.validate(); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	g, err := h.Open(path)
 	if err != nil {
+		return nil, err
+	}
+	if err := g.apply(l); err != nil {
 		return nil, err
 	}
 	return g, nil

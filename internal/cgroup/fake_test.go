@@ -53,6 +53,14 @@ var v2GroupFiles = map[string]string{
 	"pids.max":               "max\n",
 	"pids.current":           "0\n",
 	"pids.events":            "max 0\n",
+	"cpu.weight":             "100\n",
+	"cpu.max":                "max 100000\n",
+	"cpu.stat":               "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
+	"memory.min":             "0\n",
+	"memory.low":             "0\n",
+	"io.weight":              "default 100\n",
+	"io.max":                 "",
+	"io.stat":                "",
 }
 
 // fakeV2 returns a v2 root offering rootControllers, with groups populated
@@ -80,10 +88,28 @@ var v1GroupFiles = map[string]map[string]string{
 		"memory.memsw.limit_in_bytes": "9223372036854771712\n",
 		"memory.usage_in_bytes":       "0\n",
 		"memory.oom_control":          "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+		"memory.soft_limit_in_bytes":  "9223372036854771712\n",
+		"memory.use_hierarchy":        "1\n",
 	},
-	"pids":        {"cgroup.procs": "", "pids.max": "max\n", "pids.current": "0\n", "pids.events": "max 0\n"},
-	"cpu,cpuacct": {"cgroup.procs": ""},
-	"blkio":       {"cgroup.procs": ""},
+	"pids": {"cgroup.procs": "", "pids.max": "max\n", "pids.current": "0\n", "pids.events": "max 0\n"},
+	"cpu,cpuacct": {
+		"cgroup.procs":      "",
+		"cpu.shares":        "1024\n",
+		"cpu.cfs_period_us": "100000\n",
+		"cpu.cfs_quota_us":  "-1\n",
+		"cpu.stat":          "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n",
+		"cpuacct.usage":     "0\n",
+	},
+	"blkio": {
+		"cgroup.procs":                              "",
+		"blkio.weight":                              "500\n",
+		"blkio.throttle.read_bps_device":            "",
+		"blkio.throttle.write_bps_device":           "",
+		"blkio.throttle.read_iops_device":           "",
+		"blkio.throttle.write_iops_device":          "",
+		"blkio.throttle.io_service_bytes_recursive": "Total 0\n",
+		"blkio.throttle.io_serviced_recursive":      "Total 0\n",
+	},
 }
 
 // fakeV1 returns a v1 root with memory, pids and a co-mounted cpu,cpuacct
@@ -123,7 +149,8 @@ func TestValidatePath(t *testing.T) {
 		{"bulwark/vm/web1", true},
 		{"bulwark/monitor/web-1.example_2", true},
 		{strings.Repeat("a", maxComponentLen), true},
-		{"a/b/c/d/e/f/g/h", true},
+		{"a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p", true},
+		{"bulwark/vm/pool." + strings.Repeat("p", 63) + "/" + strings.Repeat("v", 63), true},
 		{"", false},
 		{"/bulwark", false},
 		{"bulwark/", false},
@@ -133,8 +160,9 @@ func TestValidatePath(t *testing.T) {
 		{".", false},
 		{"bulwark/./vm", false},
 		{long, false},
-		{"a/b/c/d/e/f/g/h/i", false},
-		{strings.Repeat("abcdefgh/", 31) + "abcdefgh", false}, // 287 bytes
+		{"a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q", false},
+		{strings.Repeat(strings.Repeat("a", 100)+"/", 10) + "b", true}, // 1011 bytes, 11 components
+		{strings.Repeat(strings.Repeat("a", 100)+"/", 10) + strings.Repeat("b", 20), false}, // 1030 bytes
 		{"web 1", false},
 		{"web\n1", false},
 		{"wéb", false},
@@ -170,7 +198,7 @@ func TestDetect(t *testing.T) {
 	}
 
 	_, h = fakeV1(t)
-	if h.Version() != V1 || !slices.Equal(h.Controllers(), []string{"memory", "pids", "cpu"}) || len(h.hiers) != 3 {
+	if h.Version() != V1 || !slices.Equal(h.Controllers(), []string{"memory", "pids", "cpu", "cpuacct"}) || len(h.hiers) != 3 {
 		t.Errorf("v1: version %d controllers %v hierarchies %+v", h.Version(), h.Controllers(), h.hiers)
 	}
 
@@ -444,8 +472,14 @@ func TestStats(t *testing.T) {
 		"memory.events":  "low 0\nhigh 0\nmax 17\noom 3\noom_kill 2\noom_group_kill 0\n",
 		"pids.current":   "5\n",
 		"pids.events":    "max 9\n",
+		"cpu.stat":       "usage_usec 5000123\nuser_usec 4000000\nsystem_usec 1000123\nnr_periods 50\nnr_throttled 20\nthrottled_usec 1500000\nnr_bursts 0\nburst_usec 0\n",
+		// Kernel shapes: a device with all-zero counters has no field, and
+		// io.cost adds a decimal after two spaces.
+		"io.stat": "254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:0 \n8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0  cost.vrate=100.00 cost.usage=10\n",
 	})
-	want := Stats{MemoryCurrent: 1234567, MemoryMax: 64 << 20, OOMKills: 2, PidsCurrent: 5, PidsMax: 8, PidsMaxHits: 9}
+	want := Stats{MemoryCurrent: 1234567, MemoryMax: 64 << 20, OOMKills: 2, PidsCurrent: 5, PidsMax: 8, PidsMaxHits: 9,
+		CPU: CPUStats{Available: true, UsageUsec: 5000123, NrPeriods: 50, NrThrottled: 20, ThrottledUsec: 1500000},
+		IO:  IOStats{Available: true, ReadBytes: 4097, WriteBytes: 8194, ReadOps: 4, WriteOps: 6}}
 	if s, err := g.Stats(); err != nil || s != want {
 		t.Errorf("v2 Stats = %+v, %v, want %+v", s, err, want)
 	}
@@ -465,8 +499,11 @@ func TestStats(t *testing.T) {
 		"pids/vm/web1/pids.current":            "3\n",
 		"pids/vm/web1/pids.events":             "max 1\n",
 		"memory/vm/web1/memory.limit_in_bytes": "9223372036854771712\n",
+		"cpu,cpuacct/vm/web1/cpuacct.usage":    "2500000999\n",
+		"cpu,cpuacct/vm/web1/cpu.stat":         "nr_periods 30\nnr_throttled 7\nthrottled_time 900000000\nnr_bursts 0\nburst_time 0\n",
 	})
-	want = Stats{MemoryCurrent: 7654321, OOMKills: 4, PidsCurrent: 3, PidsMaxHits: 1}
+	want = Stats{MemoryCurrent: 7654321, OOMKills: 4, PidsCurrent: 3, PidsMaxHits: 1,
+		CPU: CPUStats{Available: true, UsageUsec: 2500000, NrPeriods: 30, NrThrottled: 7, ThrottledUsec: 900000}}
 	if s, err := g.Stats(); err != nil || s != want {
 		t.Errorf("v1 Stats = %+v, %v, want %+v", s, err, want)
 	}
@@ -474,6 +511,10 @@ func TestStats(t *testing.T) {
 	writeFiles(t, root, map[string]string{"memory/vm/web1/memory.oom_control": "oom_kill_disable 0\nunder_oom 0\n"})
 	if s, err := g.Stats(); err != nil || s.OOMKills != 0 {
 		t.Errorf("old oom_control: %+v, %v", s, err)
+	}
+	writeFiles(t, root, map[string]string{"cpu,cpuacct/vm/web1/cpu.stat": "nr_periods -1\n"})
+	if _, err := g.Stats(); err == nil || !strings.Contains(err.Error(), "cpu.stat") {
+		t.Errorf("bad cpu.stat: %v", err)
 	}
 }
 

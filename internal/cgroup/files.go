@@ -18,12 +18,13 @@ import (
 var ErrInvalidPath = errors.New("invalid cgroup path")
 
 // Implementation limits on group paths. Component names are those of VMs
-// and the monitor; the bounds keep paths far below PATH_MAX together with
-// any base.
+// (DNS labels, 63 bytes), pools ("pool." and a DNS label) and the monitor;
+// the depth allows a base, a pool tree and a VM. The bounds keep paths far
+// below PATH_MAX together with any base.
 const (
-	maxPathLen      = 255
-	maxComponentLen = 64
-	maxDepth        = 8
+	maxPathLen      = 1024
+	maxComponentLen = 128
+	maxDepth        = 16
 	maxFileSize     = 4 << 20 // bytes read from one interface file (cgroup.procs of a large group)
 )
 

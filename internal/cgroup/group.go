@@ -16,13 +16,50 @@ import (
 
 // Group is one group, present in every hierarchy of its Hierarchy.
 type Group struct {
-	h    *Hierarchy
-	path string
-	dirs []string // parallel to h.hiers
+	h          *Hierarchy
+	path       string
+	dirs       []string // parallel to h.hiers
+	unenforced []string // set by apply
 }
 
 // Path returns the group's path relative to the base.
 func (g *Group) Path() string { return g.path }
+
+// Unenforced lists, after Create or Apply, the controls of their Limits
+// that this host cannot enforce and that were therefore not, or only
+// approximately, applied: a weight without the file for it, a memory
+// minimum on v1. Each entry is one sentence naming the control. Hard caps
+// are never in this list: those fail Create and Apply instead.
+func (g *Group) Unenforced() []string { return slices.Clone(g.unenforced) }
+
+// apply validates nothing (callers did) and writes l.
+func (g *Group) apply(l Limits) error {
+	g.unenforced = nil
+	var err error
+	if g.h.version == V2 {
+		err = g.setLimitsV2(l)
+	} else {
+		err = g.setLimitsV1(l)
+	}
+	if err != nil {
+		return fmt.Errorf("cgroup %s: limits: %w", g.path, err)
+	}
+	return nil
+}
+
+// note records a control that is not enforced.
+func (g *Group) note(format string, a ...any) {
+	g.unenforced = append(g.unenforced, fmt.Sprintf(format, a...))
+}
+
+// write writes one control file.
+func (g *Group) write(dir, file, value string) error {
+	p := filepath.Join(dir, file)
+	if g.h.trace != nil {
+		g.h.trace(p, value)
+	}
+	return writeFile(p, value)
+}
 
 // Add moves the process pid (all its threads) into the group in every
 // hierarchy.
@@ -175,15 +212,29 @@ func (g *Group) Stats() (Stats, error) {
 	return s, nil
 }
 
-// dir returns the group's directory in the hierarchy holding controller.
+// dir returns the group's directory in the hierarchy holding a required
+// controller (memory, pids).
 func (g *Group) dir(controller string) string {
+	d, ok := g.dirOf(controller)
+	if !ok {
+		panic("cgroup: no hierarchy for required controller " + controller)
+	}
+	return d
+}
+
+// dirOf returns the group's directory holding controller's files, and
+// whether the controller is in use.
+func (g *Group) dirOf(controller string) (string, bool) {
+	if !slices.Contains(g.h.controllers, controller) {
+		return "", false
+	}
 	if g.h.version == V2 {
-		return g.dirs[0]
+		return g.dirs[0], true
 	}
 	for i, hr := range g.h.hiers {
 		if slices.Contains(hr.controllers, controller) {
-			return g.dirs[i]
+			return g.dirs[i], true
 		}
 	}
-	panic("cgroup: no hierarchy for required controller " + controller)
+	return "", false
 }

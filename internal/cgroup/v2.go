@@ -106,40 +106,142 @@ func (h *Hierarchy) enableV2(dir string) error {
 	return nil
 }
 
-// setLimitsV2 writes memory.max, memory.swap.max (when swap is accounted)
-// and pids.max.
+// setLimitsV2 writes l in the order documented at Hierarchy.Apply.
 func (g *Group) setLimitsV2(l Limits) error {
 	dir := g.dirs[0]
-	var writes [][2]string
-	if slices.Contains(g.h.controllers, "memory") {
+	has := func(c string) bool { return slices.Contains(g.h.controllers, c) }
+	var w writes
+	if has("cpu") {
+		quota := "max"
+		if q := l.cpuQuotaUsec(); q > 0 {
+			quota = strconv.FormatInt(q, 10)
+		}
+		w.add("cpu.weight", strconv.Itoa(l.cpuWeight()))
+		w.add("cpu.max", quota+" "+strconv.Itoa(CPUPeriodUsec))
+	} else if err := g.noController("cpu", l.CPUMaxMilli > 0, l.wantsCPUWeight()); err != nil {
+		return err
+	}
+	if has("memory") {
+		w.add("memory.min", strconv.FormatInt(l.MemoryMin, 10))
+		w.add("memory.low", strconv.FormatInt(l.MemoryLow, 10))
 		mem, swap := "max", "max"
 		if l.MemoryMax > 0 {
 			mem, swap = strconv.FormatInt(l.MemoryMax, 10), "0"
 		}
-		writes = append(writes, [2]string{"memory.max", mem})
-		if _, err := os.Lstat(filepath.Join(dir, "memory.swap.max")); err == nil {
-			writes = append(writes, [2]string{"memory.swap.max", swap})
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("cgroup %s: %w", g.path, err)
+		w.add("memory.max", mem)
+		if ok, err := exists(filepath.Join(dir, "memory.swap.max")); err != nil {
+			return err
+		} else if ok {
+			w.add("memory.swap.max", swap)
 		}
+	} else if l.MemoryMax > 0 || l.MemoryMin > 0 || l.MemoryLow > 0 {
+		return errors.New("memory controller not available: cannot apply memory controls")
 	}
-	if slices.Contains(g.h.controllers, "pids") {
+	if has("io") {
+		if ok, err := exists(filepath.Join(dir, "io.weight")); err != nil {
+			return err
+		} else if ok {
+			w.add("io.weight", "default "+strconv.Itoa(l.ioWeight()))
+			if l.wantsIOWeight() && !g.h.ioCostEnabled() {
+				g.note("io weight %d written but not enforced: io.cost is enabled on no device (%s/io.cost.qos)", l.ioWeight(), g.h.hiers[0].mount)
+			}
+		} else if l.wantsIOWeight() {
+			g.note("io weight %d not enforced: io.weight is absent (kernel without blk-iocost)", l.ioWeight())
+		}
+		cur, err := readFile(filepath.Join(dir, "io.max"))
+		if err != nil {
+			return err
+		}
+		devs, err := parseIOMaxV2(cur)
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(dir, "io.max"), err)
+		}
+		for _, d := range l.IO {
+			w.add("io.max", fmt.Sprintf("%d:%d rbps=%s wbps=%s riops=%s wiops=%s", d.Major, d.Minor,
+				maxOr(d.ReadBPS), maxOr(d.WriteBPS), maxOr(d.ReadIOPS), maxOr(d.WriteIOPS)))
+		}
+		for _, d := range devs {
+			if !listed(l.IO, d) {
+				w.add("io.max", d.String()+" rbps=max wbps=max riops=max wiops=max")
+			}
+		}
+	} else if err := g.noController("io", len(l.IO) > 0, l.wantsIOWeight()); err != nil {
+		return err
+	}
+	if has("pids") {
 		pids := "max"
 		if l.PidsMax > 0 {
 			pids = strconv.Itoa(l.PidsMax)
 		}
-		writes = append(writes, [2]string{"pids.max", pids})
+		w.add("pids.max", pids)
+	} else if l.PidsMax > 0 {
+		return errors.New("pids controller not available: cannot cap tasks")
 	}
-	for _, w := range writes {
-		if err := writeFile(filepath.Join(dir, w[0]), w[1]); err != nil {
-			return fmt.Errorf("cgroup %s: limits: %w", g.path, err)
+	return w.run(g, dir)
+}
+
+// ioCostEnabled reports whether the root's io.cost.qos enables the
+// io.cost controller, which io.weight needs, on at least one device.
+func (h *Hierarchy) ioCostEnabled() bool {
+	s, err := readFile(filepath.Join(h.hiers[0].mount, "io.cost.qos"))
+	if err != nil {
+		return false
+	}
+	return slices.Contains(strings.Fields(s), "enable=1")
+}
+
+// writes is a list of control writes to one directory, done in order.
+type writes [][2]string
+
+func (w *writes) add(file, value string) { *w = append(*w, [2]string{file, value}) }
+
+func (w writes) run(g *Group, dir string) error {
+	for _, x := range w {
+		if err := g.write(dir, x[0], x[1]); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// noController handles controls asked of a controller the hierarchy
+// lacks: a cap is an error, a weight a note.
+func (g *Group) noController(c string, capped, weighted bool) error {
+	if capped {
+		return fmt.Errorf("%s controller not available: cannot apply its cap", c)
+	}
+	if weighted {
+		g.note("%s weight not enforced: no %s controller", c, c)
+	}
+	return nil
+}
+
+// exists reports whether an interface file exists (without following a
+// symlink).
+func exists(path string) (bool, error) {
+	_, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cgroup: %w", err)
+	}
+	return true, nil
+}
+
+func maxOr(v uint64) string {
+	if v == 0 {
+		return "max"
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+func listed(io []IOLimit, d device) bool {
+	return slices.ContainsFunc(io, func(e IOLimit) bool { return e.Major == d.major && e.Minor == d.minor })
+}
+
 // statsV2 reads memory.current, memory.max, memory.events (oom_kill),
-// pids.current, pids.max and pids.events (max).
+// pids.current, pids.max, pids.events (max), cpu.stat and io.stat.
 func (g *Group) statsV2() (Stats, error) {
 	dir := g.dirs[0]
 	var s Stats
@@ -153,7 +255,42 @@ func (g *Group) statsV2() (Stats, error) {
 	if s.OOMKills, err = readKeyed(filepath.Join(dir, "memory.events"), "oom_kill"); err != nil {
 		return s, err
 	}
-	return s, readPidsStats(dir, &s)
+	if err := readPidsStats(dir, &s); err != nil {
+		return s, err
+	}
+	// cpu.stat is a core file: usage without the cpu controller,
+	// throttling with it.
+	cs, err := readFlat(filepath.Join(dir, "cpu.stat"))
+	if err != nil {
+		return s, err
+	}
+	s.CPU = CPUStats{Available: true, UsageUsec: cs["usage_usec"], NrPeriods: cs["nr_periods"],
+		NrThrottled: cs["nr_throttled"], ThrottledUsec: cs["throttled_usec"]}
+	if slices.Contains(g.h.controllers, "io") {
+		p := filepath.Join(dir, "io.stat")
+		b, err := readFile(p)
+		if err != nil {
+			return s, err
+		}
+		if s.IO, err = parseIOStatV2(b); err != nil {
+			return s, fmt.Errorf("%s: %w", p, err)
+		}
+		s.IO.Available = true
+	}
+	return s, nil
+}
+
+// readFlat reads a flat-keyed file.
+func readFlat(path string) (map[string]uint64, error) {
+	b, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := parseFlat(b)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %s: %w", path, err)
+	}
+	return m, nil
 }
 
 // readPidsStats reads the pids controller's files, which are the same in
