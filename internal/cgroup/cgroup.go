@@ -96,7 +96,7 @@ type CPUStats struct {
 // io.stat; v1 blkio.throttle.io_service_bytes_recursive and
 // io_serviced_recursive).
 type IOStats struct {
-	Available bool // false without the io (v1: blkio) controller
+	Available  bool // false without the io (v1: blkio) controller
 	ReadBytes  uint64
 	WriteBytes uint64
 	ReadOps    uint64

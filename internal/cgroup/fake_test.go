@@ -161,7 +161,7 @@ func TestValidatePath(t *testing.T) {
 		{"bulwark/./vm", false},
 		{long, false},
 		{"a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q", false},
-		{strings.Repeat(strings.Repeat("a", 100)+"/", 10) + "b", true}, // 1011 bytes, 11 components
+		{strings.Repeat(strings.Repeat("a", 100)+"/", 10) + "b", true},                      // 1011 bytes, 11 components
 		{strings.Repeat(strings.Repeat("a", 100)+"/", 10) + strings.Repeat("b", 20), false}, // 1030 bytes
 		{"web 1", false},
 		{"web\n1", false},
