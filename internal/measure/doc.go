@@ -8,12 +8,16 @@
 //
 //   - PCR 11 (PCRHost), the hypervisor layer, measured once at daemon start:
 //     the bulwark binary (/proc/self/exe), the QEMU binary the daemon runs,
-//     each embedded seccomp allow list, and a canonical string of the
-//     effective hardening configuration.
+//     the firmware QEMU loads (from the descriptor every VM gets), each
+//     embedded seccomp allow list, and a canonical string of the effective
+//     hardening configuration.
 //   - PCR 12 (PCRLaunch), VM launches: per VM start, its definition
 //     (encoding/json of vm.Spec: fields in declaration order, map keys
-//     sorted), its command line, each disk, then its kernel and initrd,
-//     hashed from the very descriptors the backend hands to QEMU.
+//     sorted), its command line, each disk (identity, and the recorded
+//     content digest of pristine read-only layers), then its kernel and
+//     initrd, hashed from the very descriptors the backend hands to QEMU.
+//   - PCR 13 (runtime.go), runtime integrity: one extend per distinct
+//     mismatch between a running daemon's or QEMU's code and its file.
 //
 // # Ordering and crashes
 //
@@ -30,11 +34,11 @@
 // file 0600, opened O_APPEND|O_NOFOLLOW). At start, Open applies one rule:
 //
 //  1. If the log exists and parses, and its replay equals the TPM's current
-//     values of PCR 11 and 12, appending continues.
+//     values of PCRs 11, 12 and 13, appending continues.
 //  2. Otherwise (no log, a log that does not parse, or one that does not
 //     replay: swtpm restarted, the file was edited or lost) an existing log
 //     is renamed aside to eventlog.bin.broken-UNIXNANO and reported loudly,
-//     and a new log is started only if PCR 11 and 12 are at their reset
+//     and a new log is started only if PCRs 11, 12 and 13 are at their reset
 //     value (32 zero bytes). If they are not, Open fails with
 //     ErrPCRsNotFresh: those PCRs hold extends no log explains, and until
 //     the TPM is reset (a reboot) nothing measured now could be verified.
