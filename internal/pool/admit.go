@@ -92,7 +92,10 @@ type Change struct {
 func CheckChange(t *Tree, running []VMClaim, c Change) (*Tree, error) {
 	switch c.Kind {
 	case SetVM:
-		return t, checkSetVM(t, running, &c.VM)
+		if err := checkSetVM(t, running, &c.VM); err != nil {
+			return nil, err
+		}
+		return t, nil
 	case CreatePool, SetPool:
 		name := c.Pool.Name
 		if name == RootName || name == "" && c.Kind == SetPool {
