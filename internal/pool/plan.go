@@ -243,7 +243,7 @@ func scale(s, top, lo, hi int64) int64 {
 		return lo
 	}
 	q, r := mulDivRem(s, hi, top)
-	if 2*r >= top {
+	if r >= top-r { // 2r ≥ top without overflowing
 		q++
 	}
 	return min(max(q, lo), hi)
