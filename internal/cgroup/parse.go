@@ -53,9 +53,10 @@ func validKey(k string) bool {
 	return true
 }
 
-// parseUint accepts decimal digits only (no sign, no spaces).
+// parseUint accepts decimal digits only (no sign, no spaces, no leading
+// zero), as the kernel prints them.
 func parseUint(s string) (uint64, error) {
-	if s == "" || len(s) > 20 || strings.TrimLeft(s, "0123456789") != "" {
+	if s == "" || len(s) > 20 || strings.TrimLeft(s, "0123456789") != "" || len(s) > 1 && s[0] == '0' {
 		return 0, fmt.Errorf("not a number: %q", s)
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
