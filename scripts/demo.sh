@@ -263,6 +263,37 @@ echo
 step "measured launch: the hypervisor layer in PCR 11, every VM start in PCR 12, replayed from the TCG event log"
 "$BIN" attest pcrs || true
 "$BIN" attest log 2>/dev/null | tail -n 6 | cut -c1-160 || true
+
+step "remote attestation: a verifier (its own service, store and audit log) binds this host's AK to its EK, then polls quotes every 2 s"
+VSTATE=/var/lib/bulwark-verifier
+VSOCK=/run/bulwark-verifier/verifier.sock
+VLOG=/var/log/bulwark-verifier.log
+mkdir -p -m 0700 "$VSTATE"
+# The verifier's identity on this daemon holds attestation rights only.
+"$BIN" role list -o json | grep -q '"name": "attestor"' || {
+	"$BIN" role create attestor >/dev/null
+	"$BIN" role add attestor Attestation.Read >/dev/null
+	"$BIN" role add attestor Attestation.Config >/dev/null
+}
+"$BIN" user list -o json | grep -q '"name": "verifier"' || {
+	"$BIN" user create verifier >/dev/null
+	"$BIN" perm grant --user verifier --role attestor --path /attestation >/dev/null
+}
+(umask 077 && "$BIN" token create verifier --ttl 720h --description "demo verifier" >"$VSTATE/daemon.token")
+if ! "$BIN" verifier --verifier-socket "$VSOCK" host list >/dev/null 2>&1; then
+	setsid "$BIN" verifier serve --state "$VSTATE" --verifier-socket "$VSOCK" >>"$VLOG" 2>&1 </dev/null &
+	for _ in $(seq 1 100); do "$BIN" verifier --verifier-socket "$VSOCK" host list >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+# Golden values: this host's PCR 11 (trust on first use, fine for a demo
+# on a fresh machine), the image registry, and the demo's boot files.
+"$BIN" attest golden --version "$(date +%s)" --boot "demo=$IMG/vmlinuz,$IMG/initrd.img" >"$VSTATE/policy.json"
+"$BIN" verifier --verifier-socket "$VSOCK" policy set "$VSTATE/policy.json"
+"$BIN" verifier --verifier-socket "$VSOCK" host add demo-host --url "unix:$BULWARK_SOCKET" \
+	--token-file "$VSTATE/daemon.token" --replace-keys >/dev/null
+echo "--- verifier poll demo-host: the host's measured launch, each VM's boot artefacts and running kernel, one report"
+"$BIN" verifier --verifier-socket "$VSOCK" poll demo-host || true
+echo "--- what the daemon holds (it refuses VM starts while the verdict is untrusted), and its runtime code checks"
+"$BIN" attest status | cut -c1-160 || true
 echo "--- host protections (bulwark host check)"
 "$BIN" host check || true
 
@@ -284,6 +315,7 @@ Bulwark is running.
   $BIN console recordings; $BIN console sessions demo-web; $BIN console policy demo-web --help
   $BIN vmi ps|pids|modules|syscalls|idt|check demo-web; $BIN events   # introspection (scans every 30 s)
   $BIN host check              # which host protections are on; docs/jail.md explains each VMM's jail
+  $BIN attest status|quote|log|pcrs; $BIN verifier --verifier-socket $VSOCK status   # attestation (docs/attestation.md)
   $BIN image list; $BIN image show debian-12; $BIN image verify debian-12   # images: digests, provenance (docs/images.md)
   $BIN console demo-deb        # the Debian VM's login prompt (root is locked: add a key or password through user data)
   Web console: https://$LISTEN/ui/  user "operator", password in $STATE/demo-operator-password
