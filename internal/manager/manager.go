@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulwark-project/bulwark/internal/cgroup"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
@@ -53,13 +54,22 @@ const (
 )
 
 // Cgroups is what the manager needs from the host's cgroups: one group per
-// VM holding every process of that VM, with a hard memory cap and a pids
-// limit. Implemented over internal/cgroup by CgroupSet.
+// VM holding every process of that VM, below the groups of its resource
+// pools, with the controls of cgroup.Limits. Implemented over
+// internal/cgroup by CgroupSet, whose docs give the paths.
 type Cgroups interface {
-	// Prepare makes the VM's group afresh (killing whatever an earlier run
-	// left in it) with its limits, and returns the function that places
-	// the hypervisor's process in it.
-	Prepare(ctx context.Context, vm string, memBytes int64, pidsMax int) (place func(pid int) error, err error)
+	// Prepare makes the VM's group afresh at rel (relative to the VM base:
+	// "NAME", or "pool.P/NAME" below pool P's group, which must exist),
+	// killing whatever an earlier run left in any group of the VM, writes
+	// l, and returns the function that places the hypervisor's process in
+	// it, and the controls the host cannot enforce. An error leaves no
+	// group: the VM must not start.
+	Prepare(ctx context.Context, vm, rel string, l cgroup.Limits) (place func(pid int) error, unenforced []string, err error)
+	// ApplyPool creates or updates the group of the pool at rel ("" is the
+	// root pool, "pool.P/pool.Q" pool Q in P) with l.
+	ApplyPool(rel string, l cgroup.Limits) (unenforced []string, err error)
+	// RemovePool removes the group of an empty pool.
+	RemovePool(rel string) error
 	// OOMKills is how many processes of the VM's group the kernel killed
 	// for exceeding the memory cap since Prepare.
 	OOMKills(vm string) uint64
@@ -99,6 +109,8 @@ type Manager struct {
 	// imageCheck, when set, vets a VM from an image before each start.
 	imageCheck func(vm.Spec) error
 	startGate  func(name string) error
+	// liveResources applies pool and resource changes to running VMs.
+	liveResources LiveResources
 	// imageRetarget resolves a change of a VM's image (Update).
 	imageRetarget func(old vm.Spec, new *vm.Spec) error
 	createMu      sync.Mutex // Create: address assignment and insert are one step
@@ -424,9 +436,13 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 	var place func(int) error
 	if m.cg != nil {
 		memBytes := int64(v.Spec.MemoryMiB+m.cfg.MemOverheadMiB) << 20
-		if place, err = m.cg.Prepare(ctx, name, memBytes, m.cfg.PidsMax); err != nil {
+		var unenforced []string
+		if place, unenforced, err = m.cg.Prepare(ctx, name, name, cgroup.Limits{MemoryMax: memBytes, PidsMax: m.cfg.PidsMax}); err != nil {
 			m.detach(name)
 			return nil, fmt.Errorf("vm %q: cgroup: %w", name, err)
+		}
+		for _, n := range unenforced {
+			m.log.Warn("vm cgroup control not enforced on this host", "vm", name, "control", n)
 		}
 	}
 	if err := m.store.SetState(ctx, name, vm.Starting, "", rt); err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bulwark-project/bulwark/internal/cgroup"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
@@ -113,10 +114,12 @@ type fakeCgroups struct {
 	released []string
 }
 
-func (c *fakeCgroups) Prepare(context.Context, string, int64, int) (func(int) error, error) {
-	return func(int) error { return nil }, nil
+func (c *fakeCgroups) Prepare(context.Context, string, string, cgroup.Limits) (func(int) error, []string, error) {
+	return func(int) error { return nil }, nil, nil
 }
-func (c *fakeCgroups) OOMKills(string) uint64 { return 0 }
+func (c *fakeCgroups) ApplyPool(string, cgroup.Limits) ([]string, error) { return nil, nil }
+func (c *fakeCgroups) RemovePool(string) error                           { return nil }
+func (c *fakeCgroups) OOMKills(string) uint64                            { return 0 }
 func (c *fakeCgroups) Release(_ context.Context, vm string) ([]int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
