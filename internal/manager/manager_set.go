@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/bulwark-project/bulwark/internal/vm"
 )
@@ -60,7 +61,7 @@ func (m *Manager) Update(ctx context.Context, name string, p vm.Patch, authorize
 	if live {
 		for _, c := range changes {
 			if !vm.LiveChange(c) {
-				return nil, nil, fmt.Errorf("%w: %s cannot change while the VM has a hypervisor (only nics[N].groups can); stop it first",
+				return nil, nil, fmt.Errorf("%w: %s cannot change while the VM has a hypervisor (only pool, resources, nics[N].groups and nics[N].rate can); stop it first",
 					&vm.ConflictError{Op: vm.OpEdit, State: v.State}, c.Field)
 			}
 		}
@@ -73,7 +74,9 @@ func (m *Manager) Update(ctx context.Context, name string, p vm.Patch, authorize
 		}
 	}
 	if live {
-		err = spec.ValidateNICs()
+		if err = spec.ValidateNICs(); err == nil {
+			err = spec.ValidateResources()
+		}
 	} else if err = spec.Validate(os.Stat); err == nil {
 		// Disks on storage volumes: the volume exists and may be attached
 		// so (as Create checks).
@@ -110,10 +113,84 @@ func (m *Manager) updateStopped(ctx context.Context, v *vm.VM, spec vm.Spec) ([]
 	return vm.Diff(v.Spec, spec), nil
 }
 
-// updateLive writes a running VM's new security groups and re-binds its
+// LiveResources applies a running VM's new pool and resources: it admits
+// the new claim (refusing a move to a pool without room) and writes the
+// VM's cgroup. It does not persist the definition.
+type LiveResources func(ctx context.Context, v *vm.VM, spec vm.Spec) error
+
+// SetLiveResources installs how pool and resource changes reach a running
+// VM (the daemon: resource pools and cgroups).
+func (m *Manager) SetLiveResources(f LiveResources) { m.liveResources = f }
+
+// LiveRates is implemented by a Network that can change the rate limits of
+// a running VM's NICs (netsw.Service).
+type LiveRates interface {
+	SetNICRates(ctx context.Context, vmName string, nics []vm.NIC) error
+}
+
+// updateLive applies a running VM's changes: pool and resources first
+// (admission may refuse), then NIC rate limits, then security groups (the
+// switch re-binds the ports and the definition is written under its
+// lock). If a later step fails, the earlier ones are put back, so that the
+// store, the cgroups and the switch agree.
+func (m *Manager) updateLive(ctx context.Context, v *vm.VM, spec vm.Spec) error {
+	var res, rates, groups bool
+	for _, c := range vm.Diff(v.Spec, spec) {
+		switch {
+		case vm.ResourceChange(c):
+			res = true
+		case strings.Contains(c.Field, "].rate"):
+			rates = true
+		default:
+			groups = true
+		}
+	}
+	if res {
+		if m.liveResources == nil {
+			return errors.New("this daemon cannot change a running VM's pool or resources")
+		}
+		if err := m.liveResources(ctx, v, spec); err != nil {
+			return err
+		}
+	}
+	undo := func() {
+		if res {
+			nv := *v
+			nv.Spec = spec
+			if err := m.liveResources(context.Background(), &nv, v.Spec); err != nil {
+				m.log.Error("restoring a running VM's resources after a failed change", "vm", v.Spec.Name, "err", err)
+			}
+		}
+	}
+	if rates {
+		lr, ok := m.net.(LiveRates)
+		if !ok || m.net == nil {
+			undo()
+			return errors.New("this daemon's switch cannot change rate limits of a running VM")
+		}
+		if err := lr.SetNICRates(ctx, v.Spec.Name, spec.NICs); err != nil {
+			undo()
+			return err
+		}
+	}
+	if !groups {
+		if err := m.store.SetSpec(ctx, v.Spec.Name, spec); err != nil {
+			undo()
+			return err
+		}
+		return nil
+	}
+	err := m.updateGroups(ctx, v, spec)
+	if err != nil {
+		undo()
+	}
+	return err
+}
+
+// updateGroups writes a running VM's new security groups and re-binds its
 // ports. If the switch refuses after the write, the old definition is put
 // back so that the store and the switch agree.
-func (m *Manager) updateLive(ctx context.Context, v *vm.VM, spec vm.Spec) error {
+func (m *Manager) updateGroups(ctx context.Context, v *vm.VM, spec vm.Spec) error {
 	lg, ok := m.net.(LiveGroups)
 	if !ok || m.net == nil {
 		return errors.New("this daemon's switch cannot change security groups of a running VM")

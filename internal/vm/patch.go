@@ -32,6 +32,20 @@ type Patch struct {
 	Disks           *[]Disk     `json:"disks,omitempty"`
 	NICs            *[]NIC      `json:"nics,omitempty"`
 	NICGroups       []NICGroups `json:"nic_groups,omitempty"`
+	// Pool moves the VM to another resource pool ("" or "host": the
+	// root); Resources replaces its reservations, limits and shares as a
+	// whole (an empty object clears them). Both apply to a running VM
+	// (admission checks the new claim; its cgroup follows).
+	Pool      *string    `json:"pool,omitempty"`
+	Resources *Resources `json:"resources,omitempty"`
+	// NICRates sets the rate limits of existing NICs, by index; also live.
+	NICRates []NICRateSet `json:"nic_rates,omitempty"`
+}
+
+// NICRateSet sets one NIC's rate limits (nil Rate: unlimited).
+type NICRateSet struct {
+	NIC  int      `json:"nic"`
+	Rate *NICRate `json:"rate"`
 }
 
 // NICGroups sets the security groups of one NIC, by index.
@@ -88,6 +102,39 @@ func (p Patch) Apply(old Spec) (Spec, error) {
 		seen[g.NIC] = true
 		s.NICs[g.NIC].Groups = slices.Clone(g.Groups)
 	}
+	if p.Pool != nil {
+		s.Pool = *p.Pool
+		if s.Pool == "host" {
+			s.Pool = ""
+		}
+	}
+	if p.Resources != nil {
+		if *p.Resources == (Resources{}) {
+			s.Resources = nil
+		} else {
+			r := *p.Resources
+			s.Resources = &r
+		}
+	}
+	seenRate := map[int]bool{}
+	for i, nr := range p.NICRates {
+		f := fmt.Sprintf("nic_rates[%d].nic", i)
+		if nr.NIC < 0 || nr.NIC >= len(s.NICs) {
+			return old, fieldErr(f, "the VM has no NIC %d (it has %d)", nr.NIC, len(s.NICs))
+		}
+		if seenRate[nr.NIC] {
+			return old, fieldErr(f, "NIC %d named twice", nr.NIC)
+		}
+		seenRate[nr.NIC] = true
+		if nr.Rate != nil && *nr.Rate == (NICRate{}) {
+			s.NICs[nr.NIC].Rate = nil
+		} else if nr.Rate != nil {
+			r := *nr.Rate
+			s.NICs[nr.NIC].Rate = &r
+		} else {
+			s.NICs[nr.NIC].Rate = nil
+		}
+	}
 	s.Normalize()
 	return s, nil
 }
@@ -104,11 +151,24 @@ func setStr(dst *string, v *string) {
 	}
 }
 
-// LiveChange reports whether a running VM can take the change: only NIC
-// security groups apply to a live VM (the switch re-binds them at once);
+// LiveChange reports whether a running VM can take the change: NIC
+// security groups and rate limits (the switch re-binds them at once), and
+// the VM's pool and resources (admission, then its cgroup follows);
 // everything else is read when the hypervisor starts.
 func LiveChange(c Change) bool {
-	return strings.HasPrefix(c.Field, "nics[") && strings.HasSuffix(c.Field, "].groups")
+	switch {
+	case strings.HasPrefix(c.Field, "nics[") && (strings.HasSuffix(c.Field, "].groups") || strings.Contains(c.Field, "].rate")):
+		return true
+	case c.Field == "pool" || c.Field == "resources" || strings.HasPrefix(c.Field, "resources."):
+		return true
+	}
+	return false
+}
+
+// ResourceChange reports whether the change is to the VM's pool or
+// resources (applied to its cgroup), as opposed to its NICs.
+func ResourceChange(c Change) bool {
+	return c.Field == "pool" || c.Field == "resources" || strings.HasPrefix(c.Field, "resources.")
 }
 
 // ValidateNICs checks a normalized spec's NICs alone, with the rules of

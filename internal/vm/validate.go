@@ -122,18 +122,8 @@ func (s *Spec) Validate(stat StatFunc) error {
 			return err
 		}
 	}
-	if s.Pool != "" {
-		if err := ValidateName("pool", s.Pool); err != nil {
-			return err
-		}
-	}
-	if err := s.Resources.Validate(s.VCPUs, s.MemoryMiB); err != nil {
+	if err := s.ValidateResources(); err != nil {
 		return err
-	}
-	for i := range s.NICs {
-		if err := s.NICs[i].Rate.Validate(fmt.Sprintf("nics[%d].rate", i)); err != nil {
-			return err
-		}
 	}
 	if s.MonitorInterval != "" {
 		d, err := time.ParseDuration(s.MonitorInterval)
@@ -342,6 +332,25 @@ func (c *ConsolePolicy) Validate() error {
 	}
 	if c.InputRate < 0 || c.InputRate > 100000 || c.InputRate != c.InputRate {
 		return fieldErr("console.input_rate", "%v out of range 0..100000", c.InputRate)
+	}
+	return nil
+}
+
+// ValidateResources checks the pool name, the resources and the NIC rate
+// limits alone (what a live change of them must pass).
+func (s *Spec) ValidateResources() error {
+	if s.Pool != "" {
+		if err := ValidateName("pool", s.Pool); err != nil {
+			return err
+		}
+	}
+	if err := s.Resources.Validate(s.VCPUs, s.MemoryMiB); err != nil {
+		return err
+	}
+	for i := range s.NICs {
+		if err := s.NICs[i].Rate.Validate(fmt.Sprintf("nics[%d].rate", i)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
