@@ -111,6 +111,8 @@ type Manager struct {
 	startGate  func(name string) error
 	// liveResources applies pool and resource changes to running VMs.
 	liveResources LiveResources
+	// admission decides VM starts against the resource pools.
+	admission Admission
 	// imageRetarget resolves a change of a VM's image (Update).
 	imageRetarget func(old vm.Spec, new *vm.Spec) error
 	createMu      sync.Mutex // Create: address assignment and insert are one step
@@ -395,6 +397,18 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 			return nil, fmt.Errorf("vm %q: %w", name, err)
 		}
 	}
+	// Resource pools: the VM's reservations must fit before anything is
+	// set up; admitted, it holds them while it starts.
+	var placement *Placement
+	if m.admission != nil {
+		pl, release, err := m.admission(ctx, v.Spec)
+		if err != nil {
+			m.log.Warn("vm start refused: resource pool admission", "vm", name, "pool", v.Spec.Pool, "reason", err)
+			return nil, fmt.Errorf("vm %q: %w", name, err)
+		}
+		defer release()
+		placement = &pl
+	}
 	// Re-validate: a kernel file may have vanished since the VM was defined.
 	if err := v.Spec.Validate(os.Stat); err != nil {
 		return nil, err
@@ -436,8 +450,29 @@ func (m *Manager) Start(ctx context.Context, name string) (*vm.VM, error) {
 	var place func(int) error
 	if m.cg != nil {
 		memBytes := int64(v.Spec.MemoryMiB+m.cfg.MemOverheadMiB) << 20
+		rel, lim := name, cgroup.Limits{MemoryMax: memBytes, PidsMax: m.cfg.PidsMax}
+		if placement != nil {
+			// The pool groups above the VM first, parents first: a VM
+			// never runs in a pool whose controls were not written.
+			for _, pg := range placement.Pools {
+				un, err := m.cg.ApplyPool(pg.Rel, pg.Limits)
+				if err != nil {
+					m.detach(name)
+					m.log.Error("vm start refused: pool cgroup", "vm", name, "pool_group", pg.Rel, "err", err)
+					return nil, fmt.Errorf("vm %q: cgroup of its pool (%s): %w", name, pg.Rel, err)
+				}
+				for _, n := range un {
+					m.log.Warn("pool cgroup control not enforced on this host", "vm", name, "pool_group", pg.Rel, "control", n)
+				}
+			}
+			rel, lim = placement.Rel, placement.Limits
+			lim.PidsMax = m.cfg.PidsMax
+			if lim.MemoryMax == 0 {
+				lim.MemoryMax = memBytes
+			}
+		}
 		var unenforced []string
-		if place, unenforced, err = m.cg.Prepare(ctx, name, name, cgroup.Limits{MemoryMax: memBytes, PidsMax: m.cfg.PidsMax}); err != nil {
+		if place, unenforced, err = m.cg.Prepare(ctx, name, rel, lim); err != nil {
 			m.detach(name)
 			return nil, fmt.Errorf("vm %q: cgroup: %w", name, err)
 		}
