@@ -21,7 +21,7 @@ func Admit(t *Tree, running []VMClaim, newVM VMClaim) error {
 	if err := newVM.validate(); err != nil {
 		return err
 	}
-	i, err := t.lookup(newVM.Pool, fmt.Sprintf("vm %q: ", newVM.Name))
+	i, err := t.lookupFor(newVM.Pool, newVM.Name)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func checkSetVM(t *Tree, running []VMClaim, c *VMClaim) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	i, err := t.lookup(c.Pool, fmt.Sprintf("vm %q: ", c.Name))
+	i, err := t.lookupFor(c.Pool, c.Name)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"fmt"
 	"math"
 	"math/bits"
 
@@ -119,7 +118,7 @@ func NewPlan(t *Tree, vms []VMClaim) (*Plan, error) {
 			return nil, errorf(ErrInvalid, poolName(c.Pool), "name", "vm %q: listed twice", c.Name)
 		}
 		seen[c.Name] = true
-		i, err := t.lookup(c.Pool, fmt.Sprintf("vm %q: ", c.Name))
+		i, err := t.lookupFor(c.Pool, c.Name)
 		if err != nil {
 			return nil, err
 		}

@@ -140,7 +140,7 @@ func TestWeightFormulas(t *testing.T) {
 		{1, 1, WeightMin, WeightMax, 10000},
 		{500, 2000, WeightMin, WeightMax, 2500},
 		{1, 3, WeightMin, WeightMax, 3333},
-		{2, 3, WeightMin, WeightMax, 6667}, // rounds to nearest
+		{2, 3, WeightMin, WeightMax, 6667},  // rounds to nearest
 		{1, 20000, WeightMin, WeightMax, 1}, // 0.5 rounds up
 		{1, 20001, WeightMin, WeightMax, 1}, // below the range: the minimum
 		{1, vm.MaxShares, WeightMin, WeightMax, 1},

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -319,11 +320,20 @@ func (t *Tree) VMPath(pool, name string) (string, bool) {
 	return p + "/" + name, true
 }
 
-// lookup returns a pool's node index or an ErrNotFound naming who asked.
+// lookup returns a pool's node index or an ErrNotFound.
 func (t *Tree) lookup(name, who string) (int, error) {
 	i, ok := t.index[poolName(name)]
 	if !ok {
 		return 0, errorf(ErrNotFound, name, "pool", "%spool %q does not exist", who, name)
 	}
 	return i, nil
+}
+
+// lookupFor is lookup for the pool of VM vmName; the message is only
+// formatted on a miss (admission looks up every running VM).
+func (t *Tree) lookupFor(pool, vmName string) (int, error) {
+	if i, ok := t.index[poolName(pool)]; ok {
+		return i, nil
+	}
+	return t.lookup(pool, fmt.Sprintf("vm %q: ", vmName))
 }

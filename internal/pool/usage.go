@@ -32,7 +32,7 @@ func (t *Tree) usage(running []VMClaim, skip string) (*usage, error) {
 		if c.Name == skip {
 			continue
 		}
-		i, err := t.lookup(c.Pool, fmt.Sprintf("vm %q: ", c.Name))
+		i, err := t.lookupFor(c.Pool, c.Name)
 		if err != nil {
 			return nil, err
 		}
