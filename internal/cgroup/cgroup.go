@@ -1,8 +1,24 @@
 // Package cgroup gives every VM (and the introspection monitor) a control
-// group of its own, so the daemon can cap the memory and the number of
-// processes of everything a VM runs, and can find and kill all of those
-// processes, including orphans left behind by a daemon crash (scan
-// Children, Open each, Kill, Remove).
+// group of its own, so the daemon can enforce the CPU, memory, block I/O
+// and process limits of everything a VM runs, and can find and kill all
+// of those processes, including orphans left behind by a daemon crash
+// (scan Children, Open each, Kill, Remove). Groups nest: the groups of
+// resource pools are parents of their VMs' groups, and the kernel applies
+// a pool's caps to its VMs together.
+//
+// # Controls
+//
+// Limits holds the controls; Create writes them to a new or existing
+// group, Apply to an existing one (a live pool changed in place). Each
+// control is written every time, a zero field as its reset value, in a
+// fixed order (Hierarchy.Apply lists the files). Hard caps (CPU, memory,
+// I/O, pids) are enforced or fail the call; weights and protections are
+// written where the host has the file for them, and Group.Unenforced
+// names each one it has not. Protections and weights are hierarchical: a
+// VM's memory.min or weight counts only within its pool's, so a pool's
+// protection must cover its VMs'. Usage (CPU time and throttling, memory,
+// I/O bytes and operations) is in Stats, which for a pool includes its
+// VMs.
 //
 // Two layouts are supported. cgroup v2, the unified hierarchy that a
 // systemd host mounts at /sys/fs/cgroup, is the production target: a group
@@ -10,7 +26,7 @@
 // hierarchy per controller (/sys/fs/cgroup/memory, /sys/fs/cgroup/pids,
 // ...), so a group is one directory in each. Bulwark requires the memory
 // and pids controllers and also places its groups in the cpu and io (v1:
-// cpu and blkio) controllers when they are available. A hybrid host (v1
+// cpu, cpuacct and blkio) controllers when they are available. A hybrid host (v1
 // controllers plus a v2 mount at /sys/fs/cgroup/unified without them) is
 // used as v1.
 //
@@ -163,7 +179,8 @@ func Detect(opts ...Option) (*Hierarchy, error) {
 
 // DetectAt detects the layout under root: v2 when root/cgroup.controllers
 // lists memory and pids, otherwise v1, which needs root/memory and
-// root/pids hierarchies (root/cpu and root/blkio are used when present).
+// root/pids hierarchies (root/cpu, root/cpuacct and root/blkio are used
+// when present).
 func DetectAt(root string, opts ...Option) (*Hierarchy, error) {
 	cfg := config{selfCgroup: "/proc/self/cgroup"}
 	for _, o := range opts {
@@ -204,7 +221,8 @@ func DetectAt(root string, opts ...Option) (*Hierarchy, error) {
 func (h *Hierarchy) Version() Version { return h.version }
 
 // Controllers lists the controllers groups are placed in: memory and pids,
-// then those of cpu and io (v1: cpu and blkio) that are available.
+// then those of cpu and io (v1: cpu, cpuacct and blkio) that are
+// available.
 func (h *Hierarchy) Controllers() []string { return slices.Clone(h.controllers) }
 
 // Create creates the group at path (for example "bulwark/vm/web1") with

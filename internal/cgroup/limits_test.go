@@ -141,16 +141,32 @@ func TestApplyV2(t *testing.T) {
 	*got = nil
 
 	// A write error names the file and the value, and stops there.
-	os.Remove(filepath.Join(root, vm+"memory.low"))
-	_, err = h.Apply("bulwark/vm/pool.a/web1", Limits{MemoryLow: 4096})
-	if err == nil || !strings.Contains(err.Error(), `"4096"`) || !strings.Contains(err.Error(), filepath.Join(root, vm+"memory.low")) {
+	os.Remove(filepath.Join(root, vm+"memory.max"))
+	_, err = h.Apply("bulwark/vm/pool.a/web1", Limits{MemoryMax: 4096})
+	if err == nil || !strings.Contains(err.Error(), `"4096"`) || !strings.Contains(err.Error(), filepath.Join(root, vm+"memory.max")) {
 		t.Errorf("write error %v does not name file and value", err)
 	}
-	if n := len(*got); n != 4 || !strings.HasSuffix((*got)[n-1], "memory.low=4096") {
+	if n := len(*got); n != 5 || !strings.HasSuffix((*got)[n-1], "memory.max=4096") {
 		t.Errorf("writes after the failed one: %q", *got)
 	}
-	// So does a malformed io.max.
-	writeFiles(t, root, map[string]string{vm + "memory.low": "0\n", vm + "io.max": "8:16 rbps=-1 wbps=max riops=max wiops=max\n"})
+	writeFiles(t, root, map[string]string{vm + "memory.max": "max\n"})
+	// Files of older kernels or options: memory.min (4.18) and memory.low
+	// are protections, a note when asked for and skipped on reset; cpu.max
+	// (CONFIG_CFS_BANDWIDTH) is a cap, an error when asked for.
+	os.Remove(filepath.Join(root, vm+"memory.min"))
+	os.Remove(filepath.Join(root, vm+"cpu.max"))
+	*got = nil
+	if g, err = h.Apply("bulwark/vm/pool.a/web1", Limits{MemoryMin: 1 << 20}); err != nil || len(g.Unenforced()) != 1 || !strings.Contains(g.Unenforced()[0], "memory.min 1048576 not enforced") {
+		t.Errorf("Apply without memory.min: %v, notes %q", err, g.Unenforced())
+	}
+	if slices.ContainsFunc(*got, func(w string) bool { return strings.Contains(w, "memory.min") || strings.Contains(w, "cpu.max") }) {
+		t.Errorf("absent files written: %q", *got)
+	}
+	if _, err = h.Apply("bulwark/vm/pool.a/web1", Limits{CPUMaxMilli: 100}); err == nil || !strings.Contains(err.Error(), "cpu.max is absent") {
+		t.Errorf("CPU cap without cpu.max: %v", err)
+	}
+	// A malformed io.max is an error too.
+	writeFiles(t, root, map[string]string{vm + "io.max": "8:16 rbps=-1 wbps=max riops=max wiops=max\n"})
 	if _, err := h.Apply("bulwark/vm/pool.a/web1", Limits{}); err == nil || !strings.Contains(err.Error(), "io.max") {
 		t.Errorf("bad io.max: %v", err)
 	}

@@ -106,10 +106,14 @@ func useHierarchy(dir string) error {
 // setLimitsV1 writes l in the order documented at Hierarchy.Apply.
 func (g *Group) setLimitsV1(l Limits) error {
 	if dir, ok := g.dirOf("cpu"); ok {
-		w := writes{
-			{"cpu.shares", strconv.Itoa(l.cpuShares())},
-			{"cpu.cfs_period_us", strconv.Itoa(CPUPeriodUsec)},
-			{"cpu.cfs_quota_us", strconv.FormatInt(l.cpuQuotaUsec(), 10)},
+		w := writes{{"cpu.shares", strconv.Itoa(l.cpuShares())}}
+		// The cfs files need CONFIG_CFS_BANDWIDTH; the period goes first,
+		// since the kernel checks the quota against it.
+		if err := g.optional(&w, dir, "cpu.cfs_period_us", strconv.Itoa(CPUPeriodUsec), l.CPUMaxMilli > 0, true); err != nil {
+			return err
+		}
+		if err := g.optional(&w, dir, "cpu.cfs_quota_us", strconv.FormatInt(l.cpuQuotaUsec(), 10), l.CPUMaxMilli > 0, true); err != nil {
+			return err
 		}
 		if err := w.run(g, dir); err != nil {
 			return err

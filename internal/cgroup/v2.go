@@ -117,13 +117,20 @@ func (g *Group) setLimitsV2(l Limits) error {
 			quota = strconv.FormatInt(q, 10)
 		}
 		w.add("cpu.weight", strconv.Itoa(l.cpuWeight()))
-		w.add("cpu.max", quota+" "+strconv.Itoa(CPUPeriodUsec))
+		if err := g.optional(&w, dir, "cpu.max", quota+" "+strconv.Itoa(CPUPeriodUsec), l.CPUMaxMilli > 0, true); err != nil {
+			return err // a kernel without CONFIG_CFS_BANDWIDTH
+		}
 	} else if err := g.noController("cpu", l.CPUMaxMilli > 0, l.wantsCPUWeight()); err != nil {
 		return err
 	}
 	if has("memory") {
-		w.add("memory.min", strconv.FormatInt(l.MemoryMin, 10))
-		w.add("memory.low", strconv.FormatInt(l.MemoryLow, 10))
+		// memory.min came in Linux 4.18.
+		if err := g.optional(&w, dir, "memory.min", strconv.FormatInt(l.MemoryMin, 10), l.MemoryMin > 0, false); err != nil {
+			return err
+		}
+		if err := g.optional(&w, dir, "memory.low", strconv.FormatInt(l.MemoryLow, 10), l.MemoryLow > 0, false); err != nil {
+			return err
+		}
 		mem, swap := "max", "max"
 		if l.MemoryMax > 0 {
 			mem, swap = strconv.FormatInt(l.MemoryMax, 10), "0"
@@ -200,6 +207,24 @@ func (w writes) run(g *Group, dir string) error {
 		if err := g.write(dir, x[0], x[1]); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// optional adds a write of file when the kernel has it. When it has not
+// and the control is wanted (not a reset), a cap is an error and a
+// protection a note.
+func (g *Group) optional(w *writes, dir, file, value string, wanted, isCap bool) error {
+	ok, err := exists(filepath.Join(dir, file))
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		w.add(file, value)
+	case wanted && isCap:
+		return fmt.Errorf("%s is absent: cannot write %q", filepath.Join(dir, file), value)
+	case wanted:
+		g.note("%s %s not enforced: %s is absent (older kernel)", file, value, file)
 	}
 	return nil
 }
