@@ -284,7 +284,7 @@ func TestUsagesAndDescribe(t *testing.T) {
 		got[u.Pool] = u.CPU
 	}
 	want := map[string]Account{
-		"host":   {Reservation: 8000, ReservedByPools: 4000, Unreserved: 4000, Available: 4000},
+		"host":   {Reservation: 8000, Limit: 8000, ReservedByPools: 4000, Unreserved: 4000, Available: 4000},
 		"gold":   {Reservation: 4000, ReservedByPools: 1500, ReservedByVMs: 1000, Unreserved: 1500, Available: 1500},
 		"silver": {Reservation: 1000, ReservedByVMs: 1500, Borrowed: 500, Available: 1500},
 		"tin":    {Limit: 3000},

@@ -227,16 +227,16 @@ func checkInvariants(t *testing.T, tree *Tree, running []VMClaim) {
 	}
 	childLow, childMin := map[string]int64{}, map[string]int64{}
 	for _, p := range pools {
-		childLow[p.Parent] += groups[p.Name].Mem.LowMiB
-		childMin[p.Parent] += groups[p.Name].Mem.MinMiB
+		childLow[p.Parent] += groups[p.Name].Memory.LowMiB
+		childMin[p.Parent] += groups[p.Name].Memory.MinMiB
 	}
 	for _, g := range plan.VMs {
-		childLow[g.Pool] += g.Mem.LowMiB
-		childMin[g.Pool] += g.Mem.MinMiB
+		childLow[g.Pool] += g.Memory.LowMiB
+		childMin[g.Pool] += g.Memory.MinMiB
 	}
 	for _, g := range append(plan.Pools, plan.VMs...) {
-		if g.Mem.MinMiB > g.Mem.LowMiB || g.Mem.MaxMiB != 0 && g.Mem.LowMiB > g.Mem.MaxMiB || g.Mem.MaxMiB != 0 && g.Mem.MinMiB > g.Mem.MaxMiB {
-			t.Fatalf("group %q memory %+v", g.Path, g.Mem)
+		if g.Memory.MinMiB > g.Memory.LowMiB || g.Memory.MaxMiB != 0 && g.Memory.LowMiB > g.Memory.MaxMiB || g.Memory.MaxMiB != 0 && g.Memory.MinMiB > g.Memory.MaxMiB {
+			t.Fatalf("group %q memory %+v", g.Path, g.Memory)
 		}
 		if g.Path == "" {
 			continue
@@ -247,11 +247,11 @@ func checkInvariants(t *testing.T, tree *Tree, running []VMClaim) {
 		}
 	}
 	for name, g := range groups {
-		if childLow[name] > g.Mem.LowMiB {
-			t.Fatalf("children of %s have memory low %d above its %d", name, childLow[name], g.Mem.LowMiB)
+		if childLow[name] > g.Memory.LowMiB {
+			t.Fatalf("children of %s have memory low %d above its %d", name, childLow[name], g.Memory.LowMiB)
 		}
-		if childMin[name] > g.Mem.MinMiB {
-			t.Fatalf("children of %s have memory min %d above its %d", name, childMin[name], g.Mem.MinMiB)
+		if childMin[name] > g.Memory.MinMiB {
+			t.Fatalf("children of %s have memory min %d above its %d", name, childMin[name], g.Memory.MinMiB)
 		}
 	}
 }

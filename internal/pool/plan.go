@@ -21,12 +21,12 @@ type Plan struct {
 // only the root has one, since the base's siblings are not Bulwark's.
 type Group struct {
 	// Pool is the pool, or the VM's pool; VM is "" for a pool's group.
-	Pool string
-	VM   string
-	Path string
-	CPU  CPUControls
-	Mem  MemoryControls
-	IO   IOControls
+	Pool   string
+	VM     string
+	Path   string
+	CPU    CPUControls
+	Memory MemoryControls
+	IO     IOControls
 }
 
 // CPUControls are relative among siblings (pools and VMs under the same
@@ -148,57 +148,62 @@ func NewPlan(t *Tree, vms []VMClaim) (*Plan, error) {
 		n := &t.nodes[i]
 		g := Group{Pool: n.pool.Name, Path: n.path}
 		g.CPU.MaxMilli = n.lim[cpu]
-		g.Mem.MaxMiB = n.lim[mem]
-		g.Mem.MinMiB = u.draw(i, mem)
+		g.Memory.MaxMiB = n.lim[mem]
+		g.Memory.MinMiB = u.draw(i, mem)
 		if i == 0 {
-			g.Mem.MinMiB = u.held[mem][0]
-			g.Mem.LowMiB = t.capacity.MemoryMiB
+			g.Memory.MinMiB = u.held[mem][0]
+			g.Memory.LowMiB = t.capacity.MemoryMiB
 		}
 		d := n.pool.Disk
 		g.IO = IOControls{ReadBPS: d.ReadBPS, WriteBPS: d.WriteBPS, ReadIOPS: d.ReadIOPS, WriteIOPS: d.WriteIOPS}
 		p.Pools[i] = g
 	}
-	// Top-down: a pool's weights and low are final before its children's.
+	// Top-down: a pool's low is final before its children's.
 	for i := range t.nodes {
-		n := &t.nodes[i]
-		kids, vmk := n.children, vmsIn[i]
-		var maxS [3]int64
-		var sumMem, sumMin int64
-		for _, c := range kids {
-			cn := &t.nodes[c]
-			maxS = [3]int64{max(maxS[0], cn.shares[cpu]), max(maxS[1], cn.shares[mem]), max(maxS[2], cn.diskShares)}
-			sumMem += cn.shares[mem]
-			sumMin += p.Pools[c].Mem.MinMiB
-		}
-		for _, k := range vmk {
-			s := vmShares[k]
-			maxS = [3]int64{max(maxS[0], s[0]), max(maxS[1], s[1]), max(maxS[2], s[2])}
-			sumMem += s[1]
-			sumMin += p.VMs[k].Mem.MinMiB
-		}
-		spare := max(0, p.Pools[i].Mem.LowMiB-sumMin)
-		set := func(g *Group, s [3]int64) {
-			g.CPU.Weight = scale(s[0], maxS[0], WeightMin, WeightMax)
-			g.CPU.Shares = scale(s[0], maxS[0], CPUSharesMin, CPUSharesMax)
-			g.IO.Weight = scale(s[2], maxS[2], WeightMin, WeightMax)
-			g.IO.BlkioWeight = scale(s[2], maxS[2], BlkioWeightMin, BlkioWeightMax)
-			low := g.Mem.MinMiB + mulDiv(spare, s[1], sumMem)
-			if g.Mem.MaxMiB != 0 {
-				low = min(low, g.Mem.MaxMiB)
-			}
-			g.Mem.LowMiB = max(low, g.Mem.MinMiB)
-		}
-		for _, c := range kids {
-			cn := &t.nodes[c]
-			set(&p.Pools[c], [3]int64{cn.shares[cpu], cn.shares[mem], cn.diskShares})
-		}
-		for _, k := range vmk {
-			set(&p.VMs[k], vmShares[k])
-		}
+		p.divide(t, i, vmsIn[i], vmShares)
 	}
 	p.Pools[0].CPU.MaxMilli = t.capacity.CPUMilli
-	p.Pools[0].Mem.MaxMiB = t.capacity.MemoryMiB
+	p.Pools[0].Memory.MaxMiB = t.capacity.MemoryMiB
 	return p, nil
+}
+
+// divide sets the weights and memory low of pool i's children: its
+// child pools and the VMs vmk (indexes into p.VMs and vmShares).
+func (p *Plan) divide(t *Tree, i int, vmk []int, vmShares [][3]int64) {
+	kids := t.nodes[i].children
+	var maxS [3]int64
+	var sumMem, sumMin int64
+	for _, c := range kids {
+		cn := &t.nodes[c]
+		maxS = [3]int64{max(maxS[0], cn.shares[cpu]), max(maxS[1], cn.shares[mem]), max(maxS[2], cn.diskShares)}
+		sumMem += cn.shares[mem]
+		sumMin += p.Pools[c].Memory.MinMiB
+	}
+	for _, k := range vmk {
+		s := vmShares[k]
+		maxS = [3]int64{max(maxS[0], s[0]), max(maxS[1], s[1]), max(maxS[2], s[2])}
+		sumMem += s[1]
+		sumMin += p.VMs[k].Memory.MinMiB
+	}
+	spare := max(0, p.Pools[i].Memory.LowMiB-sumMin)
+	set := func(g *Group, s [3]int64) {
+		g.CPU.Weight = scale(s[0], maxS[0], WeightMin, WeightMax)
+		g.CPU.Shares = scale(s[0], maxS[0], CPUSharesMin, CPUSharesMax)
+		g.IO.Weight = scale(s[2], maxS[2], WeightMin, WeightMax)
+		g.IO.BlkioWeight = scale(s[2], maxS[2], BlkioWeightMin, BlkioWeightMax)
+		low := g.Memory.MinMiB + mulDiv(spare, s[1], sumMem)
+		if g.Memory.MaxMiB != 0 {
+			low = min(low, g.Memory.MaxMiB)
+		}
+		g.Memory.LowMiB = max(low, g.Memory.MinMiB)
+	}
+	for _, c := range kids {
+		cn := &t.nodes[c]
+		set(&p.Pools[c], [3]int64{cn.shares[cpu], cn.shares[mem], cn.diskShares})
+	}
+	for _, k := range vmk {
+		set(&p.VMs[k], vmShares[k])
+	}
 }
 
 // vmGroup fills a VM's own values; weights and low come from its
@@ -218,8 +223,8 @@ func vmGroup(t *Tree, c *VMClaim, i int) Group {
 	if lim == 0 {
 		lim = c.MemoryMiB
 	}
-	g.Mem.MaxMiB = lim + c.OverheadMiB
-	g.Mem.MinMiB = r.Memory.ReservationMiB
+	g.Memory.MaxMiB = lim + c.OverheadMiB
+	g.Memory.MinMiB = r.Memory.ReservationMiB
 	d := r.Disk
 	g.IO = IOControls{ReadBPS: d.ReadBPS, WriteBPS: d.WriteBPS, ReadIOPS: d.ReadIOPS, WriteIOPS: d.WriteIOPS}
 	return g

@@ -36,20 +36,20 @@ func TestPlan(t *testing.T) {
 	// In gold: low 14664 − (1024 + 2048) = 11592 divided 1 : 2 between
 	// web and db, each capped by its hard cap.
 	wantPools := []Group{
-		{Pool: "host", Path: "", CPU: CPUControls{MaxMilli: 8000}, Mem: MemoryControls{MinMiB: 8192, LowMiB: 16384, MaxMiB: 16384}},
+		{Pool: "host", Path: "", CPU: CPUControls{MaxMilli: 8000}, Memory: MemoryControls{MinMiB: 8192, LowMiB: 16384, MaxMiB: 16384}},
 		{Pool: "gold", Path: "pool.gold", CPU: CPUControls{Weight: 10000, Shares: 262144},
-			Mem: MemoryControls{MinMiB: 8192, LowMiB: 8192 + 6472}, IO: IOControls{Weight: 10000, BlkioWeight: 1000}},
+			Memory: MemoryControls{MinMiB: 8192, LowMiB: 8192 + 6472}, IO: IOControls{Weight: 10000, BlkioWeight: 1000}},
 		{Pool: "silver", Path: "pool.silver", CPU: CPUControls{Weight: 2500, Shares: 65536, MaxMilli: 2000},
-			Mem: MemoryControls{MinMiB: 0, LowMiB: 1618, MaxMiB: 4096}, IO: IOControls{Weight: 5000, BlkioWeight: 500, WriteIOPS: 300}},
+			Memory: MemoryControls{MinMiB: 0, LowMiB: 1618, MaxMiB: 4096}, IO: IOControls{Weight: 5000, BlkioWeight: 500, WriteIOPS: 300}},
 	}
 	wantVMs := []Group{
 		{Pool: "gold", VM: "web", Path: "pool.gold/web", CPU: CPUControls{Weight: 2500, Shares: 65536, MaxMilli: 2000},
-			Mem: MemoryControls{MinMiB: 1024, LowMiB: 2112, MaxMiB: 2112}, IO: IOControls{Weight: 5000, BlkioWeight: 500}},
+			Memory: MemoryControls{MinMiB: 1024, LowMiB: 2112, MaxMiB: 2112}, IO: IOControls{Weight: 5000, BlkioWeight: 500}},
 		{Pool: "gold", VM: "db", Path: "pool.gold/db", CPU: CPUControls{Weight: 10000, Shares: 262144, MaxMilli: 3000},
-			Mem: MemoryControls{MinMiB: 2048, LowMiB: 3064, MaxMiB: 3064},
-			IO:  IOControls{Weight: 10000, BlkioWeight: 1000, ReadBPS: 1 << 20, WriteBPS: 2 << 20, ReadIOPS: 100, WriteIOPS: 200}},
+			Memory: MemoryControls{MinMiB: 2048, LowMiB: 3064, MaxMiB: 3064},
+			IO:     IOControls{Weight: 10000, BlkioWeight: 1000, ReadBPS: 1 << 20, WriteBPS: 2 << 20, ReadIOPS: 100, WriteIOPS: 200}},
 		{Pool: "host", VM: "small", Path: "small", CPU: CPUControls{Weight: 1250, Shares: 32768, MaxMilli: 1000},
-			Mem: MemoryControls{MinMiB: 0, LowMiB: 101, MaxMiB: 576}, IO: IOControls{Weight: 10000, BlkioWeight: 1000}},
+			Memory: MemoryControls{MinMiB: 0, LowMiB: 101, MaxMiB: 576}, IO: IOControls{Weight: 10000, BlkioWeight: 1000}},
 	}
 	if !reflect.DeepEqual(p.Pools, wantPools) {
 		t.Errorf("pools:\n got %+v\nwant %+v", p.Pools, wantPools)
@@ -87,10 +87,10 @@ func TestPlanExpandableMin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Pools[1].Mem.MinMiB; got != 3500 {
+	if got := p.Pools[1].Memory.MinMiB; got != 3500 {
 		t.Errorf("gold memory min %d, want 3500", got)
 	}
-	if got := p.Pools[0].Mem.MinMiB; got != 3500 {
+	if got := p.Pools[0].Memory.MinMiB; got != 3500 {
 		t.Errorf("root memory min %d, want 3500", got)
 	}
 }
@@ -126,8 +126,8 @@ func TestPlanSharePresetsScale(t *testing.T) {
 			if a.CPU.Weight != tt.wa || b.CPU.Weight != tt.wb {
 				t.Errorf("cpu weights %d, %d; want %d, %d", a.CPU.Weight, b.CPU.Weight, tt.wa, tt.wb)
 			}
-			if a.Mem.LowMiB != tt.la || b.Mem.LowMiB != tt.lb {
-				t.Errorf("memory low %d, %d; want %d, %d", a.Mem.LowMiB, b.Mem.LowMiB, tt.la, tt.lb)
+			if a.Memory.LowMiB != tt.la || b.Memory.LowMiB != tt.lb {
+				t.Errorf("memory low %d, %d; want %d, %d", a.Memory.LowMiB, b.Memory.LowMiB, tt.la, tt.lb)
 			}
 		})
 	}

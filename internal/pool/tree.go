@@ -56,10 +56,10 @@ func NewTree(c Capacity, pools []Pool) (*Tree, error) {
 // tree out.
 func build(c Capacity, pools []Pool) (*Tree, error) {
 	if c.CPUMilli < 1 || c.CPUMilli > vm.MaxMillicores {
-		return nil, errorf(ErrInvalid, RootName, "cpu_millicores", "pool %q: capacity %dm out of range 1..%d", RootName, c.CPUMilli, vm.MaxMillicores)
+		return nil, errorf(ErrInvalid, RootName, "cpu_millicores", "pool %q: capacity %dm out of range 1..%dm", RootName, c.CPUMilli, vm.MaxMillicores)
 	}
 	if c.MemoryMiB < 1 || c.MemoryMiB > vm.MaxMiB {
-		return nil, errorf(ErrInvalid, RootName, "memory_mib", "pool %q: capacity %d MiB out of range 1..%d", RootName, c.MemoryMiB, vm.MaxMiB)
+		return nil, errorf(ErrInvalid, RootName, "memory_mib", "pool %q: capacity %d MiB out of range 1..%d MiB", RootName, c.MemoryMiB, vm.MaxMiB)
 	}
 	if len(pools) > MaxPools {
 		return nil, errorf(ErrInvalid, "", "", "%d pools: at most %d", len(pools), MaxPools)
@@ -92,6 +92,42 @@ func build(c Capacity, pools []Pool) (*Tree, error) {
 		return nil, err
 	}
 
+	t := layout(c, pools, parent, depth)
+	return t, t.checkNesting()
+}
+
+// checkNesting refuses a pool whose reservation alone cannot fit in its
+// parent: above the parent's limit, or above the parent's reservation
+// (the root's: the capacity) when the parent is not expandable. The sums
+// are check's job; this gives the plainer message first.
+func (t *Tree) checkNesting() error {
+	for i := 1; i < len(t.nodes); i++ {
+		n, p := &t.nodes[i], &t.nodes[t.nodes[i].parent]
+		for r := range nres {
+			switch {
+			case p.parent >= 0 && p.lim[r] != Unlimited && n.res[r] > p.lim[r]:
+				e := errorf(ErrNoRoom, n.pool.Name, r.poolField("reservation"), "pool %q: %s %s is above the limit %s of its parent %q (%s short)",
+					n.pool.Name, r.poolField("reservation"), r.fmtAmount(n.res[r]), r.fmtAmount(p.lim[r]), p.pool.Name, r.fmtAmount(n.res[r]-p.lim[r]))
+				e.Shortfall = n.res[r] - p.lim[r]
+				return e
+			case !p.expandable() && n.res[r] > p.res[r]:
+				what := "the reservation"
+				if p.parent < 0 {
+					what = "the capacity"
+				}
+				e := errorf(ErrNoRoom, n.pool.Name, r.poolField("reservation"), "pool %q: %s %s is above %s %s of its parent %q, which is not expandable (%s short)",
+					n.pool.Name, r.poolField("reservation"), r.fmtAmount(n.res[r]), what, r.fmtAmount(p.res[r]), p.pool.Name, r.fmtAmount(n.res[r]-p.res[r]))
+				e.Shortfall = n.res[r] - p.res[r]
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// layout places the checked pools in pre-order below the root, siblings
+// by name, and computes their paths and parsed shares.
+func layout(c Capacity, pools []Pool, parent, depth []int) *Tree {
 	t := &Tree{capacity: c, nodes: make([]node, 0, len(pools)+1), index: make(map[string]int, len(pools)+1)}
 	root := node{pool: Pool{Name: RootName}, parent: -1}
 	root.res = [nres]int64{c.CPUMilli, c.MemoryMiB}
@@ -135,32 +171,7 @@ func build(c Capacity, pools []Pool) (*Tree, error) {
 			stack = append(stack, frame{kids[f.pool+1][k], idx})
 		}
 	}
-	return t, t.checkNesting()
-}
-
-// checkNesting refuses a pool whose reservation alone cannot fit in its
-// parent: above the parent's limit, or above the parent's reservation
-// (the root's: the capacity) when the parent is not expandable. The sums
-// are check's job; this gives the plainer message first.
-func (t *Tree) checkNesting() error {
-	for i := 1; i < len(t.nodes); i++ {
-		n, p := &t.nodes[i], &t.nodes[t.nodes[i].parent]
-		for r := range nres {
-			switch {
-			case p.parent >= 0 && p.lim[r] != Unlimited && n.res[r] > p.lim[r]:
-				return errorf(ErrNoRoom, n.pool.Name, r.poolField("reservation"), "pool %q: %s %s is above the limit %s of its parent %q (%s short)",
-					n.pool.Name, r.poolField("reservation"), r.fmtAmount(n.res[r]), r.fmtAmount(p.lim[r]), p.pool.Name, r.fmtAmount(n.res[r]-p.lim[r]))
-			case !p.expandable() && n.res[r] > p.res[r]:
-				what := "the reservation"
-				if p.parent < 0 {
-					what = "the capacity"
-				}
-				return errorf(ErrNoRoom, n.pool.Name, r.poolField("reservation"), "pool %q: %s %s is above %s %s of its parent %q, which is not expandable (%s short)",
-					n.pool.Name, r.poolField("reservation"), r.fmtAmount(n.res[r]), what, r.fmtAmount(p.res[r]), p.pool.Name, r.fmtAmount(n.res[r]-p.res[r]))
-			}
-		}
-	}
-	return nil
+	return t
 }
 
 // checkPool checks one pool's name and values on their own.

@@ -183,3 +183,11 @@ func TestTreeAccessors(t *testing.T) {
 		t.Error("capacity")
 	}
 }
+
+func TestNestingShortfall(t *testing.T) {
+	_, err := NewTree(host, []Pool{pl("gold", "", 0, 1000), pl("silver", "gold", 0, 1500)})
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Pool != "silver" || pe.Field != "memory.reservation" || pe.Shortfall != 500 {
+		t.Fatalf("%#v", err)
+	}
+}

@@ -240,7 +240,8 @@ type Usage struct {
 type Account struct {
 	// Reservation is the pool's own; the root's is the capacity.
 	Reservation int64 `json:"reservation"`
-	// Limit is the pool's ceiling; Unlimited: none.
+	// Limit is the pool's ceiling; Unlimited: none. The root's is the
+	// capacity.
 	Limit int64 `json:"limit"`
 	// ReservedByPools is what the child pools draw from it;
 	// ReservedByVMs what the running VMs directly in it reserve.
@@ -282,9 +283,6 @@ func (u *usage) of(i int) Usage {
 		}
 		if n.expandable() {
 			a.Borrowed = max(0, held-n.res[r])
-		}
-		if i == 0 {
-			a.Limit = Unlimited
 		}
 		if r == cpu {
 			us.CPU = a
