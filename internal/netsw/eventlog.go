@@ -9,7 +9,9 @@ import (
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
 )
 
-// FirewallEvent is one line of the firewall log (JSON lines).
+// FirewallEvent is one line of the firewall log (JSON lines): a verdict of
+// the rules on a new flow, or (Reason set) frames a NIC's rate limit
+// refused.
 type FirewallEvent struct {
 	Time    time.Time `json:"time"`
 	Action  string    `json:"action"` // allow (new flow), drop, reject, revoked
@@ -17,12 +19,20 @@ type FirewallEvent struct {
 	Rule    string    `json:"rule,omitempty"` // empty: the network's default policy decided
 	Network string    `json:"network"`
 	InPort  string    `json:"in_port"`
-	OutPort string    `json:"out_port"`
-	Proto   uint8     `json:"proto"`
-	Src     string    `json:"src"`
-	Dst     string    `json:"dst"`
+	OutPort string    `json:"out_port"`        // empty for rate_egress (the frame was not looked at)
+	Proto   uint8     `json:"proto,omitempty"` // 0 and addresses empty: the frame was not parsed, or not IP
+	Src     string    `json:"src,omitempty"`
+	Dst     string    `json:"dst,omitempty"`
 	SrcPort uint16    `json:"src_port,omitempty"`
 	DstPort uint16    `json:"dst_port,omitempty"`
+	// Rate-limit lines: the drop reason (rate_egress, rate_ingress), the
+	// direction as the VM sees it, the limited VM, and the frames refused
+	// since the previous line of this port and direction (at most one line
+	// a second each).
+	Reason    string `json:"reason,omitempty"`
+	Direction string `json:"direction,omitempty"`
+	VM        string `json:"vm,omitempty"`
+	Frames    uint64 `json:"frames,omitempty"`
 	// Suppressed counts events dropped by the rate limit since the last line.
 	Suppressed uint64 `json:"suppressed,omitempty"`
 }

@@ -40,14 +40,20 @@ func (s *Switch) readLoop(p *Port) {
 }
 
 // process runs one frame from port src through the pipeline:
-// parse → port security → storm control → L2 lookup → per destination:
-// conntrack + firewall → send. It returns scratch for reuse.
+// egress rate limit → parse → port security → storm control → L2 lookup →
+// per destination: conntrack + firewall → ingress rate limit → send. It
+// returns scratch for reuse.
 func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) []byte {
+	now := s.now()
+	// The VM's egress limit comes before any work on the frame (see
+	// portrate.go).
+	if g := src.rates.egress.Load(); g != nil && s.egressLimited(src, g, now, len(b)) {
+		return scratch
+	}
 	if r := packet.Parse(b, f); r != packet.OK {
 		src.drop(r)
 		return scratch
 	}
-	now := s.now()
 	if src.Kind == VMPort {
 		if r := src.binding.CheckEgress(f); r != packet.OK {
 			src.drop(r)
@@ -84,7 +90,7 @@ func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) [
 // forward applies the stateful firewall between src and dst and sends.
 func (s *Switch) forward(src, dst *Port, f *packet.Frame, b []byte, now int64, scratch []byte) []byte {
 	if !f.IPValid || (src.Kind != VMPort && dst.Kind != VMPort) {
-		dst.send(b) // ARP, or uplink-to-uplink (never happens: one uplink per network)
+		s.deliver(src, dst, f, b, now) // ARP, or uplink-to-uplink (never happens: one uplink per network)
 		return scratch
 	}
 	if dst.Kind == VMPort && !f.Dst.IsMulticast() && !ipMulticast(f.Tuple.Dst) && !dst.binding.Owns(f.Tuple.Dst) {
@@ -94,9 +100,18 @@ func (s *Switch) forward(src, dst *Port, f *packet.Frame, b []byte, now int64, s
 	}
 	ok, scratch := s.filter(src, dst, f, now, scratch)
 	if ok {
-		dst.send(b)
+		s.deliver(src, dst, f, b, now)
 	}
 	return scratch
+}
+
+// deliver sends a frame the pipeline admitted out of dst, within dst's
+// ingress rate limit.
+func (s *Switch) deliver(src, dst *Port, f *packet.Frame, b []byte, now int64) {
+	if g := dst.rates.ingress.Load(); g != nil && s.ingressLimited(src, dst, g, f, now, len(b)) {
+		return
+	}
+	dst.send(b)
 }
 
 func portID(p *Port) int32 {

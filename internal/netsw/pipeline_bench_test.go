@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/bulwark-project/bulwark/internal/netsw/firewall"
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
 	"github.com/bulwark-project/bulwark/internal/netsw/packet/packettest"
 	"github.com/bulwark-project/bulwark/internal/netsw/portsec"
+	"github.com/bulwark-project/bulwark/internal/vm"
 )
 
 // The pipeline benchmarks drive Switch.process directly, on one goroutine,
@@ -146,6 +148,71 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 	if sent := pb.serverSink.frames - before; sent != b.N {
 		b.Fatalf("%d of %d frames forwarded", sent, b.N)
+	}
+}
+
+// BenchmarkPipelineRateLimit is BenchmarkPipeline with the rate limiter
+// on and off in the same run: frames go through in chunks that alternate
+// between limits set on both the client's egress and the server's ingress
+// (bits/s and packets/s, far above what the benchmark reaches, so that
+// nothing is dropped and the check's cost is measured) and no limits. It
+// reports ns/frame of each and their ratio.
+func BenchmarkPipelineRateLimit(b *testing.B) {
+	pb := newPipelineBench(b)
+	frames := pb.established(b, 10_000)
+	high := PortRate{NICRate: vm.NICRate{EgressBPS: vm.MaxBPS, EgressPPS: vm.MaxPPS, IngressBPS: vm.MaxBPS, IngressPPS: vm.MaxPPS}}
+	for _, name := range []string{"client", "server"} {
+		if err := pb.sw.SetVMPortRate(name, 0, high); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Swapped in and out by pointer: no allocation, the buckets carry on.
+	egress, ingress := pb.client.rates.egress.Load(), pb.server.rates.ingress.Load()
+	set := func(on bool) {
+		if on {
+			pb.client.rates.egress.Store(egress)
+			pb.server.rates.ingress.Store(ingress)
+		} else {
+			pb.client.rates.egress.Store(nil)
+			pb.server.rates.ingress.Store(nil)
+		}
+	}
+	const chunk = 1000
+	var f packet.Frame
+	scratch := make([]byte, 0, packet.MaxFrame)
+	before := pb.serverSink.frames
+	var spent [2]time.Duration // off, on
+	var count [2]int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		on := (i/chunk)%2 == 1
+		set(on)
+		n := min(chunk, b.N-i)
+		t0 := time.Now()
+		for j := range n {
+			scratch = pb.sw.process(pb.client, frames[(i+j)%len(frames)], &f, scratch[:0])
+		}
+		k := 0
+		if on {
+			k = 1
+		}
+		spent[k] += time.Since(t0)
+		count[k] += n
+		i += n
+	}
+	b.StopTimer()
+	if sent := pb.serverSink.frames - before; sent != b.N {
+		b.Fatalf("%d of %d frames forwarded", sent, b.N)
+	}
+	if d := pb.client.status().Drops["rate_egress"] + pb.server.status().Drops["rate_ingress"]; d != 0 {
+		b.Fatalf("the limiter dropped %d frames", d)
+	}
+	per := func(k int) float64 { return float64(spent[k].Nanoseconds()) / float64(max(count[k], 1)) }
+	b.ReportMetric(per(0), "ns/frame-unlimited")
+	if count[1] > 0 {
+		b.ReportMetric(per(1), "ns/frame-limited")
+		b.ReportMetric(per(1)/per(0), "limited/unlimited")
 	}
 }
 

@@ -40,6 +40,7 @@ type Port struct {
 	// lock-free by status; the data path uses the compiled policy only.
 	groups atomic.Pointer[[]string]
 	storm  *portsec.Storm
+	rates  portRates // VM ports only
 	io     portIO
 	stats  portStats
 	closed atomic.Bool
@@ -97,11 +98,14 @@ type PortStatus struct {
 	TxBytes  uint64            `json:"tx_bytes"`
 	TxFull   uint64            `json:"tx_dropped_full"`
 	Drops    map[string]uint64 `json:"drops"`
+	// Rate is the VM NIC's configured limits (absent: unlimited); frames
+	// they refused are in Drops as rate_egress and rate_ingress.
+	Rate *PortRate `json:"rate,omitempty"`
 }
 
 func (p *Port) status() PortStatus {
 	st := PortStatus{ID: p.ID, Name: p.Name, Kind: p.Kind.String(), Network: p.net.cfg.Name, VM: p.VM,
-		Groups: p.groupList(), Drops: map[string]uint64{}}
+		Groups: p.groupList(), Drops: map[string]uint64{}, Rate: p.rateStatus()}
 	if p.Kind == VMPort {
 		st.MAC = net.HardwareAddr(p.binding.MAC[:]).String()
 		for _, a := range p.binding.IPs {

@@ -306,6 +306,9 @@ func (s *Service) Attach(vmName string, uid int, runDir string, nics []vm.NIC) (
 		}
 		spec := VMPortSpec{VM: vmName, NIC: i, Network: nic.Network, MAC: mac, IPs: ips, Groups: nic.Groups,
 			Socket: s.SocketPath(vmName, i), Peer: filepath.Join(runDir, fmt.Sprintf("net%d.sock", i)), UID: uid}
+		if nic.Rate != nil {
+			spec.Rate.NICRate = *nic.Rate
+		}
 		if _, err := s.sw.AttachVMPort(spec); err != nil {
 			s.sw.DetachVM(vmName)
 			return nil, fmt.Errorf("nic %d: %w", i, err)

@@ -220,9 +220,10 @@ type VMPortSpec struct {
 	MAC     packet.MAC
 	IPs     []netip.Addr
 	Groups  []string
-	Socket  string // the switch's socket for this port (QEMU's remote)
-	Peer    string // QEMU's own socket (QEMU's local)
-	UID     int    // the hypervisor's uid (informational: only root can send to Socket)
+	Socket  string   // the switch's socket for this port (QEMU's remote)
+	Peer    string   // QEMU's own socket (QEMU's local)
+	UID     int      // the hypervisor's uid (informational: only root can send to Socket)
+	Rate    PortRate // the NIC's rate limits (zero: none)
 }
 
 // AttachVMPort creates a VM port. The port is in the compiled policy before
@@ -239,6 +240,9 @@ func (s *Switch) AttachVMPort(spec VMPortSpec) (*Port, error) {
 	b := portsec.Binding{MAC: spec.MAC, IPs: spec.IPs}
 	if err := b.Validate(); err != nil {
 		return nil, fmt.Errorf("nic %d: %w", spec.NIC, err)
+	}
+	if err := spec.Rate.Validate(fmt.Sprintf("nics[%d].rate", spec.NIC)); err != nil {
+		return nil, err
 	}
 	// A second static entry would take over the first port's unicast
 	// traffic, and MACs are chosen by VM owners.
@@ -265,10 +269,14 @@ func (s *Switch) AttachVMPort(spec VMPortSpec) (*Port, error) {
 // addVMPortLocked publishes a VM port that moves frames through io: in the
 // policy, the data path and the network's MAC table. It starts no reader.
 func (s *Switch) addVMPortLocked(n *network, name string, spec VMPortSpec, b portsec.Binding, io portIO) (*Port, error) {
-	s.nextID++
-	p := &Port{ID: s.nextID, Name: name, Kind: VMPort, VM: spec.VM, NIC: spec.NIC,
+	p := &Port{ID: s.nextID + 1, Name: name, Kind: VMPort, VM: spec.VM, NIC: spec.NIC,
 		net: n, binding: b, io: io,
 		storm: portsec.NewStorm(n.cfg.StormPPS, n.cfg.StormPPS)}
+	// Before the port is published: its first frame is already limited.
+	if err := p.setRate(spec.Rate); err != nil {
+		return nil, err
+	}
+	s.nextID = p.ID
 	groups := slices.Clone(spec.Groups)
 	p.groups.Store(&groups)
 	s.byID[p.ID] = p

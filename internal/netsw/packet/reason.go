@@ -41,6 +41,10 @@ const (
 	FWDefault // no rule matched and the default policy denies
 	FWRevoked // an established flow no longer allowed after a rule change
 
+	// Rate limits of a VM's NIC (package ratelimit).
+	RateEgress  // the VM sent faster than its NIC's egress bits/s or packets/s
+	RateIngress // frames for the VM arrived faster than its ingress limit
+
 	numReasons
 )
 
@@ -53,6 +57,7 @@ var reasonNames = [numReasons]string{
 	RogueDHCP: "rogue_dhcp", RogueRA: "rogue_ra", StormControl: "storm_control", PortDown: "port_down",
 	CTInvalid: "ct_invalid", CTFull: "ct_full", CTQuota: "ct_port_quota",
 	FWDrop: "fw_drop", FWReject: "fw_reject", FWDefault: "fw_default_deny", FWRevoked: "fw_revoked",
+	RateEgress: "rate_egress", RateIngress: "rate_ingress",
 }
 
 // String returns the reason's metric label.
