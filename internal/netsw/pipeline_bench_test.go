@@ -177,7 +177,7 @@ func BenchmarkPipelineRateLimit(b *testing.B) {
 			pb.server.rates.ingress.Store(nil)
 		}
 	}
-	const chunk = 1000
+	const chunk = 256
 	var f packet.Frame
 	scratch := make([]byte, 0, packet.MaxFrame)
 	before := pb.serverSink.frames
