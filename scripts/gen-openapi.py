@@ -37,6 +37,12 @@ def op(opid, summary, priv, responses, params=None, body=None, errors=("400", "4
     if body: o["requestBody"] = {"required": True, **jbody(body)}
     return o
 
+POOLBODY = {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
+    "name": {"type": "string"}, "parent": {"type": "string", "description": "parent pool; empty or host: the root"},
+    "cpu": {"type": "object", "description": "millicores", "properties": {"reservation": {"type": "integer"}, "limit": {"type": "integer"}, "shares": {"type": "string"}}},
+    "memory": {"type": "object", "description": "MiB", "properties": {"reservation": {"type": "integer"}, "limit": {"type": "integer"}, "shares": {"type": "string"}}},
+    "disk": {"type": "object", "properties": {"shares": {"type": "string"}, "read_bytes_per_sec": {"type": "integer"}, "write_bytes_per_sec": {"type": "integer"}, "read_iops": {"type": "integer"}, "write_iops": {"type": "integer"}}},
+    "expandable": {"type": "boolean"}}}
 vmop = lambda opid, s, priv, extra=None: op(opid, s, priv, ok("the VM after the operation", ref("VM")), [NAME] + (extra or []))
 spec = {
   "openapi": "3.0.3",
@@ -158,6 +164,13 @@ spec = {
         [{"name": "nonce", "in": "query", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}], errors=("400", "500", "503"))},
     "/api/v1/attestation/verdict": {"put": op("attestSetVerdict", "A verifier's verdict on this host (pushed on every change); with --attest-enforce, VM starts are refused while it is untrusted", "Attestation.Config",
         {"204": {"description": "recorded"}}, body={"type": "object"}, errors=("400", "500", "503"))},
+    "/api/v1/pools": {
+      "get": op("listResourcePools", "Resource pools the caller may audit (the root, host, first): definition, accounts, holders, VMs and their measured use", "Pool.Audit", ok("pools", {"type": "array", "items": {"type": "object"}}), errors=("500", "503")),
+      "post": op("createResourcePool", "Create a resource pool (Pool.Config on the parent pool's path, /pools for the root); refused when its reservation does not fit", "Pool.Config", ok("the pool", {"type": "object"}, "201"), body=POOLBODY, errors=("400", "403", "409", "500", "503"))},
+    "/api/v1/pools/{name}": {
+      "get": op("getResourcePool", "One resource pool (host: the root)", "Pool.Audit", ok("the pool", {"type": "object"}), [NAME], errors=("404", "500", "503")),
+      "put": op("updateResourcePool", "Replace a pool's definition (not its name); checked against the running VMs, nothing half-applied", "Pool.Config", ok("the pool", {"type": "object"}), [NAME], body=POOLBODY, errors=("400", "403", "404", "409", "500", "503")),
+      "delete": op("deleteResourcePool", "Delete a pool that holds no VMs and no pools", "Pool.Config", {"204": {"description": "deleted"}}, [NAME], errors=("404", "409", "500", "503"))},
     "/api/v1/audit": {"get": op("listAudit", "Audit records (every mutating call: who, what, object, result, time, source)", "Audit.Read",
         ok("records, newest first unless order=asc", {"type": "array", "items": ref("AuditRecord")}),
         AUDITQ + [{"name": "order", "in": "query", "schema": {"type": "string", "enum": ["desc", "asc"], "default": "desc"}}], errors=("400", "503"))},

@@ -63,6 +63,8 @@ func serveCmd() *cobra.Command {
 	f.StringToStringVar(&cfg.StoragePools, "storage-pool", nil, "extra storage pool NAME=DIR (repeatable; the directory is made root 0700; the default pool is STATE-DIR/storage/default)")
 	f.StringVar(&cfg.TPM, "tpm", "none", "TPM for measured launch (PCR 11 host layer, PCR 12 VM launches; docs/attestation.md): none (log only, nothing hardware-rooted), device, device:PATH (default /dev/tpmrm0), swtpm:SOCKET")
 	f.DurationVar(&cfg.RuntimeCheckInterval, "runtime-check-interval", daemon.DefaultRuntimeCheckInterval, "mean time between re-measurements of the daemon's and each QEMU's code against the files on disk (randomised ±50%; mismatches extend PCR 13); 0 disables them")
+	f.Int64Var(&cfg.ReservedCPUMilli, "host-reserved-cpu", daemon.DefaultReservedCPUMilli, "millicores of the host kept out of the root resource pool for Bulwark itself and the host (docs/pools.md)")
+	f.Int64Var(&cfg.ReservedMemoryMiB, "host-reserved-memory", daemon.DefaultReservedMemoryMiB, "MiB of the host's memory kept out of the root resource pool")
 	f.BoolVar(&attestEnforce, "attest-enforce", true, "refuse VM starts while a verifier's latest verdict says this host is untrusted")
 	f.StringVar(&cfg.CgroupBase, "cgroup-base", "bulwark", "cgroup (in every hierarchy) that holds BASE/vm/NAME for each VM and BASE/monitor")
 	f.StringVar(&cfg.AuditAnchorFile, "audit-anchor-file", "", "append-only file of audit record heads and signed checkpoints, checked at start and by audit verify (default STATE-DIR/audit-anchors/anchors.jsonl; \"none\": off)")

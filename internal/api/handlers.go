@@ -63,6 +63,9 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkAttach(r, spec); err != nil {
 		return err
 	}
+	if err := s.checkPool(r, nil, spec); err != nil {
+		return err
+	}
 	// A console policy loosens or tightens who may use the console: setting
 	// one is a configuration change, whoever may create VMs.
 	if spec.Console != nil {
@@ -85,7 +88,12 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) error {
 		undo()
 		return err
 	}
-	auditTarget(r, "/vms/"+v.Spec.Name, "created VM %s: %d vCPU, %d MiB, kernel %s, %d disks, %d NICs", v.Spec.Name, v.Spec.VCPUs, v.Spec.MemoryMiB, v.Spec.Kernel, len(v.Spec.Disks), len(v.Spec.NICs))
+	auditTarget(r, "/vms/"+v.Spec.Name, "created VM %s: %d vCPU, %d MiB, kernel %s, %d disks, %d NICs, pool %s", v.Spec.Name, v.Spec.VCPUs, v.Spec.MemoryMiB, v.Spec.Kernel, len(v.Spec.Disks), len(v.Spec.NICs), poolName(v.Spec.Pool))
+	if v.Spec.Pool != "" {
+		if err := s.refreshInherit(r.Context(), actor(r)); err != nil {
+			s.log.Error("resource pools: permission inheritance not updated", "vm", v.Spec.Name, "err", err)
+		}
+	}
 	return writeJSON(w, http.StatusCreated, v)
 }
 
@@ -100,6 +108,9 @@ func (s *Server) getVM(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) deleteVM(w http.ResponseWriter, r *http.Request) error {
 	if err := s.mgr.Delete(r.Context(), r.PathValue("name")); err != nil {
 		return err
+	}
+	if err := s.refreshInherit(r.Context(), actor(r)); err != nil {
+		s.log.Error("resource pools: permission inheritance not updated", "vm", r.PathValue("name"), "err", err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -38,6 +38,14 @@ func (s *Server) updateVM(w http.ResponseWriter, r *http.Request) error {
 		changes = []vm.Change{}
 	}
 	auditTarget(r, "/vms/"+name, "changed VM %s: %s", name, vm.FormatChanges(changes))
+	for _, c := range changes {
+		if c.Field == "pool" {
+			if err := s.refreshInherit(r.Context(), actor(r)); err != nil {
+				s.log.Error("resource pools: permission inheritance not updated", "vm", name, "err", err)
+			}
+			break
+		}
+	}
 	return writeJSON(w, http.StatusOK, VMUpdate{VM: v, Changes: changes})
 }
 
@@ -58,7 +66,13 @@ func (s *Server) authorizeChange(r *http.Request, old, new vm.Spec) error {
 	if err := s.checkHostPaths(r, newlyNamed(old, new)); err != nil {
 		return err
 	}
-	return s.checkAttach(r, attachChanges(old, new))
+	if err := s.checkAttach(r, attachChanges(old, new)); err != nil {
+		return err
+	}
+	if old.Pool != new.Pool || !reflect.DeepEqual(old.Resources, new.Resources) {
+		return s.checkPool(r, &old, new)
+	}
+	return nil
 }
 
 // newlyNamed returns new with every kernel, initrd and disk that old

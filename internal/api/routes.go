@@ -70,6 +70,9 @@ const (
 	PrivVMSnapshot        = "VM.Snapshot"
 	PrivAttestRead        = "Attestation.Read"
 	PrivAttestConfig      = "Attestation.Config"
+	PrivPoolAudit         = "Pool.Audit"
+	PrivPoolConfig        = "Pool.Config"
+	PrivPoolAllocate      = "Pool.Allocate"
 )
 
 func routes() []Route {
@@ -135,6 +138,11 @@ func routes() []Route {
 		{Method: "POST", Path: "/api/v1/attestation/activate", OpID: "attestActivate", Priv: PrivAttestConfig, Object: attestObj, Handler: (*Server).attestActivate},
 		{Method: "GET", Path: "/api/v1/attestation/quote", OpID: "attestQuote", Priv: PrivAttestRead, Object: attestObj, Handler: (*Server).attestQuote},
 		{Method: "PUT", Path: "/api/v1/attestation/verdict", OpID: "attestSetVerdict", Priv: PrivAttestConfig, Object: attestObj, Handler: (*Server).attestSetVerdict},
+		{Method: "GET", Path: "/api/v1/pools", OpID: "listResourcePools", List: true, Priv: PrivPoolAudit, Object: poolsRoot, Handler: needPools((*Server).listRPools)},
+		{Method: "POST", Path: "/api/v1/pools", OpID: "createResourcePool", List: true, Priv: PrivPoolConfig, Object: poolsRoot, Handler: needPools((*Server).createRPool)},
+		{Method: "GET", Path: "/api/v1/pools/{name}", OpID: "getResourcePool", Priv: PrivPoolAudit, Object: rpoolObj, Handler: needPools((*Server).getRPool)},
+		{Method: "PUT", Path: "/api/v1/pools/{name}", OpID: "updateResourcePool", Priv: PrivPoolConfig, Object: rpoolObj, Handler: needPools((*Server).updateRPool)},
+		{Method: "DELETE", Path: "/api/v1/pools/{name}", OpID: "deleteResourcePool", Priv: PrivPoolConfig, Object: rpoolObj, Handler: needPools((*Server).deleteRPool)},
 		{Method: "GET", Path: "/api/v1/audit", OpID: "listAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).listAudit},
 		{Method: "GET", Path: "/api/v1/audit/export", OpID: "exportAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).exportAudit},
 		{Method: "GET", Path: "/api/v1/audit/verify", OpID: "verifyAudit", Priv: PrivAuditRead, Object: auditObj, Handler: (*Server).verifyAudit},

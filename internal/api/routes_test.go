@@ -96,7 +96,7 @@ func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true,
 		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true, PrivAuditRead: true,
 		PrivUserManage: true, PrivRoleManage: true, PrivPermManage: true, PrivVMConfig: true, PrivMonitorRespond: true,
-		PrivDatastoreAudit: true, PrivDatastoreAllocate: true, PrivVMSnapshot: true, PrivAttestRead: true, PrivAttestConfig: true}
+		PrivDatastoreAudit: true, PrivDatastoreAllocate: true, PrivVMSnapshot: true, PrivAttestRead: true, PrivAttestConfig: true, PrivPoolAudit: true, PrivPoolConfig: true, PrivPoolAllocate: true}
 	for _, rt := range Routes() {
 		key := rt.Method + " " + rt.Path
 		if rt.Handler == nil {
@@ -169,7 +169,7 @@ func TestRouteObjects(t *testing.T) {
 			}
 		case strings.Contains(rt.Path, "{name}"):
 			want = "/" + coll + "/web-1"
-		case coll == "vms" || coll == "networks" || coll == "security-groups" || coll == "ip-sets" || coll == "images":
+		case coll == "vms" || coll == "networks" || coll == "security-groups" || coll == "ip-sets" || coll == "images" || coll == "pools":
 			want = "/" + coll
 		case coll == "ports":
 			want = "/networks"

@@ -68,6 +68,7 @@ type Server struct {
 	attest Attestation // nil until SetAttestation: the routes answer 503
 	agent  Agent       // nil until SetAgent: the remote-attestation routes answer 503
 	scans  scanState   // latest introspection scan per VM run
+	pools  *Pools      // nil until SetPools: the pool routes answer 503
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec

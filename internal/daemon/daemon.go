@@ -101,6 +101,10 @@ type Config struct {
 	// AttestNoEnforce lets VMs start on a host a verifier marked
 	// untrusted (default: refused).
 	AttestNoEnforce bool
+	// ReservedCPUMilli and ReservedMemoryMiB are the host slice kept out
+	// of the root resource pool (0: the defaults).
+	ReservedCPUMilli  int64
+	ReservedMemoryMiB int64
 	// RuntimeCheckInterval is the mean time between re-measurements of
 	// the daemon's and every QEMU's code (runtimecheck.go); 0 disables
 	// them, with a warning.
@@ -153,7 +157,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.CgroupBase == "" {
 		cfg.CgroupBase = "bulwark"
 	}
-	mgr.SetCgroups(&manager.CgroupSet{H: cg, Base: cfg.CgroupBase + "/vm"})
+	cgset := &manager.CgroupSet{H: cg, Base: cfg.CgroupBase + "/vm"}
+	mgr.SetCgroups(cgset)
+	// Resource pools: admission at every start, cgroups mirroring the
+	// pool tree.
+	rpools, err := startPools(ctx, cfg, st, mgr, cgset, log)
+	if err != nil {
+		return err
+	}
 	images := imagestore.Store{Dir: filepath.Join(cfg.StateDir, "images")}
 	mgr.SetImageCheck(func(spec vm.Spec) error { return images.CheckBoot(spec.Image, spec.Kernel, spec.Initrd) })
 	mgr.SetImageRetarget(api.ImageRetarget(images))
@@ -214,7 +225,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr, sw)
+	usage := &usageSampler{cg: cgset, sw: sw, mgr: mgr, svc: rpools.svc}
+	go usage.run(ctx)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr, sw, usage)
 	host, _ := os.Hostname()
 	srv := api.New(mgr, api.Info{
 		Version: cfg.Version, Commit: cfg.Commit, GoVersion: runtime.Version(), Backend: "qemu",
@@ -222,6 +235,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}, reg, log)
 	srv.SetNetwork(netSvc, fwPath)
 	srv.SetStorage(vols)
+	srv.SetPools(&api.Pools{Svc: rpools.svc, Reconcile: rpools.Reconcile, Usage: usage.Usage})
 	if len(cfg.ImageDirs) == 0 {
 		cfg.ImageDirs = []string{filepath.Join(cfg.StateDir, "images")}
 	}
@@ -232,6 +246,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("access control: %w", err)
 	}
 	srv.SetAccess(acc)
+	if err := srv.RefreshInherit(ctx); err != nil {
+		return fmt.Errorf("resource pools: permission inheritance: %w", err)
+	}
 	srv.SetConsole(broker, conDefaults)
 	srv.SetAttestation(meas)
 	// Runtime integrity (runtimecheck.go): the daemon's and each QEMU's

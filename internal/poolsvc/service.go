@@ -198,10 +198,13 @@ func (s *Service) CheckVM(ctx context.Context, spec vm.Spec) error {
 }
 
 // Placement is where and how a VM runs: its cgroup controls and those of
-// every pool (parents first), to be written before the VM's.
+// every pool (parents first), to be written before the VM's, and the new
+// controls of the other active VMs (weights are relative among siblings,
+// so a start can change them).
 type Placement struct {
-	VM    pool.Group
-	Pools []pool.Group
+	VM     pool.Group
+	Pools  []pool.Group
+	Others []pool.Group
 }
 
 // Admit decides a VM start: its reservations must fit its pool (and the
@@ -229,6 +232,8 @@ func (s *Service) Admit(ctx context.Context, spec vm.Spec) (Placement, func(), e
 	for _, g := range plan.VMs {
 		if g.VM == spec.Name {
 			pl.VM = g
+		} else {
+			pl.Others = append(pl.Others, g)
 		}
 	}
 	s.pending[spec.Name] = claim
@@ -244,13 +249,26 @@ func (s *Service) Admit(ctx context.Context, spec vm.Spec) (Placement, func(), e
 }
 
 // Plan computes the controls of every pool and active VM now (after a pool
-// change, to update the live groups).
-func (s *Service) Plan(ctx context.Context) (*pool.Plan, error) {
+// change, to update the live groups). With spec, that VM's claim is
+// replaced by spec's first, after checking that it fits (a running VM
+// moved to another pool, or its reservation raised).
+func (s *Service) Plan(ctx context.Context, spec *vm.Spec) (*pool.Plan, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	running, _, err := s.running(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if spec != nil {
+		claim := pool.ClaimFromSpec(spec, s.overhead)
+		if _, err := pool.CheckChange(s.tree, running, pool.Change{Kind: pool.SetVM, VM: claim}); err != nil {
+			return nil, err
+		}
+		for i := range running {
+			if running[i].Name == spec.Name {
+				running[i] = claim
+			}
+		}
 	}
 	return pool.NewPlan(s.tree, running)
 }
@@ -343,6 +361,23 @@ func (s *Service) Inherit(vms []*vm.VM) map[string][]string {
 	s.mu.Lock()
 	t := s.tree
 	s.mu.Unlock()
+	return InheritOf(t, vms)
+}
+
+// PreviewUpdate returns the tree an Update to p would make, without
+// making it (for checks that depend on the new tree).
+func (s *Service) PreviewUpdate(ctx context.Context, p pool.Pool) (*pool.Tree, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	running, _, err := s.running(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pool.CheckChange(s.tree, running, pool.Change{Kind: pool.SetPool, Pool: p})
+}
+
+// InheritOf is the inheritance tree t implies for vms (see Inherit).
+func InheritOf(t *pool.Tree, vms []*vm.VM) map[string][]string {
 	chain := func(name string) []string {
 		var out []string
 		for n := name; n != "" && n != pool.RootName; {
