@@ -53,6 +53,7 @@ func vmCreateCmd(g *globals) *cobra.Command {
 		disks    []string
 		nics     []string
 		rootSize string
+		alloc    allocFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME",
@@ -94,6 +95,16 @@ func vmCreateCmd(g *globals) *cobra.Command {
 					}
 					spec.NICs = append(spec.NICs, nic)
 				}
+				if countSet(cmd.Flags(), allocFlagNames...) > 0 {
+					r := vm.Resources{}
+					if spec.Resources != nil {
+						r = *spec.Resources
+					}
+					if err := alloc.applyVM(cmd.Flags(), &r); err != nil {
+						return err
+					}
+					spec.Resources = &r
+				}
 			}
 			v, err := g.client().CreateVMWithRoot(cmd.Context(), spec, rootSize)
 			if err != nil {
@@ -114,6 +125,8 @@ func vmCreateCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&disks, "disk", nil, "disk: PATH[:ro] (host path), volume=POOL/NAME[:ro], or size=8G (the root volume of --image; repeatable)")
 	f.StringArrayVar(&nics, "nic", nil, "NIC as mac=M,network=N,ip=A,group=G[,group=G2] (all optional; repeatable)")
 	f.StringVar(&spec.MonitorInterval, "monitor-interval", "", "scan the guest from outside this often (introspection; Go duration, e.g. 30s; empty: on demand only)")
+	f.StringVar(&spec.Pool, "pool", "", "resource pool (default: the root, host; needs Pool.Allocate there)")
+	alloc.register(f, true)
 	return cmd
 }
 

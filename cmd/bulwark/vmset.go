@@ -28,6 +28,11 @@ type setFlags struct {
 	cmdline, image, kernel, initrd, accel, interval string
 	disks, nics, nicGroups                          []string
 	noDisks, noNICs                                 bool
+	// Resource pools (issue 14): live on a running VM.
+	pool     string
+	alloc    allocFlags
+	noRes    bool
+	nicRates []string
 }
 
 func vmSetCmd(g *globals) *cobra.Command {
@@ -58,8 +63,26 @@ switch at once); stop it for anything else. -f takes the patch as JSON
 				in = raw
 			} else {
 				p, err := sf.patch(cmd.Flags())
-				if err != nil {
+				if err != nil && !(isNothingToChange(err) && countSet(cmd.Flags(), allocFlagNames...) > 0) {
 					return err
+				}
+				if countSet(cmd.Flags(), allocFlagNames...) > 0 {
+					if sf.noRes {
+						return fmt.Errorf("--no-resources and resource flags contradict each other")
+					}
+					// Resources are replaced whole: start from the VM's.
+					var cur vm.VM
+					if err := g.client().Do(cmd.Context(), "GET", "/api/v1/vms/"+url.PathEscape(args[0]), nil, &cur); err != nil {
+						return err
+					}
+					var r vm.Resources
+					if cur.Spec.Resources != nil {
+						r = *cur.Spec.Resources
+					}
+					if err := sf.alloc.applyVM(cmd.Flags(), &r); err != nil {
+						return err
+					}
+					p.Resources = &r
 				}
 				in = p
 			}
@@ -91,11 +114,15 @@ func (sf *setFlags) register(f *pflag.FlagSet) {
 	f.StringArrayVar(&sf.nics, "nic", nil, "NIC as mac=M,network=N,ip=A,group=G (repeatable; replaces every NIC: keep mac= to keep a NIC)")
 	f.BoolVar(&sf.noNICs, "no-nics", false, "remove every NIC")
 	f.StringArrayVar(&sf.nicGroups, "nic-groups", nil, "IDX=g1,g2: security groups of NIC IDX, in order ('IDX=' for none; repeatable; live on a running VM)")
+	f.StringVar(&sf.pool, "pool", "", "move the VM to this resource pool (host: the root; live on a running VM when its reservation fits)")
+	f.BoolVar(&sf.noRes, "no-resources", false, "clear the VM's reservations, limits and shares")
+	f.StringArrayVar(&sf.nicRates, "nic-rate", nil, "IDX=egress=BPS,egress-pps=N,ingress=BPS,ingress-pps=N: rate limits of NIC IDX in bits/s and packets/s ('IDX=' for none; live)")
+	sf.alloc.register(f, true)
 }
 
 // changeFlags are the flags that make up a change (all but -f).
-var changeFlags = []string{"vcpus", "memory", "cmdline", "image", "kernel", "initrd", "accel", "monitor-interval",
-	"disk", "no-disks", "nic", "no-nics", "nic-groups"}
+var changeFlags = append([]string{"vcpus", "memory", "cmdline", "image", "kernel", "initrd", "accel", "monitor-interval",
+	"disk", "no-disks", "nic", "no-nics", "nic-groups", "pool", "no-resources", "nic-rate"}, allocFlagNames...)
 
 // countSet counts the given flags that were set.
 func countSet(fs *pflag.FlagSet, names ...string) int {
@@ -174,10 +201,60 @@ func (sf *setFlags) patch(fs *pflag.FlagSet) (vm.Patch, error) {
 		}
 		p.NICGroups = append(p.NICGroups, vm.NICGroups{NIC: n, Groups: groups})
 	}
+	if changed("pool") {
+		p.Pool = &sf.pool
+	}
+	if sf.noRes {
+		p.Resources = &vm.Resources{}
+	}
+	for _, s := range sf.nicRates {
+		nr, err := parseNICRate(s)
+		if err != nil {
+			return p, err
+		}
+		p.NICRates = append(p.NICRates, nr)
+	}
 	if isEmptyPatch(p) {
-		return p, fmt.Errorf("nothing to change: give at least one of --vcpus, --memory, --cmdline, --kernel, --initrd, --accel, --monitor-interval, --disk, --nic, --nic-groups, or -f")
+		return p, errNothingToChange
 	}
 	return p, nil
+}
+
+var errNothingToChange = fmt.Errorf("nothing to change: give at least one of --vcpus, --memory, --cmdline, --kernel, --initrd, --accel, --monitor-interval, --disk, --nic, --nic-groups, --pool, --cpu-reservation (and the other resource flags), --nic-rate, or -f")
+
+func isNothingToChange(err error) bool { return err == errNothingToChange }
+
+// parseNICRate reads IDX=egress=BPS,egress-pps=N,ingress=BPS,ingress-pps=N.
+func parseNICRate(s string) (vm.NICRateSet, error) {
+	idx, list, ok := strings.Cut(s, "=")
+	n, err := strconv.Atoi(idx)
+	if !ok || err != nil || n < 0 {
+		return vm.NICRateSet{}, fmt.Errorf("--nic-rate %q: want IDX=egress=BPS,... (IDX the NIC's index, from 0)", s)
+	}
+	if list == "" {
+		return vm.NICRateSet{NIC: n}, nil
+	}
+	var r vm.NICRate
+	for _, kv := range strings.Split(list, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		x, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil || x < 0 {
+			return vm.NICRateSet{}, fmt.Errorf("--nic-rate %q: %q is not key=number", s, kv)
+		}
+		switch k {
+		case "egress":
+			r.EgressBPS = x
+		case "egress-pps":
+			r.EgressPPS = x
+		case "ingress":
+			r.IngressBPS = x
+		case "ingress-pps":
+			r.IngressPPS = x
+		default:
+			return vm.NICRateSet{}, fmt.Errorf("--nic-rate %q: unknown key %q (egress, egress-pps, ingress, ingress-pps)", s, k)
+		}
+	}
+	return vm.NICRateSet{NIC: n, Rate: &r}, nil
 }
 
 // isEmptyPatch: every field absent (they are all omitempty).

@@ -83,13 +83,13 @@ func poolError(err error) error {
 // of its VMs.
 type PoolView struct {
 	poolsvc.Status
-	Usage map[string]VMUsage `json:"usage,omitempty"`
+	VMUsage map[string]VMUsage `json:"vm_usage,omitempty"`
 }
 
 func (s *Server) poolView(ctx context.Context, st poolsvc.Status) PoolView {
 	v := PoolView{Status: st}
 	if s.pools.Usage != nil && len(st.VMs) > 0 {
-		v.Usage = s.pools.Usage(ctx, st.VMs)
+		v.VMUsage = s.pools.Usage(ctx, st.VMs)
 	}
 	return v
 }
