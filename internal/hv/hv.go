@@ -129,5 +129,16 @@ type MemoryOpener interface {
 	OpenMemory() (*os.File, error)
 }
 
+// DiskThrottler is implemented by instances whose disk limits can change
+// while the VM runs (QEMU: its throttle group, through QMP).
+type DiskThrottler interface {
+	// SetDiskLimits replaces the VM's disk bandwidth and IOPS limits,
+	// which hold for all its disks together; 0 lifts a limit. Shares are
+	// not the hypervisor's (they are the cgroup's io weight). It blocks on
+	// the hypervisor's control channel and honours ctx; on error the
+	// limits are as they were.
+	SetDiskLimits(ctx context.Context, d vm.DiskResources) error
+}
+
 // ErrGone says a re-attach found no live hypervisor process.
 var ErrGone = os.ErrProcessDone

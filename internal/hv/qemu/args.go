@@ -37,8 +37,13 @@ type Args struct {
 	QMPFD         int
 	ConsoleFD     int
 	Disks         []DiskArg
-	NICs          []NICArg
-	FDSets        []FDSet
+	// DiskLimits, when any is set, put every disk behind a throttle
+	// filter node of one throttle group (throttle.go): the limits hold
+	// for all of the VM's disks together. All zero: no group, no filter
+	// nodes, the command line is as it was before limits existed.
+	DiskLimits ThrottleLimits
+	NICs       []NICArg
+	FDSets     []FDSet
 }
 
 // DiskArg is one virtio-blk device: its top image file and, for a qcow2
@@ -121,16 +126,12 @@ func (a Args) Build() []string {
 		"-chardev", chardevSocket("serial0", a.ConsoleFD, a.ConsoleSocket),
 		"-serial", "chardev:serial0",
 	)
+	throttled := !a.DiskLimits.IsZero()
+	if throttled {
+		argv = append(argv, "-object", throttleGroupObject(a.DiskLimits))
+	}
 	for i, d := range a.Disks {
-		backing := "" // node name of the layer below, "" for none
-		for j, l := range d.Backing {
-			node := fmt.Sprintf("disk%db%d", i, j)
-			argv = append(argv, blockdevs(node, l.Path, l.Format, true, backing)...)
-			backing = node
-		}
-		node := fmt.Sprintf("disk%d", i)
-		argv = append(argv, blockdevs(node, d.Path, d.Format, d.ReadOnly, backing)...)
-		argv = append(argv, "-device", fmt.Sprintf("virtio-blk-device,drive=%s", node))
+		argv = append(argv, diskArgs(i, d, throttled)...)
 	}
 	for i, n := range a.NICs {
 		netdev := fmt.Sprintf("dgram,id=net%d,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s", i, n.Local, n.Remote)
@@ -142,6 +143,29 @@ func (a Args) Build() []string {
 			"-device", fmt.Sprintf("virtio-net-device,netdev=net%d,mac=%s", i, n.MAC))
 	}
 	return argv
+}
+
+// diskArgs returns disk i's -blockdev nodes, base layer first, and its
+// -device. With throttled, the device is attached to a throttle filter
+// node (diskNt) over the disk's top node (diskN) in the VM's throttle
+// group, so that every guest request is counted once, before any format
+// driver or backing layer sees it.
+func diskArgs(i int, d DiskArg, throttled bool) []string {
+	var argv []string
+	backing := "" // node name of the layer below, "" for none
+	for j, l := range d.Backing {
+		node := fmt.Sprintf("disk%db%d", i, j)
+		argv = append(argv, blockdevs(node, l.Path, l.Format, true, backing)...)
+		backing = node
+	}
+	node := fmt.Sprintf("disk%d", i)
+	argv = append(argv, blockdevs(node, d.Path, d.Format, d.ReadOnly, backing)...)
+	drive := node
+	if throttled {
+		drive = throttleNode(i)
+		argv = append(argv, "-blockdev", throttleBlockdev(drive, node, d.ReadOnly))
+	}
+	return append(argv, "-device", fmt.Sprintf("virtio-blk-device,drive=%s", drive))
 }
 
 // blockdevs returns the two -blockdev options of one image layer: the

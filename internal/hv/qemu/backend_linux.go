@@ -373,6 +373,13 @@ func openInputs(cfg hv.LaunchConfig) (*inputs, error) {
 		MemPath: fmt.Sprintf("/proc/self/fd/%d", fdMem), Cmdline: s.Cmdline, TSCkHz: hostTSC(),
 		QMPFD: fdQMP, ConsoleFD: fdConsole,
 	}
+	if s.Resources != nil {
+		l, err := DiskLimitsOf(s.Resources.Disk)
+		if err != nil {
+			return in, err
+		}
+		in.args.DiskLimits = l
+	}
 	add := func(f *os.File) int {
 		in.files = append(in.files, f)
 		return 2 + len(in.files)

@@ -176,7 +176,7 @@ func (q *QMP) execute(ctx context.Context, cmd string, args any, out any, oob []
 	}
 	reply := func(m qmpMsg) error {
 		if m.Error != nil {
-			return fmt.Errorf("qmp %s: %s: %s", cmd, m.Error.Class, m.Error.Desc)
+			return &QMPError{Cmd: cmd, Class: m.Error.Class, Desc: m.Error.Desc}
 		}
 		if out != nil && m.Return != nil {
 			return json.Unmarshal(m.Return, out)
@@ -205,6 +205,14 @@ func (q *QMP) execute(ctx context.Context, cmd string, args any, out any, oob []
 		return fmt.Errorf("qmp %s: %w", cmd, ctx.Err())
 	}
 }
+
+// QMPError is QEMU's refusal of a command: callers branch on Class
+// ("DeviceNotFound", "GenericError", ...). Desc is QEMU's text.
+type QMPError struct {
+	Cmd, Class, Desc string
+}
+
+func (e *QMPError) Error() string { return fmt.Sprintf("qmp %s: %s: %s", e.Cmd, e.Class, e.Desc) }
 
 // Close drops the connection.
 func (q *QMP) Close() error { return q.conn.Close() }

@@ -61,9 +61,11 @@ func (in *instance) addFD(ctx context.Context, f *os.File) (int, error) {
 	return r.FDSet, nil
 }
 
-// topNodes maps each virtio disk index to the node its device now reads
-// and writes: diskN at start, diskNsX after a snapshot (nodes are named by
-// Build and by SnapshotDisks, never by the guest).
+// topNodes maps each virtio disk index to the top of its image chain: the
+// node its device reads and writes (or, with disk limits, the node under
+// the device's throttle filter diskNt): diskN at start, diskNsX after a
+// snapshot (nodes are named by Build and by SnapshotDisks, never by the
+// guest).
 func (in *instance) topNodes(ctx context.Context) (map[int]string, error) {
 	var blocks []struct {
 		Inserted *struct {
@@ -74,13 +76,28 @@ func (in *instance) topNodes(ctx context.Context) (map[int]string, error) {
 		return nil, err
 	}
 	out := map[int]string{}
+	throttled := map[int]bool{}
 	for _, b := range blocks {
 		if b.Inserted == nil {
 			continue
 		}
 		if i, ok := diskOfNode(b.Inserted.NodeName); ok {
 			out[i] = b.Inserted.NodeName
+		} else if i, ok := diskOfThrottle(b.Inserted.NodeName); ok {
+			throttled[i] = true
 		}
+	}
+	if len(throttled) == 0 {
+		return out, nil
+	}
+	// A disk behind its throttle filter: the overlay goes under the filter,
+	// so that the guest's requests stay throttled after the snapshot.
+	tops, err := in.throttledTops(ctx, throttled)
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range tops {
+		out[i] = n
 	}
 	return out, nil
 }
