@@ -158,6 +158,9 @@ func (s *Server) updateRPool(w http.ResponseWriter, r *http.Request) error {
 		p.Parent = ""
 	}
 	old, ok := s.pools.Svc.Tree().Lookup(name)
+	if old.Parent == pool.RootName {
+		old.Parent = ""
+	}
 	if ok && old.Parent != p.Parent {
 		if err := s.callerCheck(r, PrivPoolConfig, PoolPath(p.Parent))(); err != nil {
 			return &httpError{code: http.StatusForbidden, field: "parent", msg: fmt.Sprintf("moving pool %s under %s needs %s there: %v", name, PoolPath(p.Parent), PrivPoolConfig, err)}
