@@ -264,13 +264,25 @@ step "measured launch: the hypervisor layer in PCR 11, every VM start in PCR 12,
 "$BIN" attest pcrs || true
 "$BIN" attest log 2>/dev/null | tail -n 6 | cut -c1-160 || true
 
+step "resource pools: reservations, limits and shares; a VM starts only when its reservation fits"
+"$BIN" pool show demo >/dev/null 2>&1 ||
+	"$BIN" pool create demo --cpu-reservation 500m --cpu-limit 1200m --memory-reservation 512 >/dev/null
+# demo-web moves into the pool while it runs, with a guaranteed 300m and high shares.
+"$BIN" vm set demo-web --pool demo --cpu-reservation 300m --cpu-shares high >/dev/null 2>&1 || true
+"$BIN" vm show demo-hog >/dev/null 2>&1 ||
+	"$BIN" vm create demo-hog --vcpus 2 --memory 128 --kernel "$IMG/vmlinuz" --initrd "$IMG/initrd.img" \
+		--pool demo --cpu-reservation 400m >/dev/null
+echo "--- demo-hog asks for 400m in pool demo, where demo-web holds 300m of 500m: refused, naming who holds it"
+"$BIN" vm start demo-hog 2>&1 | sed 's/^/    /' || true
+"$BIN" vm delete demo-hog >/dev/null 2>&1 || true
+"$BIN" pool show demo | cut -c1-150
 step "remote attestation: a verifier (its own service, store and audit log) binds this host's AK to its EK, then polls quotes every 2 s"
 VSTATE=/var/lib/bulwark-verifier
 VSOCK=/run/bulwark-verifier/verifier.sock
 VLOG=/var/log/bulwark-verifier.log
 mkdir -p -m 0700 "$VSTATE"
 # The verifier's identity on this daemon holds attestation rights only.
-"$BIN" role list -o json | grep -q '"name": "attestor"' || {
+"$BIN" role list -o json | grep -q '"Name": "attestor"' || {
 	"$BIN" role create attestor >/dev/null
 	"$BIN" role add attestor Attestation.Read >/dev/null
 	"$BIN" role add attestor Attestation.Config >/dev/null
@@ -315,6 +327,7 @@ Bulwark is running.
   $BIN console recordings; $BIN console sessions demo-web; $BIN console policy demo-web --help
   $BIN vmi ps|pids|modules|syscalls|idt|check demo-web; $BIN events   # introspection (scans every 30 s)
   $BIN host check              # which host protections are on; docs/jail.md explains each VMM's jail
+  $BIN pool list; $BIN pool show demo; $BIN vm set demo-web --cpu-limit 250m   # resource pools (docs/pools.md)
   $BIN attest status|quote|log|pcrs; $BIN verifier --verifier-socket $VSOCK status   # attestation (docs/attestation.md)
   $BIN image list; $BIN image show debian-12; $BIN image verify debian-12   # images: digests, provenance (docs/images.md)
   $BIN console demo-deb        # the Debian VM's login prompt (root is locked: add a key or password through user data)

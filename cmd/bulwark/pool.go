@@ -201,11 +201,15 @@ func poolListCmd(g *globals) *cobra.Command {
 			return g.emit(cmd.OutOrStdout(), list, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "POOL\tPARENT\tCPU RES\tCPU HELD\tCPU AVAIL\tCPU LIMIT\tMEM RES\tMEM HELD\tMEM AVAIL\tMEM LIMIT\tEXPANDABLE\tVMS")
 				for _, p := range list {
-					parent := p.Parent
-					if parent == "" && p.Usage.Pool != pool.RootName {
+					name := firstNonEmpty(p.Pool.Name, pool.RootName)
+					parent := p.Pool.Parent
+					switch {
+					case name == pool.RootName:
+						parent = "-"
+					case parent == "":
 						parent = pool.RootName
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%dm\t%dm\t%dm\t%s\t%d\t%d\t%d\t%s\t%t\t%d\n", p.Usage.Pool, orDash(parent),
+					fmt.Fprintf(tw, "%s\t%s\t%dm\t%dm\t%dm\t%s\t%d\t%d\t%d\t%s\t%t\t%d\n", name, parent,
 						p.CPU.Reservation, p.CPU.ReservedByPools+p.CPU.ReservedByVMs, p.CPU.Available, limitStr(p.CPU.Limit, "m"),
 						p.Memory.Reservation, p.Memory.ReservedByPools+p.Memory.ReservedByVMs, p.Memory.Available, limitStr(p.Memory.Limit, ""),
 						p.Expandable, len(p.VMs))
@@ -238,14 +242,15 @@ func poolShowCmd(g *globals) *cobra.Command {
 }
 
 func printPool(w io.Writer, p api.PoolView) {
-	fmt.Fprintf(w, "Pool:\t%s\n", p.Usage.Pool)
-	if p.Parent != "" || p.Usage.Pool != pool.RootName {
-		fmt.Fprintf(w, "Parent:\t%s\n", orDash(firstNonEmpty(p.Parent, pool.RootName)))
+	name := firstNonEmpty(p.Pool.Name, pool.RootName)
+	fmt.Fprintf(w, "Pool:\t%s\n", name)
+	if name != pool.RootName {
+		fmt.Fprintf(w, "Parent:\t%s\n", firstNonEmpty(p.Pool.Parent, pool.RootName))
 	}
 	fmt.Fprintf(w, "Expandable:\t%t\n", p.Expandable)
 	fmt.Fprintf(w, "Cgroup:\tBASE/vm/%s\n", p.Path)
 	acct := func(label, unit string, a pool.Account, hs []pool.Holder, shares string) {
-		fmt.Fprintf(w, "%s:\treservation %d%s, limit %s, shares %s\n", label, a.Reservation, unit, limitStr(a.Limit, unit), orDash(shares))
+		fmt.Fprintf(w, "%s:\treservation %d%s, limit %s, shares %s\n", label, a.Reservation, unit, limitStr(a.Limit, unit), firstNonEmpty(shares, "normal"))
 		fmt.Fprintf(w, "\theld %d%s (pools %d%s, VMs %d%s), borrowed %d%s, unreserved %d%s, available to a new VM %d%s\n",
 			a.ReservedByPools+a.ReservedByVMs, unit, a.ReservedByPools, unit, a.ReservedByVMs, unit, a.Borrowed, unit, a.Unreserved, unit, a.Available, unit)
 		for _, h := range hs {

@@ -88,10 +88,11 @@ func limitsOf(g pool.Group) cgroup.Limits {
 // live changes of a running VM's pool and resources, and reconciliation
 // of every group after a pool changes.
 type pools struct {
-	svc   *poolsvc.Service
-	cg    *manager.CgroupSet // nil without cgroups
-	pids  int
-	log   *slog.Logger
+	svc  *poolsvc.Service
+	cg   *manager.CgroupSet // nil without cgroups
+	mgr  *manager.Manager
+	pids int
+	log  *slog.Logger
 }
 
 func startPools(ctx context.Context, cfg Config, st *store.Store, mgr *manager.Manager, cg *manager.CgroupSet, log *slog.Logger) (*pools, error) {
@@ -107,7 +108,7 @@ func startPools(ctx context.Context, cfg Config, st *store.Store, mgr *manager.M
 	if err != nil {
 		return nil, err
 	}
-	p := &pools{svc: svc, cg: cg, pids: cfg.VMPidsMax, log: log}
+	p := &pools{svc: svc, cg: cg, mgr: mgr, pids: cfg.VMPidsMax, log: log}
 	log.Info("resource pools", "capacity_cpu_millicores", capacity.CPUMilli, "capacity_memory_mib", capacity.MemoryMiB,
 		"pools", len(svc.Tree().Pools()))
 	mgr.SetAdmission(p.admit)
@@ -158,7 +159,24 @@ func (p *pools) live(ctx context.Context, v *vm.VM, spec vm.Spec) error {
 	if err != nil {
 		return err
 	}
-	return p.apply(ctx, plan)
+	if err := p.apply(ctx, plan); err != nil {
+		return err
+	}
+	// Disk bytes/s and IOPS: QEMU's throttle group, through QMP.
+	var oldDisk, newDisk vm.DiskResources
+	if v.Spec.Resources != nil {
+		oldDisk = v.Spec.Resources.Disk
+	}
+	if spec.Resources != nil {
+		newDisk = spec.Resources.Disk
+	}
+	oldDisk.Shares, newDisk.Shares = "", "" // weights are the cgroup's
+	if oldDisk != newDisk && p.mgr != nil {
+		if err := p.mgr.SetDiskLimits(ctx, spec.Name, newDisk); err != nil {
+			return fmt.Errorf("disk limits: %w", err)
+		}
+	}
+	return nil
 }
 
 // Reconcile writes the current plan to every pool group and every running
