@@ -275,3 +275,16 @@ func TestTopNodesThrottled(t *testing.T) {
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// FuzzDiskOfThrottle: a name the hypervisor reports parses as a throttle
+// node only if it is exactly the name throttleNode gives that disk.
+func FuzzDiskOfThrottle(f *testing.F) {
+	for _, s := range []string{"disk0t", "disk12t", "disk0s1t", "disk01t", "diskt", "disk0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, node string) {
+		if i, ok := diskOfThrottle(node); ok && (i < 0 || throttleNode(i) != node) {
+			t.Errorf("%q parsed as disk %d", node, i)
+		}
+	})
+}
