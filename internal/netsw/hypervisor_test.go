@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -320,4 +321,16 @@ func allowIn(id string, proto firewall.Proto, port uint16, remoteGroup string) f
 func rejectIn(id string, proto firewall.Proto, port uint16) firewall.Rule {
 	return firewall.Rule{ID: id, Direction: firewall.Ingress, Action: firewall.Reject, Proto: proto,
 		PortMin: port, PortMax: port, ICMPType: -1}
+}
+
+// logHas waits until the firewall log contains s, and reports whether it did.
+func (ts *testSwitch) logHas(s string) bool {
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		if strings.Contains(ts.log.String(), s) {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }

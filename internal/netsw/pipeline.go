@@ -126,13 +126,11 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 	pol := s.policy.Load()
 	ct := src.net.ct
 	if f.ICMPError {
-		// Errors about a tracked flow are related to it; others are noise
-		// or probes.
-		if f.InnerValid && ct.LookupRelated(f) != nil {
-			return true, scratch
+		if r := s.related(src, dst, f, now); r != packet.OK {
+			s.dropAt(src, dst, r)
+			return false, scratch
 		}
-		s.dropAt(src, dst, packet.CTInvalid)
-		return false, scratch
+		return true, scratch
 	}
 	fl, dir, r := ct.Lookup(now, f)
 	if r != packet.OK {
@@ -196,6 +194,48 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 	}
 	s.event(src, dst, f, "allow", v.Group, v.RuleID)
 	return true, scratch
+}
+
+// ICMPErrorPPS bounds the ICMP errors (destination unreachable, time
+// exceeded, packet too big, parameter problem) one VM port may send, in
+// errors per second with a burst of as many. Errors are answers to packets
+// the VM received, so a legitimate guest sends few; the bound keeps a VM
+// from replaying errors about a flow it is a peer of as a flood.
+const ICMPErrorPPS = 100
+
+// related decides an ICMP error from src to dst (RELATED in iptables terms).
+// It passes only when
+//   - it quotes a live flow, sent by the error's recipient (conntrack's
+//     LookupRelated; else ICMPUnrelated);
+//   - it goes to the port on the quoting side of that flow and comes from
+//     the port on the other side: the flow's peer itself or, when that side
+//     is the uplink, any router beyond it that the flow crossed (the
+//     network's gateway among them); a VM that is not the peer may not
+//     speak for the path (ICMPForeign);
+//   - a VM sender is within ICMPErrorPPS (ICMPErrorRate).
+//
+// A VM's outer source address is its own (anti-spoofing ran before), so the
+// port check is the address check.
+func (s *Switch) related(src, dst *Port, f *packet.Frame, now int64) packet.Reason {
+	if !f.InnerValid {
+		return packet.ICMPUnrelated
+	}
+	fl := src.net.ct.LookupRelated(f)
+	if fl == nil || fl.Removed() {
+		return packet.ICMPUnrelated
+	}
+	// f.Inner is the quoted packet as the recipient sent it.
+	recipient, peer := fl.OrigPort, fl.ReplyPort
+	if f.Inner != fl.Orig {
+		recipient, peer = fl.ReplyPort, fl.OrigPort
+	}
+	if portID(dst) != recipient || portID(src) != peer {
+		return packet.ICMPForeign
+	}
+	if src.icmpErr != nil && !src.icmpErr.Allow(now) {
+		return packet.ICMPErrorRate
+	}
+	return packet.OK
 }
 
 // dropAt counts a drop on the sender's port when it is a VM port (its

@@ -27,7 +27,8 @@ func (k PortKind) String() string {
 	return "vm"
 }
 
-// Port is one switch port. Its reader goroutine is the only user of storm.
+// Port is one switch port. Its reader goroutine is the only user of storm
+// and icmpErr.
 type Port struct {
 	ID      int32
 	Name    string // "VM/nicN" or "uplink/NETWORK"
@@ -40,10 +41,13 @@ type Port struct {
 	// lock-free by status; the data path uses the compiled policy only.
 	groups atomic.Pointer[[]string]
 	storm  *portsec.Storm
-	rates  portRates // VM ports only
-	io     portIO
-	stats  portStats
-	closed atomic.Bool
+	// icmpErr limits the ICMP errors the port sends (VM ports; nil for
+	// uplinks, whose errors come from every router outside).
+	icmpErr *portsec.Storm
+	rates   portRates // VM ports only
+	io      portIO
+	stats   portStats
+	closed  atomic.Bool
 }
 
 // groupList returns the port's security groups (nil for none).

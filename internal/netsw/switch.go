@@ -271,7 +271,7 @@ func (s *Switch) AttachVMPort(spec VMPortSpec) (*Port, error) {
 func (s *Switch) addVMPortLocked(n *network, name string, spec VMPortSpec, b portsec.Binding, io portIO) (*Port, error) {
 	p := &Port{ID: s.nextID + 1, Name: name, Kind: VMPort, VM: spec.VM, NIC: spec.NIC,
 		net: n, binding: b, io: io,
-		storm: portsec.NewStorm(n.cfg.StormPPS, n.cfg.StormPPS)}
+		storm: portsec.NewStorm(n.cfg.StormPPS, n.cfg.StormPPS), icmpErr: portsec.NewStorm(ICMPErrorPPS, ICMPErrorPPS)}
 	// Before the port is published: its first frame is already limited.
 	if err := p.setRate(spec.Rate); err != nil {
 		return nil, err

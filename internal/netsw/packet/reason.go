@@ -27,13 +27,22 @@ const (
 	SpoofedND    // IPv6 neighbour advertisement for a foreign address
 	RogueDHCP    // DHCP server reply from a VM
 	RogueRA      // IPv6 router advertisement from a VM
-	StormControl // broadcast/multicast over the port's rate
+	StormControl // broadcast/multicast (or unknown unicast to an uplink) over the port's rate
 	PortDown     // destination port gone
+
+	// L2 forwarding.
+	UnknownUnicast // unicast to a MAC no port has, where flooding it would reach only bystanders
 
 	// Connection tracking (package conntrack).
 	CTInvalid // packet that fits no state (e.g. mid-stream ACK with no flow)
 	CTFull    // flow table full and nothing evictable
 	CTQuota   // the sending port already holds its share of the flow table
+
+	// ICMP errors (destination unreachable, time exceeded, ...), judged by
+	// the flow they quote.
+	ICMPUnrelated // quotes no tracked flow of its recipient
+	ICMPForeign   // quotes a flow but comes from neither its peer nor a router it crossed
+	ICMPErrorRate // the sender's ICMP errors over their rate
 
 	// Firewall (package firewall).
 	FWDrop    // a drop rule matched
@@ -55,7 +64,9 @@ var reasonNames = [numReasons]string{
 	BadICMPEmbedded: "bad_icmp_embedded",
 	SpoofedMAC:      "spoofed_mac", SpoofedIP: "spoofed_ip", SpoofedARP: "spoofed_arp", SpoofedND: "spoofed_nd",
 	RogueDHCP: "rogue_dhcp", RogueRA: "rogue_ra", StormControl: "storm_control", PortDown: "port_down",
-	CTInvalid: "ct_invalid", CTFull: "ct_full", CTQuota: "ct_port_quota",
+	UnknownUnicast: "unknown_unicast",
+	CTInvalid:      "ct_invalid", CTFull: "ct_full", CTQuota: "ct_port_quota",
+	ICMPUnrelated: "icmp_error_unrelated", ICMPForeign: "icmp_error_foreign", ICMPErrorRate: "icmp_error_rate",
 	FWDrop: "fw_drop", FWReject: "fw_reject", FWDefault: "fw_default_deny", FWRevoked: "fw_revoked",
 	RateEgress: "rate_egress", RateIngress: "rate_ingress",
 }
