@@ -190,4 +190,3 @@ func (u *usageSampler) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
-
