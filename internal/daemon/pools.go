@@ -173,6 +173,12 @@ func (p *pools) live(ctx context.Context, v *vm.VM, spec vm.Spec) error {
 	oldDisk.Shares, newDisk.Shares = "", "" // weights are the cgroup's
 	if oldDisk != newDisk && p.mgr != nil {
 		if err := p.mgr.SetDiskLimits(ctx, spec.Name, newDisk); err != nil {
+			// Put the cgroups back to the plan of the old definition.
+			if plan, perr := p.svc.Plan(ctx, &v.Spec); perr == nil {
+				if aerr := p.apply(ctx, plan); aerr != nil {
+					p.log.Error("resource pools: restoring the cgroups after refused disk limits", "vm", spec.Name, "err", aerr)
+				}
+			}
 			return fmt.Errorf("disk limits: %w", err)
 		}
 	}
