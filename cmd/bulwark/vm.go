@@ -245,7 +245,19 @@ func showVM(tw *tabwriter.Writer, v *vm.VM) {
 		p(fmt.Sprintf("disk%d", i), fmt.Sprintf("%s read_only=%v", d.Path, d.ReadOnly))
 	}
 	for i, n := range v.Spec.NICs {
-		p(fmt.Sprintf("nic%d", i), fmt.Sprintf("mac=%s network=%s ip=%s groups=%s", n.MAC, n.Network, n.IP, strings.Join(n.Groups, ",")))
+		line := fmt.Sprintf("mac=%s network=%s ip=%s groups=%s", n.MAC, n.Network, n.IP, strings.Join(n.Groups, ","))
+		if r := n.Rate; r != nil {
+			line += fmt.Sprintf(" rate: egress %d bit/s %d pps, ingress %d bit/s %d pps", r.EgressBPS, r.EgressPPS, r.IngressBPS, r.IngressPPS)
+		}
+		p(fmt.Sprintf("nic%d", i), line)
+	}
+	p("pool", firstNonEmpty(v.Spec.Pool, "host"))
+	if r := v.Spec.Resources; r != nil {
+		p("cpu", fmt.Sprintf("reservation %dm, limit %s, shares %s", r.CPU.ReservationMilli, limitStr(r.CPU.LimitMilli, "m"), firstNonEmpty(r.CPU.Shares, "normal")))
+		p("memory resources", fmt.Sprintf("reservation %d MiB, limit %s, shares %s", r.Memory.ReservationMiB, limitStr(r.Memory.LimitMiB, " MiB"), firstNonEmpty(r.Memory.Shares, "normal")))
+		if r.Disk != (vm.DiskResources{}) {
+			p("disk", fmt.Sprintf("shares %s, read %d B/s %d IOPS, write %d B/s %d IOPS", firstNonEmpty(r.Disk.Shares, "normal"), r.Disk.ReadBPS, r.Disk.ReadIOPS, r.Disk.WriteBPS, r.Disk.WriteIOPS))
+		}
 	}
 	p("accel", fmt.Sprintf("%s (requested %s) %s", v.Runtime.Accel, v.Spec.Accel, v.Runtime.AccelWhy))
 	if v.Runtime.PID > 0 {
