@@ -30,4 +30,5 @@ go run ./bench/switch -duration 300ms -rules 10 >/dev/null
 go run ./bench/vmi -procs 20 -phase 2s -rounds 1 -ps 5 -checks 2 -cold 1 -memory 256 >/dev/null
 go run ./bench/jail -n 1 -warmup 0 -settle 200ms >/dev/null
 go run ./bench/disk -n 1 -size 8 >/dev/null
+go run ./bench/pools -phase 2s -warmup 1s >/dev/null
 echo "test.sh: all checks passed"
