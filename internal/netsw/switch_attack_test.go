@@ -1,6 +1,8 @@
 package netsw
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
@@ -57,4 +59,38 @@ func TestICMPErrorsOnlyFromPeer(t *testing.T) {
 	if n := st.Drops["icmp_error_rate"]; n < ICMPErrorPPS/2 || n > 2*ICMPErrorPPS {
 		t.Errorf("%d icmp_error_rate drops of %d errors", n, 2*ICMPErrorPPS)
 	}
+}
+
+// dhcpOffer returns a DHCPOFFER (BOOTREPLY with the magic cookie, option 53
+// = 2) of 300 bytes.
+func dhcpOffer() []byte {
+	b := make([]byte, 300)
+	b[0], b[1], b[2] = 2, 1, 6
+	binary.BigEndian.PutUint32(b[236:240], 0x63825363)
+	copy(b[240:], []byte{53, 1, 2, 3, 4, 10, 0, 0, 3, 255}) // router: itself
+	return b
+}
+
+// A guest's DHCP server is refused whatever its port: an offer from port
+// 6767 to the client port, or to any port, is rogue_dhcp at the sender and
+// never reaches the neighbour; other UDP from port 6767 still flows.
+func TestRogueDHCPByContent(t *testing.T) {
+	ts := newTestSwitch(t, webDB)
+	a := ts.attach("a", 0, "n", 1, "web")
+	b := ts.attach("b", 0, "n", 2, "web")
+	bcast := packettest.Flow{SrcMAC: a.mac, DstMAC: packet.Broadcast, Src: a.ip, Dst: netip.MustParseAddr("255.255.255.255")}
+	frames := [][]byte{
+		bcast.UDP(6767, 68, dhcpOffer()),
+		a.flow(b).UDP(6767, 68, dhcpOffer()),
+		a.flow(b).UDP(6767, 6868, dhcpOffer()),
+		bcast.UDP(67, 68, dhcpOffer()),
+	}
+	for i, fr := range frames {
+		a.send(fr)
+		ts.waitDrops(a, "rogue_dhcp", uint64(i+1))
+	}
+	a.expectNotForwarded(b)
+	ok := a.flow(b).UDP(6767, 6868, []byte("not dhcp"))
+	a.send(ok)
+	b.expect(ok)
 }

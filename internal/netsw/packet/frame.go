@@ -87,8 +87,9 @@ type Frame struct {
 	TCPFlags uint8
 	ICMPType uint8
 	ICMPCode uint8
-	// DHCPServer is set for UDP from port 67 over IPv4 or port 547 over
-	// IPv6: a DHCP server's (or relay agent's) message.
+	// DHCPServer is set for a DHCP server's (or relay agent's) message,
+	// recognised by port or, over IPv4, by content on any port (see
+	// isDHCPServer).
 	DHCPServer bool
 	// NDTarget is the target address of an IPv6 neighbour solicitation
 	// (ICMPv6 135) or advertisement (136).

@@ -14,15 +14,16 @@ import (
 func sampleFrames() map[string][]byte {
 	tcp4 := flow4.TCP(40000, 443, TCPSyn, 1000, 0, make([]byte, 10)) // 64 bytes
 	return map[string][]byte{
-		"tcp4":     tcp4,
-		"udp4":     flow4.UDP(68, 67, make([]byte, 20)),
-		"icmp4":    flow4.ICMP(ICMPv4EchoRequest, 0, packettest.Echo(1, 2)),
-		"icmp4err": icmpError4(ICMPv4Unreachable, ipPacket(tcp4)[:28]),
-		"arp":      packettest.ARP(Broadcast, macA, ARPRequest, macA, ip4A, MAC{}, ip4B),
-		"tcp6":     flow6.TCP(40000, 443, TCPAck, 1, 2, nil),
-		"udp6":     flow6.UDP(547, 546, nil),
-		"ns6":      flow6.ICMP(ICMPv6NeighborSolicit, 0, packettest.ND(0, ip6B, packettest.LinkAddrOption(1, macA))),
-		"icmp6err": icmpError6(ICMPv6Unreachable, ipPacket(flow6.UDP(1, 2, nil))),
+		"tcp4":       tcp4,
+		"udp4":       flow4.UDP(68, 67, make([]byte, 20)),
+		"dhcp4offer": flow4.UDP(6767, 6868, bootp(2, true)),
+		"icmp4":      flow4.ICMP(ICMPv4EchoRequest, 0, packettest.Echo(1, 2)),
+		"icmp4err":   icmpError4(ICMPv4Unreachable, ipPacket(tcp4)[:28]),
+		"arp":        packettest.ARP(Broadcast, macA, ARPRequest, macA, ip4A, MAC{}, ip4B),
+		"tcp6":       flow6.TCP(40000, 443, TCPAck, 1, 2, nil),
+		"udp6":       flow6.UDP(547, 546, nil),
+		"ns6":        flow6.ICMP(ICMPv6NeighborSolicit, 0, packettest.ND(0, ip6B, packettest.LinkAddrOption(1, macA))),
+		"icmp6err":   icmpError6(ICMPv6Unreachable, ipPacket(flow6.UDP(1, 2, nil))),
 	}
 }
 

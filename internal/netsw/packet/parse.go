@@ -136,11 +136,7 @@ func parseL4(f *Frame, v6 bool) Reason {
 			return TruncatedL4
 		}
 		f.Tuple.SrcPort, f.Tuple.DstPort = ports(l4)
-		if v6 {
-			f.DHCPServer = f.Tuple.SrcPort == DHCPv6ServerPort
-		} else {
-			f.DHCPServer = f.Tuple.SrcPort == DHCPv4ServerPort
-		}
+		f.DHCPServer = isDHCPServer(&f.Tuple, l4[udpHeaderLen:], v6)
 	case ProtoICMP:
 		if !v6 {
 			return parseICMPv4(f)
@@ -247,6 +243,28 @@ func quotedPorts(t *Tuple, l4 []byte, icmpProto, echoReq, echoRep uint8) {
 			t.SrcPort, t.DstPort = id, id
 		}
 	}
+}
+
+// isDHCPServer reports whether a UDP datagram with payload is a DHCP
+// server's (or relay agent's) message, by port or by content, so that a
+// server on an unusual port is recognised too:
+//
+//   - IPv4: from port 67, to port 68 (only servers send to clients' port),
+//     or any port carrying a BOOTREPLY (op 2) with the DHCP magic cookie
+//     (RFC 2131 §3: OFFER, ACK and NAK are all BOOTREPLY; clients send
+//     BOOTREQUEST only);
+//   - IPv6: from port 547 or to port 546 (RFC 8415 §7.2: clients listen on
+//     546; only servers and relays send there). DHCPv6 has no magic number,
+//     so content alone cannot tell it from other traffic.
+func isDHCPServer(t *Tuple, payload []byte, v6 bool) bool {
+	if v6 {
+		return t.SrcPort == DHCPv6ServerPort || t.DstPort == DHCPv6ClientPort
+	}
+	if t.SrcPort == DHCPv4ServerPort || t.DstPort == DHCPv4ClientPort {
+		return true
+	}
+	return len(payload) >= bootpCookieEnd && payload[0] == bootReply &&
+		binary.BigEndian.Uint32(payload[bootpCookieEnd-4:bootpCookieEnd]) == dhcpMagicCookie
 }
 
 // ports reads the source and destination ports that start TCP and UDP

@@ -74,6 +74,11 @@ func TestParseAccepts(t *testing.T) {
 		{"udp4", udp4, Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 5353, 53, ProtoUDP)}},
 		{"dhcp4 server", flow4.UDP(67, 68, nil), Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 67, 68, ProtoUDP), DHCPServer: true}},
 		{"dhcp4 client", flow4.UDP(68, 67, nil), Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 68, 67, ProtoUDP)}},
+		{"dhcp4 server to the client port", flow4.UDP(6767, 68, nil), Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 6767, 68, ProtoUDP), DHCPServer: true}},
+		{"dhcp4 offer on other ports", flow4.UDP(6767, 6868, bootp(2, true)), Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 6767, 6868, ProtoUDP), DHCPServer: true}},
+		{"bootrequest on other ports", flow4.UDP(6767, 6868, bootp(1, true)), Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 6767, 6868, ProtoUDP)}},
+		{"bootreply without cookie", flow4.UDP(6767, 6868, bootp(2, false)), Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 6767, 6868, ProtoUDP)}},
+		{"bootreply cut before the cookie", flow4.UDP(6767, 6868, bootp(2, true)[:239]), Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 6767, 6868, ProtoUDP)}},
 		{"icmp4 echo request", echo4, Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 77, 77, ProtoICMP), ICMPType: ICMPv4EchoRequest}},
 		{"icmp4 echo reply", flow4.ICMP(ICMPv4EchoReply, 0, packettest.Echo(77, 1)),
 			Frame{IPValid: true, Tuple: tuple(ip4A, ip4B, 77, 77, ProtoICMP), ICMPType: ICMPv4EchoReply}},
@@ -98,6 +103,7 @@ func TestParseAccepts(t *testing.T) {
 		{"udp6", udp6, Frame{IPValid: true, Tuple: tuple(ip6A, ip6B, 40000, 53, ProtoUDP)}},
 		{"dhcp6 server", flow6.UDP(547, 546, nil), Frame{IPValid: true, Tuple: tuple(ip6A, ip6B, 547, 546, ProtoUDP), DHCPServer: true}},
 		{"dhcp4 port over ipv6", flow6.UDP(67, 68, nil), Frame{IPValid: true, Tuple: tuple(ip6A, ip6B, 67, 68, ProtoUDP)}},
+		{"dhcp6 to the client port", flow6.UDP(5470, 546, nil), Frame{IPValid: true, Tuple: tuple(ip6A, ip6B, 5470, 546, ProtoUDP), DHCPServer: true}},
 		{"icmpv6 echo", flow6.ICMP(ICMPv6EchoRequest, 0, packettest.Echo(9, 1)),
 			Frame{IPValid: true, Tuple: tuple(ip6A, ip6B, 9, 9, ProtoICMPv6), ICMPType: ICMPv6EchoRequest}},
 		{"icmpv6 ns", flow6.ICMP(ICMPv6NeighborSolicit, 0, packettest.ND(0, ip6B)),
@@ -286,4 +292,16 @@ func TestParseDrops(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bootp returns a 300-byte BOOTP message with op, and the DHCP magic cookie
+// and a DHCPOFFER option when cookie is set.
+func bootp(op byte, cookie bool) []byte {
+	b := make([]byte, 300)
+	b[0], b[1], b[2] = op, 1, 6
+	if cookie {
+		binary.BigEndian.PutUint32(b[236:240], 0x63825363)
+		copy(b[240:], []byte{53, 1, 2, 255})
+	}
+	return b
 }

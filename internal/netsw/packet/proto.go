@@ -49,6 +49,14 @@ const (
 	DHCPv6ServerPort = 547
 )
 
+// BOOTP/DHCPv4 message layout (RFC 951, RFC 2131 §2): op is the first byte,
+// the magic cookie follows the 236-byte fixed part.
+const (
+	bootReply       = 2 // op of server messages (BOOTREQUEST is 1)
+	bootpCookieEnd  = 240
+	dhcpMagicCookie = 0x63825363
+)
+
 // Header sizes.
 const (
 	ethHeaderLen  = 14

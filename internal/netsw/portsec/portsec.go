@@ -60,11 +60,14 @@ func (b *Binding) Validate() error {
 //   - ARP must name the port's MAC and one of its IPv4 addresses as sender;
 //     an ARP probe (request from 0.0.0.0, RFC 5227) is allowed (SpoofedARP).
 //     This blocks forged replies and gratuitous ARP for foreign addresses.
-//   - IPv4 from UDP port 67 is a DHCP server or relay (RogueDHCP). Otherwise
+//   - A DHCP server's or relay's message (Frame.DHCPServer: from UDP port 67,
+//     to port 68, or a BOOTREPLY with the DHCP magic cookie on any port) is
+//     refused (RogueDHCP): a VM is never the network's DHCP service, which
+//     can only sit behind the uplink, where this check does not run. Otherwise
 //     the source must be bound, or 0.0.0.0 for a DHCP client's UDP 68→67
 //     (SpoofedIP).
-//   - IPv6 router advertisements (RogueRA) and DHCPv6 from port 547
-//     (RogueDHCP) are refused. The source must be bound, or the port's
+//   - IPv6 router advertisements (RogueRA) and DHCPv6 from port 547 or to
+//     port 546 (RogueDHCP) are refused. The source must be bound, or the port's
 //     EUI-64 link-local address, or :: for duplicate address detection (a
 //     neighbour solicitation) and MLD reports (SpoofedIP).
 //   - Neighbour advertisements must be for an owned target; solicitations

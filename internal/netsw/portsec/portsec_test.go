@@ -85,7 +85,7 @@ func TestCheckEgress(t *testing.T) {
 		{"dhcp discover", &bound, from(zero4, netip.MustParseAddr("255.255.255.255")).UDP(68, 67, nil), packet.OK},
 		{"dhcp discover no ips", &noIPs, from(zero4, netip.MustParseAddr("255.255.255.255")).UDP(68, 67, nil), packet.OK},
 		{"dhcp renew", &bound, from(vm4, gw4).UDP(68, 67, nil), packet.OK},
-		{"0.0.0.0 udp not dhcp", &bound, from(zero4, gw4).UDP(68, 68, nil), packet.SpoofedIP},
+		{"0.0.0.0 udp not dhcp", &bound, from(zero4, gw4).UDP(68, 69, nil), packet.SpoofedIP},
 		{"0.0.0.0 udp to 67 from 69", &bound, from(zero4, gw4).UDP(69, 67, nil), packet.SpoofedIP},
 		{"0.0.0.0 tcp", &bound, from(zero4, gw4).TCP(68, 67, packet.TCPSyn, 0, 0, nil), packet.SpoofedIP},
 		{"dhcp offer", &bound, from(vm4, other4).UDP(67, 68, nil), packet.RogueDHCP},
