@@ -24,9 +24,12 @@ type phase struct {
 	Name string `json:"name"`
 	// AttackerPool is where the attacker ran ("" when it did not run);
 	// AttackerLimitMilli its pool's CPU limit (0: none).
-	AttackerPool       string  `json:"attacker_pool,omitempty"`
-	AttackerLimitMilli int64   `json:"attacker_limit_millicores,omitempty"`
-	MeasuredS          float64 `json:"measured_s"`
+	AttackerPool       string `json:"attacker_pool,omitempty"`
+	AttackerLimitMilli int64  `json:"attacker_limit_millicores,omitempty"`
+	// AttackerGroup is the attacker's cgroup (its CPU accounting) at the
+	// phase's end: a live move to a pool shows here.
+	AttackerGroup string  `json:"attacker_cgroup,omitempty"`
+	MeasuredS     float64 `json:"measured_s"`
 	// VictimIPS is the victim's loop iterations per guest second between
 	// its last reports at the phase's start and end.
 	VictimIPS float64 `json:"victim_iterations_per_s"`
