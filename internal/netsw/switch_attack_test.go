@@ -94,3 +94,75 @@ func TestRogueDHCPByContent(t *testing.T) {
 	a.send(ok)
 	b.expect(ok)
 }
+
+// fakeUplink gives network n an uplink port whose I/O is a sink (no reader:
+// tests call process for frames "from outside").
+func (ts *testSwitch) fakeUplink(network string) (*Port, *sinkIO) {
+	ts.t.Helper()
+	sw := ts.sw
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	n := sw.networks[network]
+	sink := &sinkIO{}
+	sw.nextID++
+	p := &Port{ID: sw.nextID, Name: "uplink/" + network, Kind: UplinkPort, net: n, io: sink}
+	sw.byID[p.ID] = p
+	n.uplink = p
+	if err := sw.recompileLocked(); err != nil {
+		ts.t.Fatal(err)
+	}
+	return p, sink
+}
+
+// Unicast to a MAC no port has is not flooded: on a VM-only network it is
+// dropped (unknown_unicast) and no other port sees a frame of the flood;
+// with an uplink it goes to the uplink only, within storm control.
+func TestUnknownUnicastNotFlooded(t *testing.T) {
+	ts := newTestSwitch(t, webDB)
+	a := ts.attach("a", 0, "n", 1, "web")
+	b := ts.attach("b", 0, "n", 2, "web")
+	c := ts.attach("c", 0, "n", 3, "db")
+	nowhere := packet.MAC{0x02, 0, 0, 0, 0, 0x99}
+	const flood = 1000
+	frames := [][]byte{
+		packettest.Flow{SrcMAC: a.mac, DstMAC: nowhere, Src: a.ip, Dst: b.ip}.UDP(1, 2, nil),
+		packettest.Flow{SrcMAC: a.mac, DstMAC: nowhere, Src: a.ip, Dst: netip.MustParseAddr("10.0.0.99")}.UDP(1, 2, nil),
+		packettest.ARP(nowhere, a.mac, packet.ARPRequest, a.mac, a.ip, packet.MAC{}, c.ip),
+	}
+	for i := range flood {
+		a.send(frames[i%len(frames)])
+	}
+	ts.waitDrops(a, "unknown_unicast", flood)
+	a.expectNotForwarded(b)
+	a.expectNotForwarded(c)
+	for _, n := range []*nic{b, c} {
+		if st := ts.status(n); st.TxFrames != 1 {
+			t.Errorf("%s was sent %d frames, want only the marker", st.Name, st.TxFrames)
+		}
+	}
+
+	// With an uplink: the uplink gets the frames storm control admits.
+	up, sink := ts.fakeUplink("n")
+	for i := range flood {
+		a.send(frames[i%2]) // IP: the uplink side has no rules to refuse them
+	}
+	ts.barrier(a)
+	st := ts.status(a)
+	storm := st.Drops["storm_control"]
+	if storm == 0 || storm >= flood {
+		t.Errorf("storm_control dropped %d of %d unknown-unicast frames", storm, flood)
+	}
+	got := sink.frames // written by a's reader before the barrier's drop was counted
+	if uint64(got)+storm != flood {
+		t.Errorf("uplink got %d frames, storm control dropped %d, of %d", got, storm, flood)
+	}
+	a.expectNotForwarded(b)
+
+	// From the uplink, an unknown destination is nobody's.
+	var f packet.Frame
+	ts.sw.process(up, packettest.Flow{SrcMAC: packet.MAC{0x02, 9, 9, 9, 9, 9}, DstMAC: nowhere, Src: netip.MustParseAddr("10.0.0.200"), Dst: b.ip}.UDP(1, 2, nil), &f, nil)
+	if n := up.status().Drops["unknown_unicast"]; n != 1 {
+		t.Errorf("uplink counted %d unknown_unicast drops, want 1", n)
+	}
+	a.expectNotForwarded(b)
+}
