@@ -126,9 +126,11 @@ func (s *Switch) forward(src, dst *Port, f *packet.Frame, b []byte, now int64, s
 		s.deliver(src, dst, f, b, now) // ARP, or uplink-to-uplink (never happens: one uplink per network)
 		return scratch
 	}
-	if dst.Kind == VMPort && !f.Dst.IsMulticast() && !ipMulticast(f.Tuple.Dst) && !dst.binding.Owns(f.Tuple.Dst) {
-		// A flooded copy of a unicast packet for another address: this
-		// VM has no business seeing it.
+	if dst.Kind == VMPort && !dst.binding.Owns(f.Tuple.Dst) && !ipGroupAddr(f.Tuple.Dst, src.net.bcast) {
+		// A unicast IP packet for another address, whatever its Ethernet
+		// destination (a flooded copy, or a broadcast frame wrapping one
+		// VM's address): this VM has no business seeing it. The design's
+		// rule is on the IP destination, so an L2 broadcast cannot widen it.
 		return scratch
 	}
 	ok, scratch := s.filter(src, dst, f, now, scratch)
@@ -308,7 +310,8 @@ func flowBetween(fl *conntrack.Flow, dir conntrack.Dir, src, dst *Port) bool {
 	return fl.OrigPort == portID(dst) && fl.ReplyPort == portID(src)
 }
 
-// ipMulticast reports multicast and limited-broadcast destinations.
-func ipMulticast(a netip.Addr) bool {
-	return a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+// ipGroupAddr reports destinations meant for several hosts: multicast, the
+// limited broadcast, and bcast, the network's subnet-directed broadcast.
+func ipGroupAddr(a, bcast netip.Addr) bool {
+	return a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || a == bcast
 }

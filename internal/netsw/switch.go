@@ -43,6 +43,7 @@ type network struct {
 	ct     *conntrack.Table
 	flood  atomic.Pointer[[]*Port] // every port of the network
 	uplink *Port
+	bcast  netip.Addr // the subnet's directed broadcast address
 }
 
 // New returns an empty switch. fwlog receives firewall events (may be nil).
@@ -91,6 +92,9 @@ func (s *Switch) AddNetwork(cfg Network) error {
 		return fmt.Errorf("network %q already exists in the switch", cfg.Name)
 	}
 	n := &network{cfg: cfg, macs: newMACTable(DefaultNetworkMACs, DefaultPortMACs), ct: conntrack.New(conntrack.Config{})}
+	if p, err := netip.ParsePrefix(cfg.Subnet); err == nil && p.Addr().Is4() {
+		n.bcast = lastAddr(p.Masked())
+	}
 	empty := []*Port{}
 	n.flood.Store(&empty)
 	s.networks[cfg.Name] = n

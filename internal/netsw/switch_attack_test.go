@@ -166,3 +166,24 @@ func TestUnknownUnicastNotFlooded(t *testing.T) {
 	}
 	a.expectNotForwarded(b)
 }
+
+// A VM port receives only IP packets for its own addresses (or group
+// addresses), whatever the Ethernet destination: a broadcast frame wrapping
+// b's address reaches b, not c, though c is in the same group; true
+// broadcasts (limited and subnet-directed) reach both.
+func TestBroadcastFrameForOneAddress(t *testing.T) {
+	ts := newTestSwitch(t, webDB)
+	a := ts.attach("a", 0, "n", 1, "web")
+	b := ts.attach("b", 0, "n", 2, "web")
+	c := ts.attach("c", 0, "n", 3, "web")
+	toB := packettest.Flow{SrcMAC: a.mac, DstMAC: packet.Broadcast, Src: a.ip, Dst: b.ip}.UDP(5000, 5001, []byte("for b"))
+	a.send(toB)
+	b.expect(toB)
+	a.expectNotForwarded(c)
+	for _, dst := range []string{"255.255.255.255", "10.0.0.255"} {
+		bc := packettest.Flow{SrcMAC: a.mac, DstMAC: packet.Broadcast, Src: a.ip, Dst: netip.MustParseAddr(dst)}.UDP(5000, 5002, nil)
+		a.send(bc)
+		b.expect(bc)
+		c.expect(bc)
+	}
+}
