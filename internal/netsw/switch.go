@@ -170,7 +170,14 @@ func (s *Switch) configLocked(groups []firewall.Group, ipsets []firewall.IPSet) 
 		if p.Kind != VMPort {
 			continue
 		}
-		c.Ports = append(c.Ports, firewall.Port{ID: p.ID, Network: p.net.cfg.Name, IPs: p.binding.IPs, Groups: p.groupList()})
+		// Members are matched by source address, and a port's IPv6
+		// link-local address (which anti-spoofing lets it use) is one of
+		// its addresses: without it, link-local traffic between members of
+		// one group (ping fe80::..., neighbour discovery) fell to the
+		// default and was denied. Link-local addresses are unique on the
+		// link, and membership is resolved per network, which is the link.
+		ips := append(slices.Clip(p.binding.IPs), portsec.LinkLocal(p.binding.MAC))
+		c.Ports = append(c.Ports, firewall.Port{ID: p.ID, Network: p.net.cfg.Name, IPs: ips, Groups: p.groupList()})
 	}
 	return c
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
 	"github.com/bulwark-project/bulwark/internal/netsw/packet/packettest"
+	"github.com/bulwark-project/bulwark/internal/netsw/portsec"
 )
 
 // Attacks from guests that got through the switch once (issue 15), each
@@ -186,4 +187,34 @@ func TestBroadcastFrameForOneAddress(t *testing.T) {
 		b.expect(bc)
 		c.expect(bc)
 	}
+}
+
+// Members of one group ping each other over IPv6 link-local addresses (the
+// same-group default matches a member's link-local source); a port of
+// another group is still denied.
+func TestIPv6LinkLocalWithinGroup(t *testing.T) {
+	ts := newTestSwitch(t, webDB)
+	a := ts.attach("a", 0, "n", 1, "web")
+	b := ts.attach("b", 0, "n", 2, "web")
+	c := ts.attach("c", 0, "n", 3, "db")
+	ll := func(n *nic) netip.Addr { return portsec.LinkLocal(n.mac) }
+	fl := packettest.Flow{SrcMAC: a.mac, DstMAC: b.mac, Src: ll(a), Dst: ll(b)}
+	// Neighbour solicitation to b's solicited-node group, then the echo.
+	llb := ll(b).As16()
+	group := netip.AddrFrom16([16]byte{0xff, 0x02, 11: 1, 12: 0xff, 13: llb[13], 14: llb[14], 15: llb[15]})
+	ns := packettest.Flow{SrcMAC: a.mac, DstMAC: packet.MAC{0x33, 0x33, 0xff, llb[13], llb[14], llb[15]}, Src: ll(a), Dst: group}.
+		ICMP(packet.ICMPv6NeighborSolicit, 0, packettest.ND(0, ll(b), packettest.LinkAddrOption(1, a.mac)))
+	a.send(ns)
+	b.expect(ns)
+	echo := fl.ICMP(packet.ICMPv6EchoRequest, 0, packettest.Echo(3, 1))
+	a.send(echo)
+	b.expect(echo)
+	reply := fl.Reverse().ICMP(packet.ICMPv6EchoReply, 0, packettest.Echo(3, 1))
+	b.send(reply)
+	a.expect(reply)
+
+	toC := packettest.Flow{SrcMAC: a.mac, DstMAC: c.mac, Src: ll(a), Dst: ll(c)}.ICMP(packet.ICMPv6EchoRequest, 0, packettest.Echo(4, 1))
+	a.send(toC)
+	ts.waitDrops(c, "fw_default_deny", 2) // the flooded solicitation, then the echo
+	a.expectNotForwarded(c)
 }

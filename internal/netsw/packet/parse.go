@@ -76,8 +76,14 @@ func parseIPv4(p []byte, f *Frame) Reason {
 	if ihl < ipv4MinHeader || ihl > len(p) || total < ihl || total > len(p) {
 		return BadIPHeader
 	}
-	// Fragments are dropped rather than reassembled: only the first carries
-	// the ports, and overlapping fragments are a classic filter bypass.
+	// Fragments are dropped rather than reassembled (decided in issue 15):
+	// only the first carries the ports, overlapping fragments are a classic
+	// filter bypass, and a reassembly buffer per guest is memory a guest
+	// controls. Every port's MTU is 1500 and the switch never fragments, so
+	// traffic between VMs needs none; what does (UDP datagrams over the
+	// MTU, e.g. DNS with a large EDNS buffer) must be sent with DF and path
+	// MTU discovery, or over TCP. Drops are counted and logged as
+	// ip_fragment (IPv6 fragment headers: ipv6_ext_header).
 	if binary.BigEndian.Uint16(p[6:8])&(ipv4MF|ipv4OffsetMask) != 0 {
 		return IPFragment
 	}
