@@ -230,3 +230,21 @@ func (d *daemon) vmGroup(name string) (dir string, v2 bool, err error) {
 	}
 	return "", v2, fmt.Errorf("vm %s has no CPU accounting group below %s/vm", name, d.cgroupBase)
 }
+
+// setBaseShares writes the CPU weight of the daemon's base group, which
+// competes at the top level with everything else on the host. The base
+// is this benchmark's own (benchrun.CgroupBase), never the host's.
+func (d *daemon) setBaseShares(shares int64) error {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		w := min(max(shares*100/1024, 1), 10000)
+		return os.WriteFile(filepath.Join("/sys/fs/cgroup", d.cgroupBase, "cpu.weight"), []byte(strconv.FormatInt(w, 10)), 0)
+	}
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/cpu,cpuacct/" + d.cgroupBase)
+	if len(dirs) == 0 {
+		dirs, _ = filepath.Glob("/sys/fs/cgroup/cpu/" + d.cgroupBase)
+	}
+	if len(dirs) == 0 {
+		return fmt.Errorf("no cpu group %s to set cpu.shares on", d.cgroupBase)
+	}
+	return os.WriteFile(filepath.Join(dirs[0], "cpu.shares"), []byte(strconv.FormatInt(shares, 10)), 0)
+}

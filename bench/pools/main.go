@@ -60,6 +60,7 @@ type config struct {
 	qemuBin        string
 	jsonOut        string
 	keep           bool
+	baseShares     int64 // cpu.shares of the daemon's base group; 0: the kernel's default
 	bootTimeout    time.Duration
 	sampleInterval time.Duration
 }
@@ -84,6 +85,8 @@ func run() int {
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (binary, image, daemon state and logs)")
 	flag.DurationVar(&cfg.bootTimeout, "boot-timeout", 90*time.Second, "give up on a guest that has not started its loop after this long")
 	flag.DurationVar(&cfg.sampleInterval, "sample", time.Second, "interval of the per-second CPU samples within a phase")
+	flag.Int64Var(&cfg.baseShares, "base-shares", 0, "set the cpu.shares (v1; v2: cpu.weight = shares×100/1024) of the daemon's cgroup base, "+
+		"the VMs' weight against the rest of the host at the top level (0: leave the kernel's default, 1024 or 100)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "pools: unexpected arguments %q\n", flag.Args())
@@ -94,8 +97,8 @@ func run() int {
 		return 2
 	}
 	if cfg.reservation < 1 || cfg.reservation > 1000 || cfg.limit < 1 || cfg.attackerVCPUs < 1 || cfg.attackerVCPUs > 16 ||
-		cfg.chunk < 1 || cfg.chunk > 10_000_000 || cfg.memMiB < 64 {
-		fmt.Fprintln(os.Stderr, "pools: want 1 ≤ -reservation ≤ 1000 (the victim has one vCPU), -limit ≥ 1, 1 ≤ -attacker-vcpus ≤ 16, 1 ≤ -chunk ≤ 10000000, -memory ≥ 64")
+		cfg.chunk < 1 || cfg.chunk > 10_000_000 || cfg.memMiB < 64 || (cfg.baseShares != 0 && (cfg.baseShares < 2 || cfg.baseShares > 262144)) {
+		fmt.Fprintln(os.Stderr, "pools: want 1 ≤ -reservation ≤ 1000 (the victim has one vCPU), -limit ≥ 1, 1 ≤ -attacker-vcpus ≤ 16, 1 ≤ -chunk ≤ 10000000, -memory ≥ 64, -base-shares 0 or 2..262144")
 		return 2
 	}
 	if os.Geteuid() != 0 {
@@ -170,7 +173,8 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 		Machine: machine{NProc: runtime.NumCPU(), CPUModel: host.CPUModel(), Kernel: host.Kernel(),
 			QEMU: host.QEMU(qemuPath), Go: runtime.Version(), LoadavgBefore: host.Loadavg()},
 		Config: resultConfig{PhaseS: cfg.phase.Seconds(), WarmupS: cfg.warmup.Seconds(), ReservationMilli: cfg.reservation,
-			AttackerVCPUs: cfg.attackerVCPUs, LimitMilli: cfg.limit, Chunk: cfg.chunk, MemoryMiB: cfg.memMiB},
+			AttackerVCPUs: cfg.attackerVCPUs, LimitMilli: cfg.limit, Chunk: cfg.chunk, MemoryMiB: cfg.memMiB,
+			BaseShares: cfg.baseShares},
 	}
 	var d *daemon
 	if err := step("start the daemon", func() (err error) {

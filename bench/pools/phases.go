@@ -108,6 +108,11 @@ func runPhases(ctx context.Context, cfg config, d *daemon, img string, res *resu
 	}); err != nil {
 		return err
 	}
+	if cfg.baseShares != 0 {
+		if err := d.setBaseShares(cfg.baseShares); err != nil {
+			return err
+		}
+	}
 	if err := measurePhase(ctx, cfg, d, res, phase{Name: "1 victim alone"}, false); err != nil {
 		return err
 	}

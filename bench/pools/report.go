@@ -37,6 +37,8 @@ type resultConfig struct {
 	// (see runPhases).
 	RootCapacityMilli     int64 `json:"root_capacity_millicores"`
 	AttackerOwnLimitMilli int64 `json:"attacker_own_limit_millicores"`
+	// BaseShares is -base-shares (0: the kernel's default was kept).
+	BaseShares int64 `json:"base_shares,omitempty"`
 }
 
 type result struct {
@@ -103,6 +105,11 @@ func markdown(r *result) string {
 		"in phase 3 moved live into pool %q with a CPU limit of %dm (its own limit lowered to match). "+
 		"Each phase: %.0fs warm-up, %.0fs measured. CPU from the VMs' cgroup accounting; the rest of the host from /proc/stat.\n\n",
 		c.ReservationMilli, c.Chunk, c.AttackerVCPUs, c.AttackerOwnLimitMilli, c.RootCapacityMilli, noisyPool, c.LimitMilli, c.WarmupS, c.PhaseS)
+	if c.BaseShares != 0 {
+		fmt.Fprintf(&b, "The daemon's cgroup base had cpu.shares %d against the rest of the host (-base-shares).\n\n", c.BaseShares)
+	} else {
+		fmt.Fprintf(&b, "The daemon's cgroup base kept the kernel's default weight against the rest of the host.\n\n")
+	}
 	fmt.Fprintln(&b, "| phase | victim loop (iterations/s) | × phase 1 | victim CPU | × phase 1 | of its reservation | victim CPU per-second min–max | attacker CPU | rest of the host |")
 	fmt.Fprintln(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, p := range r.Phases {
