@@ -126,7 +126,7 @@ func (c *Conn) Feed(d Dir, data []byte) {
 		case stFailed, stTunnel:
 			return
 		case stLine, stHeaders, stChunkSize, stChunkEnd, stTrailers:
-			if d == ToClient && s.state == stLine && c.startHTTP09Response(s) {
+			if d == ToClient && s.state == stLine && (c.startHTTP09Response(s) || c.notHTTPResponse(s, data)) {
 				guard++
 				continue
 			}
@@ -202,6 +202,16 @@ func (c *Conn) Gap(d Dir, n int64) {
 // body runs to the connection's close is complete then.
 func (c *Conn) Close(d Dir) {
 	s := c.side(d)
+	if len(s.line) > 0 && s.state != stFailed && s.state != stTunnel {
+		// The last line, without its ending: parse it as libhtp does at
+		// the end of the stream.
+		line := s.line
+		s.line = nil
+		c.handleLine(s, line)
+	}
+	if s.state == stHeaders {
+		c.headersDone(s) // headers cut by the close end there
+	}
 	if s.state == stBodyClose {
 		c.messageDone(s)
 	}
@@ -272,6 +282,9 @@ func (c *Conn) readLine(s *side, data []byte) (line, rest []byte, ok bool) {
 
 // chomp removes the line ending (LF or CRLF).
 func chomp(line []byte) []byte {
+	if n := len(line); n == 0 || line[n-1] != '\n' {
+		return line // the last line of a closed stream
+	}
 	line = line[:len(line)-1]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
@@ -450,6 +463,48 @@ func (c *Conn) startHTTP09Response(s *side) bool {
 	t.ResponseProgress = ProgressBody
 	c.startBody(s, &t.ResponseBody, c.cfg.ResponseBodyLimit, nil)
 	s.state = stBodyClose
+	return true
+}
+
+// notHTTPResponse switches the response side to a close-delimited body as
+// soon as the first four non-blank bytes of a response are not "HTTP",
+// without waiting for a line end (libhtp's HTTP/0.9-style response).
+func (c *Conn) notHTTPResponse(s *side, data []byte) bool {
+	if len(s.line) > 64 {
+		return false // decided when the line ends; keeps tiny feeds linear
+	}
+	var first [4]byte
+	n := 0
+	for _, part := range [2][]byte{s.line, data[:min(len(data), 64)]} {
+		for _, b := range part {
+			if n == 4 {
+				break
+			}
+			if n == 0 && isSpace(b) {
+				continue
+			}
+			first[n] = b
+			n++
+		}
+	}
+	if n < 4 || bytes.EqualFold(first[:], []byte("HTTP")) {
+		return false
+	}
+	t := c.pendingResponse()
+	if t == nil {
+		if t = c.newTx(s); t == nil {
+			return true
+		}
+		t.RequestProgress = ProgressComplete
+	}
+	s.cur = t
+	c.event(EventResponseLineInvalid, ToClient, t, "response starts with %s", quote(first[:]))
+	t.ResponseProgress = ProgressBody
+	c.startBody(s, &t.ResponseBody, c.cfg.ResponseBodyLimit, nil)
+	s.state = stBodyClose
+	carried := s.line
+	s.line = nil
+	c.bodyData(s, carried)
 	return true
 }
 

@@ -194,7 +194,7 @@ func TestDecompressionBomb(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ResponseBodyLimit = 8 << 20
 	bomb := gz(strings.Repeat("\x00", 64<<20)) // 64 MiB of zeros, ~64 KiB gzip
-	bomb2 := gz(string(bomb))                   // two layers
+	bomb2 := gz(string(bomb))                  // two layers
 	for _, tc := range []struct {
 		enc  string
 		data []byte
