@@ -135,43 +135,49 @@ func (l *Loader) Add(r io.Reader, name string) error {
 		return errLimit
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
-	lineNo := 0
+	lineNo, ruleLine, parts := 0, 0, 0
 	var rule []byte
-	ruleLine, parts := 0, 0
+	discard := false // dropping the continuation lines of a refused rule
 	for {
-		line, tooLong, err := readLine(br, l.opts.MaxLineBytes)
-		if len(line) > 0 || err == nil {
+		line, n, tooLong, err := readLine(br, l.opts.MaxLineBytes)
+		if n > 0 {
 			lineNo++
 			l.stats.Lines++
-			l.bytes += int64(len(line)) + 1
+			l.bytes += int64(n)
 			if l.bytes > l.opts.MaxTotalBytes {
 				l.stats.Limit = fmt.Sprintf("more than %d bytes of rules", l.opts.MaxTotalBytes)
 				return errLimit
 			}
-			if tooLong {
+			t := bytes.TrimSpace(line)
+			cont := len(t) > 0 && t[len(t)-1] == '\\'
+			switch {
+			case discard:
+				discard = cont
+			case tooLong:
+				// Its continuation, if any, cannot be seen: the end of
+				// the line is gone. The next line starts afresh.
+				l.stats.Rules++
 				l.fail(name, lineNo, errf("", "line too long", "limit %d bytes", l.opts.MaxLineBytes))
 				rule, parts = rule[:0], 0
-			} else {
-				t := bytes.TrimSpace(line)
-				if len(rule) == 0 && (len(t) == 0 || t[0] == '#') {
-					goto next
-				}
+			case len(rule) == 0 && (len(t) == 0 || t[0] == '#'):
+				// A comment or blank line.
+			default:
 				if len(rule) == 0 {
 					ruleLine = lineNo
 				}
-				cont := len(t) > 0 && t[len(t)-1] == '\\'
 				if cont {
 					t = t[:len(t)-1]
 				}
 				if len(rule)+len(t) > l.opts.MaxLineBytes || parts >= maxContinuations {
+					l.stats.Rules++
 					l.fail(name, ruleLine, errf("", "rule too long", "limit %d bytes", l.opts.MaxLineBytes))
-					rule, parts = rule[:0], 0
-					goto next
+					rule, parts, discard = rule[:0], 0, cont
+					break
 				}
 				rule = append(rule, t...)
 				parts++
 				if cont && err == nil {
-					goto next
+					break
 				}
 				if stop := l.addRule(name, ruleLine, string(rule)); stop {
 					return errLimit
@@ -179,7 +185,6 @@ func (l *Loader) Add(r io.Reader, name string) error {
 				rule, parts = rule[:0], 0
 			}
 		}
-	next:
 		if err == io.EOF {
 			if len(rule) > 0 {
 				if stop := l.addRule(name, ruleLine, string(rule)); stop {
@@ -194,25 +199,23 @@ func (l *Loader) Add(r io.Reader, name string) error {
 	}
 }
 
-// readLine returns one line without its newline; a line longer than max is
-// consumed to its end and reported as tooLong.
-func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+// readLine returns one line without its line end and the bytes consumed; a
+// line longer than max is consumed to its end, not kept, and reported as
+// tooLong.
+func readLine(br *bufio.Reader, max int) (line []byte, n int, tooLong bool, err error) {
 	var buf []byte
 	for {
 		chunk, err := br.ReadSlice('\n')
-		if len(buf)+len(chunk) > max+1 {
-			tooLong = true
-		} else {
+		n += len(chunk)
+		if len(buf)+len(chunk) > max+2 {
+			tooLong, buf = true, buf[:0]
+		} else if !tooLong {
 			buf = append(buf, chunk...)
 		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		buf = bytes.TrimRight(buf, "\r\n")
-		if tooLong {
-			buf = buf[:0]
-		}
-		return buf, tooLong, err
+		return bytes.TrimRight(buf, "\r\n"), n, tooLong, err
 	}
 }
 
