@@ -219,9 +219,7 @@ func ParseClientHello(body []byte) (*Hello, error) {
 				h.Groups = append(h.Groups, uint16(g.u16()))
 			}
 		case 11: // ec_point_formats
-			for _, f := range d.bytes(d.u8()) {
-				h.PointFormats = append(h.PointFormats, f)
-			}
+			h.PointFormats = append(h.PointFormats, d.bytes(d.u8())...)
 		case 16: // ALPN
 			a := &cursor{b: d.bytes(d.u16())}
 			for len(a.b) > 0 && !a.bad {
