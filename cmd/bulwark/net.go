@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -304,12 +305,33 @@ func portCmd(g *globals) *cobra.Command {
 func fwCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "fw", Short: "Firewall visibility"}
 	var n int
+	var network, vmName, since, until string
 	logc := &cobra.Command{
-		Use: "log", Short: "Tail of the firewall event log (JSON lines)", Args: cobra.NoArgs,
+		Use: "log", Short: "Tail of the firewall event log (JSON lines), optionally filtered", Args: cobra.NoArgs,
+		Long: "Prints the firewall log's lines among its last --bytes bytes: new-flow verdicts, and drops with\n" +
+			"their reason (spoofing, rogue DHCP/RA, storm control, ICMP errors, rate limits, ...; per-port drop\n" +
+			"lines are at most one a second per port and reason, with the frames dropped since the previous one).\n" +
+			"--since and --until take an RFC 3339 time or a duration before now (10m, 2h).",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := "/api/v1/firewall/log"
+			q := url.Values{}
 			if n > 0 {
-				p += "?bytes=" + strconv.Itoa(n)
+				q.Set("bytes", strconv.Itoa(n))
+			}
+			setIf2(q, "network", network)
+			setIf2(q, "vm", vmName)
+			for _, t := range []struct{ name, v string }{{"since", since}, {"until", until}} {
+				if t.v == "" {
+					continue
+				}
+				ts, err := logTime(t.v, time.Now())
+				if err != nil {
+					return fmt.Errorf("--%s: %w", t.name, err)
+				}
+				q.Set(t.name, ts)
+			}
+			p := "/api/v1/firewall/log"
+			if len(q) > 0 {
+				p += "?" + q.Encode()
 			}
 			b, err := g.client().Raw(cmd.Context(), "GET", p)
 			if err != nil {
@@ -319,19 +341,27 @@ func fwCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	logc.Flags().IntVar(&n, "bytes", 0, "bytes from the end (default 65536)")
+	logc.Flags().IntVar(&n, "bytes", 0, "bytes from the end to search (default 65536)")
+	logc.Flags().StringVar(&network, "network", "", "only lines of this network")
+	logc.Flags().StringVar(&vmName, "vm", "", "only lines of this VM")
+	logc.Flags().StringVar(&since, "since", "", "only lines at or after this time (RFC 3339, or a duration before now)")
+	logc.Flags().StringVar(&until, "until", "", "only lines at or before this time (RFC 3339, or a duration before now)")
 	hits := &cobra.Command{
-		Use: "hits", Short: "Hit counters of every rule", Args: cobra.NoArgs,
+		Use: "hits", Short: "Hit counters of every rule (removed rules keep their final count)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, err := g.call(cmd.Context(), "GET", "/api/v1/firewall/rule-hits", nil)
 			if err != nil {
 				return err
 			}
 			return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "GROUP\tRULE\tHITS")
+				fmt.Fprintln(tw, "GROUP\tRULE\tHITS\tSTATE")
 				for _, x := range asList(out) {
 					m, _ := x.(map[string]any)
-					fmt.Fprintf(tw, "%v\t%v\t%v\n", m["group"], m["rule_id"], m["hits"])
+					state := "active"
+					if m["removed"] == true {
+						state = "removed"
+					}
+					fmt.Fprintf(tw, "%v\t%v\t%s\t%s\n", m["group"], m["rule_id"], count(m["hits"]), state)
 				}
 			})
 		},
@@ -401,4 +431,38 @@ func joinAny(v any) string {
 		s = append(s, fmt.Sprint(x))
 	}
 	return strings.Join(s, ",")
+}
+
+// setIf2 sets a query parameter when v is not empty.
+func setIf2(q url.Values, k, v string) {
+	if v != "" {
+		q.Set(k, v)
+	}
+}
+
+// logTime reads an RFC 3339 time, or a duration meaning that long before
+// now, and returns it in RFC 3339 (UTC).
+func logTime(s string, now time.Time) (string, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC().Format(time.RFC3339Nano), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return "", fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
+	}
+	return now.Add(-d).UTC().Format(time.RFC3339Nano), nil
+}
+
+// count prints a JSON number (a float64 after decoding) as an integer,
+// never in exponent form.
+func count(v any) string {
+	switch x := v.(type) {
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case json.Number:
+		return x.String()
+	case nil:
+		return "0"
+	}
+	return fmt.Sprint(v)
 }

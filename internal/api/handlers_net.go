@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/bulwark-project/bulwark/internal/consolelog"
 	"github.com/bulwark-project/bulwark/internal/netsw"
@@ -189,14 +190,45 @@ func (s *Server) firewallLog(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	flt, err := fwLogFilter(r)
+	if err != nil {
+		return err
+	}
 	data, err := consolelog.Tail(s.fwLogPath, consolelog.DefaultKeep, n)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
+	data = netsw.FilterLog(data, flt)
 	if see := s.visible(r, PrivFWRead); !see("/networks") {
 		data = filterLines(data, "network", "/networks/", see)
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	_, err = w.Write(data)
 	return err
+}
+
+// fwLogFilter reads the firewall log's filters: network and vm (names),
+// since and until (RFC 3339 times, inclusive). They select among the lines
+// of the tail that bytes asks for.
+func fwLogFilter(r *http.Request) (netsw.LogFilter, error) {
+	q := r.URL.Query()
+	f := netsw.LogFilter{Network: q.Get("network"), VM: q.Get("vm")}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return f, badRequest(p.name, "%s=%q is not an RFC 3339 time", p.name, v)
+		}
+		*p.t = t
+	}
+	if len(f.Network) > 63 || len(f.VM) > 253 {
+		return f, badRequest("network", "network or vm name too long")
+	}
+	return f, nil
 }

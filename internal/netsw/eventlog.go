@@ -1,8 +1,10 @@
 package netsw
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,8 +12,9 @@ import (
 )
 
 // FirewallEvent is one line of the firewall log (JSON lines): a verdict of
-// the rules on a new flow, or (Reason set) frames a NIC's rate limit
-// refused.
+// the rules on a new flow (a drop, reject or revoked line names its
+// reason), or frames dropped for any other reason at one port (Reason,
+// VM and Frames set: see droplog.go, and portrate.go for rate limits).
 type FirewallEvent struct {
 	Time    time.Time `json:"time"`
 	Action  string    `json:"action"` // allow (new flow), drop, reject, revoked
@@ -25,10 +28,11 @@ type FirewallEvent struct {
 	Dst     string    `json:"dst,omitempty"`
 	SrcPort uint16    `json:"src_port,omitempty"`
 	DstPort uint16    `json:"dst_port,omitempty"`
-	// Rate-limit lines: the drop reason (rate_egress, rate_ingress), the
-	// direction as the VM sees it, the limited VM, and the frames refused
-	// since the previous line of this port and direction (at most one line
-	// a second each).
+	// Drop lines: the reason (a packet.Reason name: fw_drop, spoofed_ip,
+	// rate_egress, ...). Per-port drop lines (all but rule verdicts) also
+	// name the VM whose port counted them and the frames dropped since the
+	// previous line of that port and reason (at most one line a second
+	// each); rate-limit lines add the direction as the VM sees it.
 	Reason    string `json:"reason,omitempty"`
 	Direction string `json:"direction,omitempty"`
 	VM        string `json:"vm,omitempty"`
@@ -93,7 +97,7 @@ func (l *eventLog) emit(ev FirewallEvent, suppressed uint64) {
 	l.w.Write(append(b, '\n'))
 }
 
-func (s *Switch) event(src, dst *Port, f *packet.Frame, action, group, rule string) {
+func (s *Switch) event(src, dst *Port, f *packet.Frame, action string, r packet.Reason, group, rule string) {
 	if s.fwlog == nil {
 		return
 	}
@@ -103,7 +107,87 @@ func (s *Switch) event(src, dst *Port, f *packet.Frame, action, group, rule stri
 		return // rate-limited: do not even format the event
 	}
 	t := f.Tuple
-	s.fwlog.emit(FirewallEvent{Time: now, Action: action, Group: group, Rule: rule,
+	ev := FirewallEvent{Time: now, Action: action, Group: group, Rule: rule,
 		Network: src.net.cfg.Name, InPort: src.Name, OutPort: dst.Name, Proto: t.Proto,
-		Src: t.Src.String(), Dst: t.Dst.String(), SrcPort: t.SrcPort, DstPort: t.DstPort}, sup)
+		Src: t.Src.String(), Dst: t.Dst.String(), SrcPort: t.SrcPort, DstPort: t.DstPort}
+	if r != packet.OK {
+		ev.Reason = r.String()
+	}
+	s.fwlog.emit(ev, sup)
+}
+
+// LogFilter selects firewall log lines. Zero fields select everything.
+type LogFilter struct {
+	Network string
+	// VM matches lines whose VM is it, or whose in or out port is one of
+	// its NICs ("VM/nicN").
+	VM           string
+	Since, Until time.Time // inclusive bounds on the line's time
+}
+
+// IsZero reports whether f selects every line.
+func (f LogFilter) IsZero() bool {
+	return f.Network == "" && f.VM == "" && f.Since.IsZero() && f.Until.IsZero()
+}
+
+// logLineMax bounds a line FilterLog decodes; the switch writes lines of a
+// few hundred bytes, so a longer one is not the switch's and is skipped.
+const logLineMax = 4096
+
+// FilterLog returns the lines of data (JSON lines, a tail of the firewall
+// log) that f selects, in order. Lines that do not decode, are longer than
+// logLineMax, or (with a time bound) have no time, are left out when f is
+// not zero; a zero f returns data unchanged. It reads only within data.
+func FilterLog(data []byte, f LogFilter) []byte {
+	if f.IsZero() {
+		return data
+	}
+	var out bytes.Buffer
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i+1], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(line) > logLineMax || !f.match(line) {
+			continue
+		}
+		out.Write(line)
+	}
+	return out.Bytes()
+}
+
+func (f LogFilter) match(line []byte) bool {
+	var ev struct {
+		Time    time.Time `json:"time"`
+		Network string    `json:"network"`
+		VM      string    `json:"vm"`
+		InPort  string    `json:"in_port"`
+		OutPort string    `json:"out_port"`
+	}
+	if json.Unmarshal(line, &ev) != nil {
+		return false
+	}
+	if f.Network != "" && ev.Network != f.Network {
+		return false
+	}
+	if f.VM != "" && ev.VM != f.VM && !portOfVM(ev.InPort, f.VM) && !portOfVM(ev.OutPort, f.VM) {
+		return false
+	}
+	if (!f.Since.IsZero() || !f.Until.IsZero()) && ev.Time.IsZero() {
+		return false
+	}
+	if !f.Since.IsZero() && ev.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && ev.Time.After(f.Until) {
+		return false
+	}
+	return true
+}
+
+// portOfVM reports whether port name p ("VM/nicN") is a NIC of vm.
+func portOfVM(p, vm string) bool {
+	return strings.HasPrefix(p, vm+"/nic")
 }

@@ -51,16 +51,16 @@ func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) [
 		return scratch
 	}
 	if r := packet.Parse(b, f); r != packet.OK {
-		src.drop(r)
+		s.drop(src, r, f, src, nil, now)
 		return scratch
 	}
 	if src.Kind == VMPort {
 		if r := src.binding.CheckEgress(f); r != packet.OK {
-			src.drop(r)
+			s.drop(src, r, f, src, nil, now)
 			return scratch
 		}
 		if f.Dst.IsMulticast() && !src.storm.Allow(now) {
-			src.drop(packet.StormControl)
+			s.drop(src, packet.StormControl, f, src, nil, now)
 			return scratch
 		}
 	} else {
@@ -110,11 +110,11 @@ func (s *Switch) unknownUnicast(src *Port, f *packet.Frame, b []byte, now int64,
 		}
 	}
 	if up == nil {
-		s.drop(src, packet.UnknownUnicast, f, nil, now)
+		s.drop(src, packet.UnknownUnicast, f, src, nil, now)
 		return scratch
 	}
 	if !src.storm.Allow(now) {
-		s.drop(src, packet.StormControl, f, up, now)
+		s.drop(src, packet.StormControl, f, src, up, now)
 		return scratch
 	}
 	return s.forward(src, up, f, b, now, scratch)
@@ -162,14 +162,14 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 	ct := src.net.ct
 	if f.ICMPError {
 		if r := s.related(src, dst, f, now); r != packet.OK {
-			s.dropAt(src, dst, r)
+			s.dropAt(src, dst, r, f, now)
 			return false, scratch
 		}
 		return true, scratch
 	}
 	fl, dir, r := ct.Lookup(now, f)
 	if r != packet.OK {
-		s.dropAt(src, dst, r)
+		s.dropAt(src, dst, r, f, now)
 		return false, scratch
 	}
 	if fl != nil && !flowBetween(fl, dir, src, dst) {
@@ -178,7 +178,8 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 		// here, so this port pair's rules decide, without creating state.
 		v := pol.Evaluate(f.Tuple, f.ICMPType, portID(src), portID(dst))
 		if !v.Allowed() {
-			s.dropAt(src, dst, v.Reason)
+			s.countAt(src, dst, v.Reason)
+			s.event(src, dst, f, v.Action.String(), v.Reason, v.Group, v.RuleID)
 			return false, scratch
 		}
 		return true, scratch
@@ -189,8 +190,8 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 			// original direction; a revoked allow cuts the connection.
 			if !pol.Allows(fl.Orig, fl.ICMPType, fl.OrigPort, fl.ReplyPort) {
 				ct.Delete(fl.Orig)
-				s.dropAt(src, dst, packet.FWRevoked)
-				s.event(src, dst, f, "revoked", "", "")
+				s.countAt(src, dst, packet.FWRevoked)
+				s.event(src, dst, f, "revoked", packet.FWRevoked, "", "")
 				return false, scratch
 			}
 			ct.SetFlowGen(fl, g)
@@ -205,9 +206,9 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 		if v.Direction == firewall.Ingress && dst.Kind == VMPort {
 			dst.drop(v.Reason) // the receiver's ingress policy decided
 		} else {
-			s.dropAt(src, dst, v.Reason)
+			s.countAt(src, dst, v.Reason)
 		}
-		s.event(src, dst, f, v.Action.String(), v.Group, v.RuleID)
+		s.event(src, dst, f, v.Action.String(), v.Reason, v.Group, v.RuleID)
 		if v.Action == firewall.Reject && !stateless {
 			scratch = s.reject(src, f, scratch)
 		}
@@ -224,10 +225,10 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 		_, r = ct.PickUp(now, f, pol.Gen(), portID(src), portID(dst))
 	}
 	if r != packet.OK {
-		s.dropAt(src, dst, r)
+		s.dropAt(src, dst, r, f, now)
 		return false, scratch
 	}
-	s.event(src, dst, f, "allow", v.Group, v.RuleID)
+	s.event(src, dst, f, "allow", packet.OK, v.Group, v.RuleID)
 	return true, scratch
 }
 
@@ -273,10 +274,10 @@ func (s *Switch) related(src, dst *Port, f *packet.Frame, now int64) packet.Reas
 	return packet.OK
 }
 
-// dropAt counts a drop on the sender's port when it is a VM port (its
-// egress policy decided, or conntrack refused its packet), else on the
-// receiver's. Ingress verdicts are counted on the receiver by filter.
-func (s *Switch) dropAt(src, dst *Port, r packet.Reason) {
+// countAt counts a rule verdict's drop (logged by event, not drop) on the
+// sender's port when it is a VM port, else on the receiver's. Ingress
+// verdicts are counted on the receiver by filter.
+func (s *Switch) countAt(src, dst *Port, r packet.Reason) {
 	if src.Kind == VMPort {
 		src.drop(r)
 	} else {

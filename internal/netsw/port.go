@@ -69,9 +69,42 @@ type portIO interface {
 type portStats struct {
 	rxFrames, rxBytes, txFrames, txBytes, txFull atomic.Uint64
 	drops                                        [packet.NumReasons]atomic.Uint64
+	dropLogs                                     [packet.NumReasons]dropLog
 }
 
 func (p *Port) drop(r packet.Reason) { p.stats.drops[r].Add(1) }
+
+// MaxCarriedCounters bounds the counters the switch keeps for VM NICs
+// without a port (stopped VMs), so that a VM's counters carry over its
+// restarts; past the bound, an arbitrary one is forgotten.
+const MaxCarriedCounters = 4096
+
+// portCounters is a snapshot of a port's counters.
+type portCounters struct {
+	rxFrames, rxBytes, txFrames, txBytes, txFull uint64
+	drops                                        [packet.NumReasons]uint64
+}
+
+func (st *portStats) snapshot() *portCounters {
+	c := &portCounters{rxFrames: st.rxFrames.Load(), rxBytes: st.rxBytes.Load(),
+		txFrames: st.txFrames.Load(), txBytes: st.txBytes.Load(), txFull: st.txFull.Load()}
+	for i := range st.drops {
+		c.drops[i] = st.drops[i].Load()
+	}
+	return c
+}
+
+// restore adds c to a new port's counters (before it is published).
+func (st *portStats) restore(c *portCounters) {
+	st.rxFrames.Add(c.rxFrames)
+	st.rxBytes.Add(c.rxBytes)
+	st.txFrames.Add(c.txFrames)
+	st.txBytes.Add(c.txBytes)
+	st.txFull.Add(c.txFull)
+	for i := range st.drops {
+		st.drops[i].Add(c.drops[i])
+	}
+}
 
 // send delivers a frame out of this port.
 func (p *Port) send(frame []byte) {

@@ -34,7 +34,11 @@ type Switch struct {
 	groups   []firewall.Group
 	ipsets   []firewall.IPSet
 	counters *firewall.Counters
-	stop     chan struct{} // closed by Close
+	// carried holds the counters of VM NICs whose port was removed, by
+	// port name ("VM/nicN"), until the VM's next port takes them over: a
+	// VM's counters survive its restarts (not the daemon's).
+	carried map[string]*portCounters
+	stop    chan struct{} // closed by Close
 }
 
 type network struct {
@@ -49,7 +53,8 @@ type network struct {
 // New returns an empty switch. fwlog receives firewall events (may be nil).
 func New(log *slog.Logger, fwlog *eventLog) *Switch {
 	s := &Switch{log: log, fwlog: fwlog, now: monotonicNanos(),
-		networks: map[string]*network{}, byID: map[int32]*Port{}, counters: firewall.NewCounters()}
+		networks: map[string]*network{}, byID: map[int32]*Port{}, counters: firewall.NewCounters(),
+		carried: map[string]*portCounters{}}
 	empty := map[int32]*Port{}
 	s.ports.Store(&empty)
 	if err := s.recompileLocked(); err != nil {
@@ -151,7 +156,9 @@ func (s *Switch) SetFirewall(groups []firewall.Group, ipsets []firewall.IPSet) e
 func (s *Switch) CheckFirewall(groups []firewall.Group, ipsets []firewall.IPSet) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := firewall.Compile(s.configLocked(groups, ipsets), s.gen+1, s.counters)
+	// Fresh counters: a candidate that is never installed must not move
+	// the installed rules' counts to the removed list.
+	_, err := firewall.Compile(s.configLocked(groups, ipsets), s.gen+1, nil)
 	return err
 }
 
@@ -287,6 +294,10 @@ func (s *Switch) addVMPortLocked(n *network, name string, spec VMPortSpec, b por
 	if err := p.setRate(spec.Rate); err != nil {
 		return nil, err
 	}
+	if c := s.carried[name]; c != nil {
+		p.stats.restore(c)
+		delete(s.carried, name)
+	}
 	s.nextID = p.ID
 	groups := slices.Clone(spec.Groups)
 	p.groups.Store(&groups)
@@ -316,6 +327,15 @@ func (s *Switch) DetachVM(vm string) {
 
 func (s *Switch) removePortLocked(p *Port) {
 	p.closed.Store(true)
+	if p.Kind == VMPort {
+		if len(s.carried) >= MaxCarriedCounters {
+			for k := range s.carried {
+				delete(s.carried, k)
+				break
+			}
+		}
+		s.carried[p.Name] = p.stats.snapshot()
+	}
 	delete(s.byID, p.ID)
 	p.net.macs.forget(p.ID)
 	if p.net.uplink == p {

@@ -60,6 +60,11 @@ func TestICMPErrorsOnlyFromPeer(t *testing.T) {
 	if n := st.Drops["icmp_error_rate"]; n < ICMPErrorPPS/2 || n > 2*ICMPErrorPPS {
 		t.Errorf("%d icmp_error_rate drops of %d errors", n, 2*ICMPErrorPPS)
 	}
+	for _, r := range []string{"icmp_error_foreign", "icmp_error_unrelated", "icmp_error_rate"} {
+		if !ts.logHas(`"reason":"` + r + `"`) {
+			t.Errorf("no log line for %s:\n%s", r, ts.log.String())
+		}
+	}
 }
 
 // dhcpOffer returns a DHCPOFFER (BOOTREPLY with the magic cookie, option 53

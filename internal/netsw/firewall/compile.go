@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"net/netip"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,11 +102,19 @@ type hitRef struct {
 }
 
 // Counters holds per-rule hit counters keyed by (group, rule id), so that
-// they survive recompiles. It is safe for concurrent use.
+// they survive recompiles, and the final counts of rules that left the
+// configuration. It is safe for concurrent use.
 type Counters struct {
 	mu sync.Mutex
 	m  map[ruleKey]*atomic.Uint64
+	// removed are the counts of rules removed from the configuration, in
+	// the order they left, at most MaxRemovedHits (the oldest go first). A
+	// rule added again later with the same id counts afresh.
+	removed []RuleHit
 }
+
+// MaxRemovedHits bounds the removed rules whose counts are kept.
+const MaxRemovedHits = 4096
 
 type ruleKey struct{ group, id string }
 
@@ -113,8 +122,10 @@ type ruleKey struct{ group, id string }
 func NewCounters() *Counters { return &Counters{m: map[ruleKey]*atomic.Uint64{}} }
 
 // adopt returns the counters for the given rules, reusing existing ones by
-// key, and forgets rules no longer present. Policies compiled earlier keep
-// their counters; increments to forgotten ones are simply lost.
+// key, and moves rules no longer present to the removed list with their
+// count at this moment. Policies compiled earlier keep their counters;
+// later increments to removed ones (packets judged by the old policy while
+// the new one is installed) are lost.
 func (c *Counters) adopt(keys []ruleKey) []*atomic.Uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -127,6 +138,22 @@ func (c *Counters) adopt(keys []ruleKey) []*atomic.Uint64 {
 		}
 		out[i], next[k] = h, h
 	}
+	var gone []RuleHit
+	for k, h := range c.m {
+		if next[k] == nil {
+			gone = append(gone, RuleHit{Group: k.group, RuleID: k.id, Hits: h.Load(), Removed: true})
+		}
+	}
+	sort.Slice(gone, func(i, j int) bool {
+		if gone[i].Group != gone[j].Group {
+			return gone[i].Group < gone[j].Group
+		}
+		return gone[i].RuleID < gone[j].RuleID
+	})
+	c.removed = append(c.removed, gone...)
+	if over := len(c.removed) - MaxRemovedHits; over > 0 {
+		c.removed = append(c.removed[:0:0], c.removed[over:]...)
+	}
 	c.m = next
 	return out
 }
@@ -136,6 +163,9 @@ type RuleHit struct {
 	Group  string `json:"group"`
 	RuleID string `json:"rule_id"`
 	Hits   uint64 `json:"hits"`
+	// Removed marks a rule no longer in the configuration; Hits is its
+	// count when it was removed.
+	Removed bool `json:"removed,omitempty"`
 }
 
 // Gen returns the generation the policy was compiled with.
@@ -145,13 +175,16 @@ func (p *Policy) Gen() uint64 { return p.gen }
 func (p *Policy) Counters() *Counters { return p.counters }
 
 // RuleHits returns every rule's hit count, groups and rules in
-// configuration order.
+// configuration order, then the removed rules' final counts (Removed set)
+// in the order they were removed.
 func (p *Policy) RuleHits() []RuleHit {
 	out := make([]RuleHit, len(p.rules))
 	for i, r := range p.rules {
 		out[i] = RuleHit{Group: r.group, RuleID: r.id, Hits: r.hits.Load()}
 	}
-	return out
+	p.counters.mu.Lock()
+	defer p.counters.mu.Unlock()
+	return append(out, p.counters.removed...)
 }
 
 // Compile validates c and compiles it into a Policy of generation gen. Hit

@@ -60,5 +60,6 @@
 // Each rule counts the new flows it matched (both stages count). Counters
 // are keyed by (group, rule id) in a Counters value that the caller passes
 // to each Compile, so hits survive recompiles; a rule that disappears from
-// the configuration loses its count.
+// the configuration keeps its final count in RuleHits, marked Removed (the
+// last MaxRemovedHits such rules).
 package firewall

@@ -212,8 +212,29 @@ func TestCountersSurviveRecompile(t *testing.T) {
 	if n, _ := hits(p2, "web", "r1"); n != 3 {
 		t.Errorf("r1 hits after recompile = %d, want 3", n)
 	}
-	if _, ok := hits(p2, "web", "r6"); ok {
-		t.Error("removed rule r6 still reported")
+	// The removed rule keeps its count, marked removed, after the
+	// configured rules.
+	if got := p2.RuleHits(); got[len(got)-1] != (RuleHit{Group: "web", RuleID: "r6", Hits: 1, Removed: true}) {
+		t.Errorf("last hit %+v, want r6's final count marked removed", got[len(got)-1])
+	}
+	// Added again, a rule of the same id counts afresh; the old record stays.
+	web.Rules = append(web.Rules, Rule{ID: "r6", Direction: Ingress, Action: Allow, Proto: TCP, PortMin: 9, PortMax: 9, ICMPType: -1})
+	p3, err := Compile(c, 3, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r6 []RuleHit
+	for _, h := range p3.RuleHits() {
+		if h.RuleID == "r6" {
+			r6 = append(r6, h)
+		}
+	}
+	if len(r6) != 2 || r6[0].Removed || r6[0].Hits != 0 || !r6[1].Removed || r6[1].Hits != 1 {
+		t.Errorf("r6 after re-adding: %+v", r6)
+	}
+	web.Rules = web.Rules[:len(web.Rules)-1]
+	if _, err := Compile(c, 2, ctr); err != nil {
+		t.Fatal(err)
 	}
 	p2.Evaluate(tup(pTCP, "203.0.113.5", "10.0.0.10", 40000, 8080), 0, -1, 1)
 	if n, _ := hits(p2, "web", "r1"); n != 4 {
