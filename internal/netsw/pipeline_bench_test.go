@@ -218,27 +218,47 @@ func BenchmarkPipelineRateLimit(b *testing.B) {
 
 // BenchmarkPipelineNewFlow: SYNs, each opening a new connection, judged by
 // 1,000 rules (the last allows). Past the table's 65,536 flows every SYN
-// also evicts the oldest half-open one, as under a SYN flood.
+// also evicts the oldest half-open one, as under a SYN flood. The SYNs come
+// from newFlowClients ports in turn, so that each holds 65,536/8 flows, under
+// the per-port quota (a quarter of the table): one port alone would reach
+// its quota at 16,384 flows and have every later SYN refused (ct_port_quota)
+// instead of measured.
 func BenchmarkPipelineNewFlow(b *testing.B) {
 	pb := newPipelineBench(b)
-	syn := pb.clientFlow(0).TCP(1, 443, packet.TCPSyn, 1000, 0, nil)
+	const newFlowClients = 8
+	type client struct {
+		port *Port
+		syn  []byte
+	}
+	clients := []client{{pb.client, pb.clientFlow(0).TCP(1, 443, packet.TCPSyn, 1000, 0, nil)}}
+	for k := 1; k < newFlowClients; k++ {
+		mac := packet.MAC{2, 0, 0, 0, 2, byte(k)}
+		ip := netip.AddrFrom4([4]byte{10, 0, 2, byte(k)})
+		p, _ := sinkPort(b, pb.sw, fmt.Sprintf("client%d", k), mac, []netip.Addr{ip}, "clients")
+		fl := packettest.Flow{SrcMAC: mac, DstMAC: pb.serverMAC, Src: ip, Dst: pb.serverIP}
+		clients = append(clients, client{p, fl.TCP(1, 443, packet.TCPSyn, 1000, 0, nil)})
+	}
 	var f packet.Frame
 	scratch := make([]byte, 0, packet.MaxFrame)
 	before := pb.serverSink.frames
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		// 8 addresses × 65,536 ports: a tuple comes back only after 524,288
-		// others, long after its flow was evicted. Parse does not check
-		// the TCP checksum this leaves stale.
-		syn[packettest.IPv4L4-5] = byte(1 + i%portsec.MaxIPs)
-		binary.BigEndian.PutUint16(syn[packettest.IPv4L4:], uint16(i/portsec.MaxIPs))
-		scratch = pb.sw.process(pb.client, syn, &f, scratch[:0])
+		// 8 ports × 65,536 source ports: a tuple comes back only after
+		// 524,288 others, long after its flow was evicted. Parse does not
+		// check the TCP checksum this leaves stale.
+		c := &clients[i%newFlowClients]
+		binary.BigEndian.PutUint16(c.syn[packettest.IPv4L4:], uint16(i/newFlowClients))
+		scratch = pb.sw.process(c.port, c.syn, &f, scratch[:0])
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 	if sent := pb.serverSink.frames - before; sent != b.N {
-		b.Fatalf("%d of %d SYNs forwarded", sent, b.N)
+		var drops []string
+		for _, c := range clients {
+			drops = append(drops, fmt.Sprint(c.port.status().Drops))
+		}
+		b.Fatalf("%d of %d SYNs forwarded; client drops %v", sent, b.N, drops)
 	}
 }
 
