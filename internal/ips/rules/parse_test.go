@@ -118,6 +118,7 @@ func TestErrors(t *testing.T) {
 		{"alert tcp any any -> any any (pcre:\"/\\xff/\"; sid:1;)", "pcre: byte above 0x7f", true},
 		{"alert tcp any any -> any any (pcre:\"/a{2000}/\"; sid:1;)", "pcre: beyond RE2 size limits", true},
 		{"alert tcp any any -> any any (pcre:\"/(a{1,500}){5}/\"; sid:1;)", "pcre: beyond RE2 size limits", true},
+		{"alert tcp any any -> any any (pcre:\"/" + strings.Repeat(`\\w{1000}`, 11) + "/\"; sid:1;)", "pcre: beyond RE2 size limits", true},
 		{"alert tcp any any -> any any (pcre:\"/a\\Kb/\"; sid:1;)", "pcre: match start reset", true},
 		{"alert tcp any any -> any any (pcre:\"/a/UH\"; sid:1;)", "pcre: two buffer flags", false},
 		{"alert tcp any any -> any any (pcre:\"/a/q\"; sid:1;)", "pcre: unknown flag", false},

@@ -12,6 +12,38 @@ import (
 // maxPCREBytes bounds one regular expression's source.
 const maxPCREBytes = 8 << 10
 
+// maxPCREInsts bounds the size of a compiled expression. Go's regexp runs
+// in time proportional to input length times program size, so a small rule
+// text with large counted repeats ("\\w{1000}" three hundred times) would
+// make every inspected byte expensive. The largest expression in ET Open
+// compiles to about 4,100 instructions.
+const maxPCREInsts = 10_000
+
+// progSize estimates the instruction count of a parsed expression, as the
+// compiler would expand it, without compiling it; saturates above the limit.
+func progSize(re *syntax.Regexp) int {
+	n := 1
+	switch re.Op {
+	case syntax.OpLiteral:
+		n = len(re.Rune)
+	case syntax.OpRepeat:
+		sub := progSize(re.Sub[0])
+		times := re.Max
+		if times < re.Min+1 {
+			times = re.Min + 1
+		}
+		n = sub * times
+	default:
+		for _, s := range re.Sub {
+			n += progSize(s)
+			if n > maxPCREInsts {
+				break
+			}
+		}
+	}
+	return min(n, maxPCREInsts+1)
+}
+
 // maxRepeat is Go's regexp limit on a counted repetition.
 const maxRepeat = 1000
 
@@ -80,6 +112,11 @@ func (st *ruleState) pcre(v string) *Error {
 	expr, err := translatePCRE(body, fl)
 	if err != nil {
 		return err
+	}
+	if tree, perr := syntax.Parse(expr, syntax.Perl); perr == nil {
+		if n := progSize(tree); n > maxPCREInsts {
+			return unsupported(kw, "beyond RE2 size limits", fmt.Sprintf("about %d instructions, limit %d", n, maxPCREInsts))
+		}
 	}
 	re, cerr := regexp.Compile(expr)
 	if cerr != nil {
