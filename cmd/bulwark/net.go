@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -70,7 +71,22 @@ func networkCmd(g *globals) *cobra.Command {
 			return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) { printNetworks(tw, asList(out)) })
 		},
 	}
-	cmd.AddCommand(create, list, showCmd(g, "network", "/api/v1/networks/"), deleteCmd(g, "network", "/api/v1/networks/"))
+	show := &cobra.Command{
+		Use: "show NAME", Short: "Show a network", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := g.call(cmd.Context(), "GET", "/api/v1/networks/"+url.PathEscape(args[0]), nil)
+			if err != nil {
+				return err
+			}
+			return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
+				printNetworks(tw, []any{out})
+				if m, ok := out.(map[string]any); ok {
+					fmt.Fprintf(tw, "\nstorm control\t%s broadcast/multicast/unknown-unicast frames/s per VM port\n", count(m["storm_pps"]))
+				}
+			})
+		},
+	}
+	cmd.AddCommand(create, list, show, deleteCmd(g, "network", "/api/v1/networks/"))
 	return cmd
 }
 
@@ -87,7 +103,11 @@ func printNetworks(tw *tabwriter.Writer, list []any) {
 }
 
 func sgCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "sg", Short: "Security groups (stateful firewall at every VM NIC)"}
+	cmd := &cobra.Command{Use: "sg", Short: "Security groups (stateful firewall at every VM NIC)",
+		Long: "Security groups are ordered rule lists that VM NICs join (vm create --nic ...,groups=...).\n" +
+			"Group names are global: one group named web is the same group on every network, and its\n" +
+			"rules apply to its members on each network they are attached to. Membership (remote groups,\n" +
+			"the same-group default) is resolved per network: a member on another network never matches."}
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create an empty security group", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -189,7 +209,12 @@ func ruleCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) { printGroup(tw, out) })
+			return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
+				if id := addedRuleID(out, r.position); id != "" {
+					fmt.Fprintf(tw, "added rule %s\n\n", id)
+				}
+				printGroup(tw, out)
+			})
 		},
 	}
 	f := add.Flags()
@@ -284,17 +309,12 @@ func portCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "ID\tNAME\tNETWORK\tMAC\tIPS\tGROUPS\tRX\tTX\tDROPS")
+				fmt.Fprintln(tw, "ID\tNAME\tNETWORK\tMAC\tIPS\tGROUPS\tRX\tTX\tTX_FULL\tDROPS")
 				for _, x := range asList(out) {
 					m, _ := x.(map[string]any)
-					var drops []string
-					if d, ok := m["drops"].(map[string]any); ok {
-						for k, v := range d {
-							drops = append(drops, fmt.Sprintf("%s=%v", k, v))
-						}
-					}
-					fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\t%s\n", m["id"], m["name"], m["network"], orDash(m["mac"]),
-						joinAny(m["ips"]), joinAny(m["groups"]), m["rx_frames"], m["tx_frames"], strings.Join(drops, " "))
+					fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%v\t%v\t%s\t%s\t%s\t%s\n", count(m["id"]), m["name"], m["network"], orDash(m["mac"]),
+						joinAny(m["ips"]), joinAny(m["groups"]), count(m["rx_frames"]), count(m["tx_frames"]), count(m["tx_dropped_full"]),
+						formatDrops(m["drops"]))
 				}
 			})
 		},
@@ -368,22 +388,6 @@ func fwCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(logc, hits)
 	return cmd
-}
-
-func showCmd(g *globals, what, prefix string) *cobra.Command {
-	return &cobra.Command{
-		Use: "show NAME", Short: "Show a " + what, Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := g.call(cmd.Context(), "GET", prefix+url.PathEscape(args[0]), nil)
-			if err != nil {
-				return err
-			}
-			return g.emit(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
-				b, _ := json.MarshalIndent(out, "", "  ")
-				fmt.Fprintln(tw, string(b))
-			})
-		},
-	}
 }
 
 func deleteCmd(g *globals, what, prefix string) *cobra.Command {
@@ -465,4 +469,39 @@ func count(v any) string {
 		return "0"
 	}
 	return fmt.Sprint(v)
+}
+
+// formatDrops prints drop counters as reason=count, sorted by reason, "-"
+// for none.
+func formatDrops(v any) string {
+	d, _ := v.(map[string]any)
+	if len(d) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + count(d[k])
+	}
+	return strings.Join(keys, " ")
+}
+
+// addedRuleID returns the id of the rule sg rule add inserted: the group's
+// rule at position, or its last rule when appended.
+func addedRuleID(group any, position int) string {
+	m, _ := group.(map[string]any)
+	rules, _ := m["rules"].([]any)
+	if len(rules) == 0 {
+		return ""
+	}
+	i := len(rules) - 1
+	if position >= 0 && position < len(rules) {
+		i = position
+	}
+	r, _ := rules[i].(map[string]any)
+	id, _ := r["id"].(string)
+	return id
 }
