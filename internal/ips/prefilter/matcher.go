@@ -1,0 +1,307 @@
+package prefilter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// Limits on what Compile accepts.
+const (
+	// MaxPatternLen is the longest pattern a Matcher indexes. Pattern
+	// lengths are stored in one byte; Prefilter indexes the first
+	// MaxPatternLen bytes of a longer fast pattern, which is still a
+	// necessary condition for the rule.
+	MaxPatternLen = 255
+	// DefaultMaxPatterns bounds the pattern count (rules.DefaultMaxRules
+	// is the same figure: at most one fast pattern per rule).
+	DefaultMaxPatterns = 200_000
+	// DefaultMaxBytes bounds the finished automaton's memory.
+	DefaultMaxBytes = 256 << 20
+	// DefaultDenseBytes is the memory given to dense transition rows; the
+	// states that do not fit are kept sparse.
+	DefaultDenseBytes = 8 << 20
+)
+
+// ErrTooLarge is returned (wrapped) when the patterns need more states or
+// memory than Options allow.
+var ErrTooLarge = errors.New("prefilter: pattern set too large")
+
+// Pattern is one pattern to find. Bytes may hold any byte values.
+type Pattern struct {
+	Bytes []byte
+	// Nocase matches ASCII letters in either case, as Suricata's nocase.
+	Nocase bool
+}
+
+// Options bound Compile. The zero value (or nil) means the defaults.
+type Options struct {
+	MaxPatterns int // default DefaultMaxPatterns
+	MaxBytes    int // default DefaultMaxBytes: finished automaton
+	DenseBytes  int // default DefaultDenseBytes: dense rows, within MaxBytes
+}
+
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.MaxPatterns <= 0 {
+		r.MaxPatterns = DefaultMaxPatterns
+	}
+	if r.MaxBytes <= 0 {
+		r.MaxBytes = DefaultMaxBytes
+	}
+	if r.DenseBytes <= 0 {
+		r.DenseBytes = DefaultDenseBytes
+	}
+	if r.DenseBytes > r.MaxBytes {
+		r.DenseBytes = r.MaxBytes
+	}
+	return r
+}
+
+// Stats describes a built Matcher.
+type Stats struct {
+	Patterns    int // patterns given
+	States      int // automaton states, root included
+	DenseStates int // states with a dense transition row
+	Classes     int // input byte classes (row width)
+	// Bytes is the memory the finished automaton holds.
+	Bytes int
+	// BuildBytes is the peak memory the build held besides Bytes: the
+	// folded pattern copies, the sort order and the construction trie.
+	BuildBytes int
+}
+
+// matchBit flags, in a transition's target, a state at which at least one
+// pattern ends (its own or along its failure chain).
+const matchBit = 1 << 31
+
+// noState ends an output chain.
+const noState = ^uint32(0)
+
+// Matcher finds many patterns in one pass. It is immutable once built and
+// safe for concurrent use.
+type Matcher struct {
+	// class maps an input byte (folded) to its column.
+	class  [256]uint8
+	stride int
+	nDense uint32
+	// dense holds nDense rows of stride targets (matchBit flagged).
+	dense []uint32
+	// childOff[s]..childOff[s+1] index the children of state s in
+	// childClass (ascending) and childTarget (matchBit flagged); only
+	// sparse states' ranges are read by a scan.
+	childOff    []uint32
+	childClass  []uint8
+	childTarget []uint32
+	fail        []uint32
+	// outOff[s]..outOff[s+1] index the patterns ending exactly at s in
+	// outPat; dict[s] is the nearest state on s's failure chain with
+	// patterns of its own, or noState.
+	outOff []uint32
+	outPat []uint32
+	dict   []uint32
+
+	// Per pattern: length, and for case-sensitive patterns with a letter
+	// (the only ones folding can confuse) the exact bytes in exact.
+	patLen   []uint8
+	exactOff []uint32 // noState: nothing to verify
+	exact    []byte
+
+	stats Stats
+}
+
+// fold is ASCII lower-casing, the only case folding Suricata's nocase does.
+var fold = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+		if i >= 'A' && i <= 'Z' {
+			t[i] = byte(i) + 'a' - 'A'
+		}
+	}
+	return t
+}()
+
+func hasLetter(p []byte) bool {
+	for _, c := range p {
+		if c|0x20 >= 'a' && c|0x20 <= 'z' {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats returns figures about the automaton.
+func (m *Matcher) Stats() Stats { return m.stats }
+
+// Patterns returns the number of patterns the Matcher was built from; ids
+// passed to callbacks are in [0, Patterns()).
+func (m *Matcher) Patterns() int { return len(m.patLen) }
+
+// step returns the target of state s on class c, matchBit flagged.
+func (m *Matcher) step(s uint32, c uint8) uint32 {
+	for s >= m.nDense {
+		lo, hi := m.childOff[s], m.childOff[s+1]
+		for j := lo; j < hi; j++ {
+			cc := m.childClass[j]
+			if cc == c {
+				return m.childTarget[j]
+			}
+			if cc > c {
+				break
+			}
+		}
+		// fail[s] has a smaller depth, hence a smaller breadth-first
+		// number: the loop ends at a dense state.
+		s = m.fail[s]
+	}
+	return m.dense[int(s)*m.stride+int(c)]
+}
+
+// verified reports whether pattern p, ending just before end in buf,
+// matches exactly when it has to.
+func (m *Matcher) verified(p uint32, buf []byte, end int) bool {
+	off := m.exactOff[p]
+	if off == noState {
+		return true
+	}
+	n := int(m.patLen[p])
+	return bytes.Equal(buf[end-n:end], m.exact[off:int(off)+n])
+}
+
+// Scan reports every occurrence of every pattern in buf, in order of end
+// offset: fn gets the pattern's id (its index in Compile's slice) and the
+// offset just past its last byte. Returning false from fn stops the scan.
+// Overlapping occurrences are all reported, so the number of calls can
+// reach len(buf) times the number of patterns that are suffixes of one
+// another; use AppendSet where only the set of patterns matters.
+func (m *Matcher) Scan(buf []byte, fn func(id, end int) bool) {
+	var s uint32
+	for i := 0; i < len(buf); i++ {
+		c := m.class[buf[i]]
+		if s < m.nDense {
+			s = m.dense[int(s)*m.stride+int(c)]
+		} else {
+			s = m.step(s, c)
+		}
+		if s&matchBit == 0 {
+			continue
+		}
+		s &^= matchBit
+		for x := s; x != noState; x = m.dict[x] {
+			for _, p := range m.outPat[m.outOff[x]:m.outOff[x+1]] {
+				if m.verified(p, buf, i+1) && !fn(int(p), i+1) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// AppendSet appends to dst the id of every pattern occurring in buf, each
+// once, in the order of their first occurrence, and returns the extended
+// slice. sc carries the deduplication state between scans; it is grown on
+// first use and then reused, so steady-state scans allocate nothing (dst
+// with enough capacity provided).
+func (m *Matcher) AppendSet(dst []int32, buf []byte, sc *Scratch) []int32 {
+	sc.begin(len(m.patLen), len(m.dict))
+	gen := sc.gen
+	var s uint32
+	for i := 0; i < len(buf); i++ {
+		c := m.class[buf[i]]
+		if s < m.nDense {
+			s = m.dense[int(s)*m.stride+int(c)]
+		} else {
+			s = m.step(s, c)
+		}
+		if s&matchBit == 0 {
+			continue
+		}
+		s &^= matchBit
+		if sc.stateDone[s] == gen {
+			continue
+		}
+		dst = m.collect(dst, s, buf, i+1, sc)
+	}
+	return dst
+}
+
+// collect walks the output chain from s, appending patterns not yet seen.
+// A state is marked done once every pattern it ends has been seen and the
+// rest of its chain is done too, so a later visit skips the whole chain:
+// each state's outputs are walked at most once per scan unless a
+// case-sensitive pattern keeps failing its exact compare.
+func (m *Matcher) collect(dst []int32, s uint32, buf []byte, end int, sc *Scratch) []int32 {
+	gen := sc.gen
+	// Walk the chain, remembering (in sc.chain) which states to consider
+	// for marking, then mark from the tail back.
+	sc.chain = sc.chain[:0]
+	for x := s; x != noState && sc.stateDone[x] != gen; x = m.dict[x] {
+		all := true
+		for _, p := range m.outPat[m.outOff[x]:m.outOff[x+1]] {
+			if sc.patSeen[p] == gen {
+				continue
+			}
+			if !m.verified(p, buf, end) {
+				all = false
+				continue
+			}
+			sc.patSeen[p] = gen
+			dst = append(dst, int32(p))
+		}
+		sc.chain = append(sc.chain, chainEntry{x, all})
+	}
+	for i := len(sc.chain) - 1; i >= 0; i-- {
+		e := sc.chain[i]
+		d := m.dict[e.state]
+		if !e.all || (d != noState && sc.stateDone[d] != gen) {
+			break
+		}
+		sc.stateDone[e.state] = gen
+	}
+	return dst
+}
+
+type chainEntry struct {
+	state uint32
+	all   bool
+}
+
+// Scratch is the per-goroutine state of deduplicating scans. The zero value
+// is ready; one Scratch may serve several Matchers (it grows to the
+// largest), but not two scans at once.
+type Scratch struct {
+	gen       uint32
+	patSeen   []uint32
+	stateDone []uint32
+	chain     []chainEntry
+}
+
+// begin starts a scan: a new generation makes every mark stale without
+// clearing, except when the counter wraps.
+func (sc *Scratch) begin(patterns, states int) {
+	if len(sc.patSeen) < patterns {
+		sc.patSeen = make([]uint32, patterns)
+		sc.gen = 0
+		clear(sc.stateDone)
+	}
+	if len(sc.stateDone) < states {
+		sc.stateDone = make([]uint32, states)
+		sc.gen = 0
+		clear(sc.patSeen)
+	}
+	sc.gen++
+	if sc.gen == 0 {
+		clear(sc.patSeen)
+		clear(sc.stateDone)
+		sc.gen = 1
+	}
+}
+
+// String summarises the automaton for logs.
+func (s Stats) String() string {
+	return fmt.Sprintf("%d patterns, %d states (%d dense), %d classes, %.1f MiB (build %.1f MiB more)",
+		s.Patterns, s.States, s.DenseStates, s.Classes, float64(s.Bytes)/(1<<20), float64(s.BuildBytes)/(1<<20))
+}
