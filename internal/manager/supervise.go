@@ -59,8 +59,12 @@ func (m *Manager) recordExit(name string, e *entry, inst hv.Instance, sup chan s
 	}
 	if m.cg != nil && exit.Reason == "" {
 		if n := m.cg.OOMKills(name); n > 0 {
-			exit.Reason = fmt.Sprintf("out of memory: the VM's cap of %d MiB (guest RAM + %d MiB overhead) was reached and the kernel killed the hypervisor",
-				v.Spec.MemoryMiB+m.cfg.MemOverheadMiB, m.cfg.MemOverheadMiB)
+			limit, what := int64(v.Spec.MemoryMiB), "guest RAM"
+			if r := v.Spec.Resources; r != nil && r.Memory.LimitMiB > 0 {
+				limit, what = r.Memory.LimitMiB, "memory limit"
+			}
+			exit.Reason = fmt.Sprintf("out of memory: the VM's cap of %d MiB (%s %d MiB + %d MiB overhead) was reached and the kernel killed the hypervisor",
+				limit+int64(m.cfg.MemOverheadMiB), what, limit, m.cfg.MemOverheadMiB)
 		}
 	}
 	st, reason := FinalState(v.State, exit)

@@ -164,7 +164,40 @@ func NewPlan(t *Tree, vms []VMClaim) (*Plan, error) {
 	}
 	p.Pools[0].CPU.MaxMilli = t.capacity.CPUMilli
 	p.Pools[0].Memory.MaxMiB = t.capacity.MemoryMiB
+	p.clampCPU(t, where)
 	return p, nil
+}
+
+// clampCPU caps every group's CPU ceiling at its nearest ancestor's (the
+// root's is the capacity). A child can never use more than its parent
+// anyway, and cgroup v1 refuses a child's cfs quota above its parent's
+// (EINVAL), which would stop VMs from starting: a VM's default ceiling of
+// vCPUs × 1000 above its pool's limit, or a pool limit above the host's
+// capacity. Parents come before their children in t.nodes.
+func (p *Plan) clampCPU(t *Tree, where []int) {
+	eff := make([]int64, len(t.nodes)) // the ceiling in force at each pool
+	for i := range t.nodes {
+		c := p.Pools[i].CPU.MaxMilli
+		if i == 0 {
+			eff[i] = c
+			continue
+		}
+		parent := eff[t.nodes[i].parent]
+		switch {
+		case c == 0: // unlimited ("max" is allowed under any parent)
+			eff[i] = parent
+		case c > parent:
+			p.Pools[i].CPU.MaxMilli = parent
+			eff[i] = parent
+		default:
+			eff[i] = c
+		}
+	}
+	for k, i := range where {
+		if c := p.VMs[k].CPU.MaxMilli; c == 0 || c > eff[i] {
+			p.VMs[k].CPU.MaxMilli = eff[i]
+		}
+	}
 }
 
 // divide sets the weights and memory low of pool i's children: its
