@@ -155,10 +155,12 @@ var (
 	vmCPUDesc     = prometheus.NewDesc("bulwark_vm_cpu_millicores", "A VM's CPU use over the last sampling interval.", []string{"vm", "pool"}, nil)
 	vmThrDesc     = prometheus.NewDesc("bulwark_vm_cpu_throttled_ratio", "Share of CPU periods in which the VM's cap held it back.", []string{"vm", "pool"}, nil)
 	vmMemDesc     = prometheus.NewDesc("bulwark_vm_memory_bytes", "A VM's memory in use (its cgroup).", []string{"vm", "pool"}, nil)
+	vmDiskDesc    = prometheus.NewDesc("bulwark_vm_disk_bytes_per_second", "A VM's disk throughput over the last sampling interval.", []string{"vm", "pool", "direction"}, nil)
+	vmNetDesc     = prometheus.NewDesc("bulwark_vm_network_bits_per_second", "A VM's network throughput over the last sampling interval (rx: what it sent into the switch).", []string{"vm", "pool", "direction"}, nil)
 )
 
 func (u *usageSampler) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{poolResDesc, poolLimitDesc, poolHeldDesc, vmCPUDesc, vmThrDesc, vmMemDesc} {
+	for _, d := range []*prometheus.Desc{poolResDesc, poolLimitDesc, poolHeldDesc, vmCPUDesc, vmThrDesc, vmMemDesc, vmDiskDesc, vmNetDesc} {
 		ch <- d
 	}
 }
@@ -187,6 +189,10 @@ func (u *usageSampler) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(vmCPUDesc, prometheus.GaugeValue, float64(vu.CPUMilli), n, name)
 			ch <- prometheus.MustNewConstMetric(vmThrDesc, prometheus.GaugeValue, vu.Throttled, n, name)
 			ch <- prometheus.MustNewConstMetric(vmMemDesc, prometheus.GaugeValue, float64(vu.MemoryMiB<<20), n, name)
+			ch <- prometheus.MustNewConstMetric(vmDiskDesc, prometheus.GaugeValue, float64(vu.DiskReadBps), n, name, "read")
+			ch <- prometheus.MustNewConstMetric(vmDiskDesc, prometheus.GaugeValue, float64(vu.DiskWriteBps), n, name, "write")
+			ch <- prometheus.MustNewConstMetric(vmNetDesc, prometheus.GaugeValue, float64(vu.NetRxBps), n, name, "rx")
+			ch <- prometheus.MustNewConstMetric(vmNetDesc, prometheus.GaugeValue, float64(vu.NetTxBps), n, name, "tx")
 		}
 	}
 }
