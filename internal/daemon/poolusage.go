@@ -67,8 +67,8 @@ func (u *usageSampler) sample(ctx context.Context) {
 		for _, p := range u.sw.Ports() {
 			if p.VM != "" {
 				n := net[p.VM]
-				// rx is what the switch received from the VM (its
-				// transmit), tx what it sent to it.
+				// From the VM's side: rx is what the switch delivered
+				// to it (the port's tx), tx what it sent (the port's rx).
 				n[0] += p.TxBytes
 				n[1] += p.RxBytes
 				net[p.VM] = n
@@ -156,7 +156,7 @@ var (
 	vmThrDesc     = prometheus.NewDesc("bulwark_vm_cpu_throttled_ratio", "Share of CPU periods in which the VM's cap held it back.", []string{"vm", "pool"}, nil)
 	vmMemDesc     = prometheus.NewDesc("bulwark_vm_memory_bytes", "A VM's memory in use (its cgroup).", []string{"vm", "pool"}, nil)
 	vmDiskDesc    = prometheus.NewDesc("bulwark_vm_disk_bytes_per_second", "A VM's disk throughput over the last sampling interval.", []string{"vm", "pool", "direction"}, nil)
-	vmNetDesc     = prometheus.NewDesc("bulwark_vm_network_bits_per_second", "A VM's network throughput over the last sampling interval (rx: what it sent into the switch).", []string{"vm", "pool", "direction"}, nil)
+	vmNetDesc     = prometheus.NewDesc("bulwark_vm_network_bits_per_second", "A VM's network throughput over the last sampling interval, from the VM's side (rx: delivered to it, tx: sent by it).", []string{"vm", "pool", "direction"}, nil)
 )
 
 func (u *usageSampler) Describe(ch chan<- *prometheus.Desc) {
