@@ -196,7 +196,7 @@ func (b *builder) finish(o Options) *Matcher {
 			if s == 0 {
 				m.fail[t] = 0
 			} else {
-				m.fail[t] = m.step(m.fail[s], m.childClass[j])
+				m.fail[t] = m.gotoID(m.fail[s], m.childClass[j])
 			}
 		}
 	}
@@ -227,12 +227,14 @@ func (b *builder) finish(o Options) *Matcher {
 		}
 	}
 
-	// Flag every transition into a state where some pattern ends.
+	// Turn every target into its code, flagged where some pattern ends.
+	m.denseLimit = m.nDense * uint32(m.stride)
 	flag := func(t uint32) uint32 {
+		v := m.code(t)
 		if m.outOff[t] != m.outOff[t+1] || m.dict[t] != noState {
-			return t | matchBit
+			return v | matchBit
 		}
-		return t
+		return v
 	}
 	for i, t := range m.dense {
 		m.dense[i] = flag(t)
@@ -245,6 +247,7 @@ func (b *builder) finish(o Options) *Matcher {
 	m.exactOff = make([]uint32, len(b.pats))
 	for i, p := range b.pats {
 		m.patLen[i] = uint8(len(p.Bytes))
+		m.maxLen = max(m.maxLen, m.patLen[i])
 		m.exactOff[i] = noState
 		if !p.Nocase && hasLetter(p.Bytes) {
 			m.exactOff[i] = uint32(len(m.exact))
@@ -266,4 +269,19 @@ func (b *builder) finish(o Options) *Matcher {
 			4*2*n + 4*n, // breadth-first order, numbering, output fill
 	}
 	return m
+}
+
+// gotoID is the resolved transition of state s on class c during the build,
+// before targets become codes.
+func (m *Matcher) gotoID(s uint32, c uint8) uint32 {
+	for s >= m.nDense {
+		lo, hi := m.childOff[s], m.childOff[s+1]
+		for j := lo; j < hi; j++ {
+			if m.childClass[j] == c {
+				return j + 1 // child entry j leads to state j+1
+			}
+		}
+		s = m.fail[s]
+	}
+	return m.dense[int(s)*m.stride+int(c)]
 }

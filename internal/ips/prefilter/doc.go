@@ -16,7 +16,11 @@
 //     fully resolved transition row, and deeper states keep only their
 //     children and a failure link, which always ends in a dense state. A
 //     state that ends a pattern is flagged in the transition itself, so the
-//     scan loop is one table load and one branch per byte.
+//     scan loop is one table load and one branch per byte. A state is
+//     carried as the offset of its row, so no multiply sits on the chain
+//     of dependent loads, and buffers of 2 KiB or more are walked as two
+//     overlapping halves at once so the two chains' memory latencies
+//     overlap.
 //   - Prefilter: one Matcher per rule buffer (payload, http.uri, dns.query,
 //     ...) built from loaded rules, the map from a pattern to the rules that
 //     share it, and per buffer the rules that must be evaluated whenever the

@@ -188,6 +188,26 @@ func TestMatcherRandom(t *testing.T) {
 	}
 }
 
+// TestMatcherInterleaved covers AppendSet's two-walk path (buffers of at
+// least interleaveMin bytes), with occurrences across the middle.
+func TestMatcherInterleaved(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for iter := 0; iter < 40; iter++ {
+		alpha := []byte("abcAB\x00")
+		pats := randomPatterns(r, 1+r.IntN(30), 1+r.IntN(12), alpha)
+		if iter%4 == 0 {
+			pats = append(pats, Pattern{Bytes: bytes.Repeat([]byte("ab"), 100)})
+		}
+		text := randomText(r, interleaveMin+r.IntN(3000), alpha, pats)
+		if iter%4 == 0 {
+			mid := len(text) / 2
+			copy(text[mid-100:], bytes.Repeat([]byte("ab"), 100))
+		}
+		opts := []*Options{nil, {DenseBytes: 1}}[iter%2]
+		checkAgainstNaive(t, pats, [][]byte{text}, opts)
+	}
+}
+
 func TestMatcherLongPatterns(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	alpha := []byte("ab")
