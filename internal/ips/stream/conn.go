@@ -268,6 +268,12 @@ func (c *Conn) data(d Dir, h *half, seq uint32, seg Segment, r *Result) bool {
 			h.next = end
 		}
 	} else if n > 0 && !c.place(d, h, seq, seg.Payload, r) {
+		if r.Events&resourceEvents != 0 && after(end, h.maxEnd) {
+			// Refused for want of room, not for its content: an engine
+			// failing open lets it pass, and the receiver's ACK of it
+			// must then become a gap rather than an unseen ACK.
+			h.maxEnd = end
+		}
 		return false
 	}
 	if after(end, h.maxEnd) {

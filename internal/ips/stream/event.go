@@ -115,6 +115,9 @@ const dropEvents = Events(1<<EventOverlapDiff | 1<<EventOutsideWindow |
 	1<<EventSynChanged | 1<<EventFinChanged | 1<<EventDataAfterFin |
 	1<<EventRstInvalid | 1<<EventDataAfterClose)
 
+// resourceEvents refuse a segment for want of room, not for its content.
+const resourceEvents = Events(1<<EventTooManySegments | 1<<EventBufferFull | 1<<EventMemcap)
+
 // Result is what one segment did.
 type Result struct {
 	Events Events // raised by this segment

@@ -205,6 +205,27 @@ func TestGap(t *testing.T) {
 	x.close()
 }
 
+// TestFailOpen: a segment refused for want of room that the engine lets
+// pass anyway becomes a gap once the receiver acknowledges it.
+func TestFailOpen(t *testing.T) {
+	x := newConn(t, Config{MaxBuffered: 4096}, 0)
+	x.handshake(cISN, sISN)
+	x.send(ToServer, 0, []byte("head"), 0)
+	if r := x.send(ToServer, 4, make([]byte, 5000), 0); !r.Events.Has(EventBufferFull) {
+		t.Fatalf("oversized: %v", r.Events)
+	}
+	r := x.ack(ToServer, 5004)
+	if !r.Events.Has(EventGap) || r.Events.Has(EventAckUnseen) {
+		t.Fatalf("ack: %v", r.Events)
+	}
+	if g := x.rec.gaps[ToServer]; len(g) != 1 || g[0] != 5000 {
+		t.Fatalf("gaps %v", g)
+	}
+	x.send(ToServer, 5004, []byte("tail"), 0)
+	expectBytes(t, "stream", x.rec.data[ToServer].Bytes(), []byte("headtail"))
+	x.close()
+}
+
 func TestRetransmissions(t *testing.T) {
 	x := newConn(t, Config{}, 0)
 	x.handshake(cISN, sISN)
@@ -434,7 +455,7 @@ func TestFin(t *testing.T) {
 		t.Fatal("no End")
 	}
 	x.send(ToServer, 5, []byte("world"), FlagFIN) // retransmission
-	x.ack(ToServer, 11)                            // data and FIN
+	x.ack(ToServer, 11)                           // data and FIN
 	if x.rec.ends[ToServer] != 1 || x.c.Buffered(ToServer) != 0 {
 		t.Fatal("End twice, or bytes held")
 	}
