@@ -24,7 +24,22 @@ func buildHostile(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "hostile")
+	// The daemon pins and measures the firmware from the QEMU binary's
+	// data directory (BIN/../share/qemu): give the hostile "QEMU" a copy
+	// of the real one there.
+	for _, d := range []string{"bin", "share", "share/qemu"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fw, err := os.ReadFile("/usr/share/qemu/bios-microvm.bin")
+	if err != nil {
+		t.Fatalf("the microvm firmware of the qemu-system-x86 package: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "share/qemu/bios-microvm.bin"), fw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "bin", "hostile")
 	out, err := exec.Command("gcc", "-static", "-O2", "-Wall", "-Werror", "-o", bin, "hostilevmm/hostile.c", "-lpthread").CombinedOutput()
 	if err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
