@@ -44,35 +44,12 @@ func (c *Conn) place(d Dir, h *half, seq uint32, data []byte, r *Result) bool {
 		}
 	}
 	end := o + len(data)
-
-	// Out-of-order ranges overlapping or adjacent to [o, end): i..j-1.
-	i, j := len(h.ranges), len(h.ranges)
-	ns, ne := o, end // the merged range
-	for k, g := range h.ranges {
-		gs, ge := int(g.start-h.base), int(g.end-h.base)
-		if ge < o {
-			continue
-		}
-		if gs > end {
-			j = k
-			break
-		}
-		if i == len(h.ranges) {
-			i = k
-		}
-		j = k + 1
-		if a, b := max(gs, o), min(ge, end); a < b {
-			if !bytes.Equal(data[a-o:b-o], h.buf.b[h.head+a:h.head+b]) {
-				r.add(EventOverlapDiff)
-				return false
-			}
-			overlap = true
-		}
-		ns, ne = min(ns, gs), max(ne, ge)
+	i, j, ns, ne, same, ok := h.scan(o, data)
+	if !ok {
+		r.add(EventOverlapDiff)
+		return false
 	}
-	if i > j {
-		i = j
-	}
+	overlap = overlap || same
 	inOrder := ns == next
 	count := len(h.ranges) - (j - i)
 	if !inOrder {
@@ -115,6 +92,38 @@ func (c *Conn) place(d Dir, h *half, seq uint32, data []byte, r *Result) bool {
 	h.next = h.base + uint32(ne)
 	c.deliver(d, h, h.buf.b[h.head+next:h.head+ne], r)
 	return true
+}
+
+// scan finds the out-of-order ranges overlapping or adjacent to data at
+// offset o: ranges[i:j], which merge with it into [ns, ne). It compares
+// the overlapping bytes: ok is false if any differ, same is true if some
+// were equal.
+func (h *half) scan(o int, data []byte) (i, j, ns, ne int, same, ok bool) {
+	end := o + len(data)
+	i, j = len(h.ranges), len(h.ranges)
+	ns, ne = o, end
+	for k, g := range h.ranges {
+		gs, ge := int(g.start-h.base), int(g.end-h.base)
+		if ge < o {
+			continue
+		}
+		if gs > end {
+			j = k
+			break
+		}
+		if i == len(h.ranges) {
+			i = k
+		}
+		j = k + 1
+		if a, b := max(gs, o), min(ge, end); a < b {
+			if !bytes.Equal(data[a-o:b-o], h.buf.b[h.head+a:h.head+b]) {
+				return 0, 0, 0, 0, false, false
+			}
+			same = true
+		}
+		ns, ne = min(ns, gs), max(ne, ge)
+	}
+	return min(i, j), j, ns, ne, same, true
 }
 
 // ensure makes h.buf hold span bytes from base, growing it within the

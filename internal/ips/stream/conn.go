@@ -29,6 +29,7 @@ const (
 	FlagSYN Flags = 0x02
 	FlagRST Flags = 0x04
 	FlagACK Flags = 0x10
+	FlagURG Flags = 0x20
 )
 
 // Segment is one TCP segment of a flow, as the guest sent it.
@@ -195,6 +196,13 @@ func (c *Conn) Segment(d Dir, seg Segment) Result {
 func (c *Conn) segment(d Dir, seg Segment, r *Result) {
 	h := &c.h[d]
 	seq := seg.Seq
+	if seg.Flags&FlagURG != 0 && len(seg.Payload) > 0 {
+		// A receiving socket without SO_OOBINLINE (the default) takes the
+		// urgent byte out of the stream, so the application would read
+		// bytes other than those inspected.
+		r.add(EventUrgent)
+		return
+	}
 	if seg.Flags&FlagSYN != 0 {
 		switch {
 		case !h.started:

@@ -42,6 +42,15 @@
 //     advertised window (known once both SYNs were seen; the furthest
 //     edge ever advertised, so a shrinking window never drops) raise
 //     EventOutsideWindow and are dropped: the receiver would discard them.
+//   - Data with the URG flag raises EventUrgent and is dropped: a socket
+//     takes the urgent byte out of the stream by default (Suricata's
+//     stream.reassembly.urgent-policy "drop").
+//
+// Because conflicting copies are dropped rather than resolved, tricks
+// that make the receiver discard the first copy (a stale TCP timestamp,
+// a missing ACK flag, a full receive queue) gain nothing: the IPS
+// inspected the first copy, and any different copy never arrives. The
+// worst they do is stall the attacker's own connection.
 //
 // Result.Drop lists the events that refuse a segment. The engine drops
 // such a segment inline (fail closed; a genuine sender retransmits it

@@ -60,6 +60,10 @@ const (
 	EventDataAfterClose
 	// EventAckUnseen: an ACK for bytes never seen; the ACK is ignored.
 	EventAckUnseen
+	// EventUrgent (drop): data with the URG flag. The receiving socket
+	// takes the urgent byte out of the stream unless the application
+	// asked otherwise, so what it reads is not what was inspected.
+	EventUrgent
 
 	numEvents = iota
 )
@@ -80,6 +84,7 @@ var eventNames = [numEvents]string{
 	"rst_invalid",
 	"data_after_close",
 	"ack_unseen_data",
+	"urgent_data",
 }
 
 // String returns the event's counter name.
@@ -113,7 +118,7 @@ func (s Events) String() string {
 const dropEvents = Events(1<<EventOverlapDiff | 1<<EventOutsideWindow |
 	1<<EventTooManySegments | 1<<EventBufferFull | 1<<EventMemcap |
 	1<<EventSynChanged | 1<<EventFinChanged | 1<<EventDataAfterFin |
-	1<<EventRstInvalid | 1<<EventDataAfterClose)
+	1<<EventRstInvalid | 1<<EventDataAfterClose | 1<<EventUrgent)
 
 // resourceEvents refuse a segment for want of room, not for its content.
 const resourceEvents = Events(1<<EventTooManySegments | 1<<EventBufferFull | 1<<EventMemcap)

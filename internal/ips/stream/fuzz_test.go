@@ -84,7 +84,7 @@ func fuzzReassemble(t *testing.T, in []byte) {
 			d = p
 		case 6: // RST
 			seg = Segment{Seq: isn[d] + 1 + uint32(off), Flags: FlagRST}
-		default: // data: genuine (0..3), conflicting (4), with FIN (7)
+		default: // data: genuine (0..3; 3 may be urgent), conflicting (4), with FIN (7)
 			for i := range n {
 				if kind == 4 {
 					payload[i] = alt(d, off+i)

@@ -509,6 +509,17 @@ func TestRst(t *testing.T) {
 	y.close()
 }
 
+func TestUrgent(t *testing.T) {
+	x := newConn(t, Config{}, 0)
+	x.handshake(cISN, sISN)
+	if r := x.send(ToServer, 0, []byte("ab"), FlagURG); !r.Drop() || !r.Events.Has(EventUrgent) {
+		t.Fatalf("urgent: %v", r.Events)
+	}
+	x.send(ToServer, 0, []byte("ab"), 0)
+	expectBytes(t, "stream", x.rec.data[ToServer].Bytes(), []byte("ab"))
+	x.close()
+}
+
 func TestSynChanged(t *testing.T) {
 	x := newConn(t, Config{}, 0)
 	x.handshake(cISN, sISN)
