@@ -7,29 +7,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bulwark-project/bulwark/internal/shareddata"
 )
 
 // sharedData returns ../shared/data relative to the module root (the
 // directory holding go.mod), where CI and developers keep the test data.
 func sharedData(tb testing.TB, sub string) string {
 	tb.Helper()
-	dir, err := os.Getwd()
+	p, err := shareddata.Dir(sub)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(filepath.Dir(dir), "shared", "data", sub)
-	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("test data %s is missing (expected at ../shared/data/%s next to the repository): %v", p, sub, err)
 	}
 	return p
 }

@@ -10,8 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
+
+	"github.com/bulwark-project/bulwark/internal/shareddata"
 )
 
 // Packet is one decoded TCP or UDP packet.
@@ -23,11 +24,14 @@ type Packet struct {
 	Payload          []byte
 }
 
-// DataDir is ../shared/data/suricata-verify as seen from the repository.
+// DataDir is the shared suricata-verify data (internal/shareddata);
+// "" when it cannot be found, and the callers' reads then fail naming it.
 func DataDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "..")
-	return filepath.Join(root, "..", "shared", "data", "suricata-verify")
+	d, err := shareddata.Dir("suricata-verify")
+	if err != nil {
+		return filepath.Join("..", "shared", "data", "suricata-verify")
+	}
+	return d
 }
 
 // Read decodes every TCP/UDP packet of a classic pcap file.
