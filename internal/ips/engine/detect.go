@@ -1,0 +1,574 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/bulwark-project/bulwark/internal/ips/prefilter"
+	"github.com/bulwark-project/bulwark/internal/ips/proto/dns"
+	"github.com/bulwark-project/bulwark/internal/ips/proto/http1"
+	"github.com/bulwark-project/bulwark/internal/ips/rules"
+	"github.com/bulwark-project/bulwark/internal/ips/stream"
+)
+
+// Config bounds a Detector. Zero fields take the defaults.
+type Config struct {
+	// MaxFlows bounds the flow table; the least recently seen flow is
+	// evicted for a new one. Default 65,536.
+	MaxFlows int
+	// FlowTimeout: a flow idle this long is replaced by a new one with
+	// the same 5-tuple. Default 10 minutes.
+	FlowTimeout time.Duration
+	// MaxThresholds bounds the threshold/detection_filter counters.
+	// Default 65,536.
+	MaxThresholds int
+	// MaxAlertsPerPacket bounds the alerts of one packet (Suricata's
+	// packet_alert_max, default 15); further ones are counted.
+	MaxAlertsPerPacket int
+	// MaxRetries bounds the backtracking of one buffer's matches.
+	// Default DefaultMaxRetries.
+	MaxRetries int
+	// StreamTail is how many bytes of earlier stream data are kept in
+	// front of a packet's new stream data, so a pattern split across
+	// segments is found. Default 2,048.
+	StreamTail int
+	// StreamChunk bounds the new stream bytes inspected at once.
+	// Default 64 KiB.
+	StreamChunk int
+	// Stream and StreamMemcap configure TCP reassembly.
+	Stream       stream.Config
+	StreamMemcap int64
+	// HTTP bounds the HTTP parser of each flow.
+	HTTP http1.Config
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxFlows, 65536)
+	def(&c.MaxThresholds, 65536)
+	def(&c.MaxAlertsPerPacket, 15)
+	def(&c.MaxRetries, DefaultMaxRetries)
+	def(&c.StreamTail, 2048)
+	def(&c.StreamChunk, 64<<10)
+	if c.FlowTimeout <= 0 {
+		c.FlowTimeout = 10 * time.Minute
+	}
+	if c.HTTP.LineLimit == 0 {
+		c.HTTP = http1.DefaultConfig()
+	}
+	return c
+}
+
+// Alert is one rule match that alerts. Frame points into the packet's
+// frame and is valid only until the Detector's next call.
+type Alert struct {
+	Rule *rules.Rule
+	// RuleIndex is the rule's index in Engine.Rules.
+	RuleIndex int32
+
+	Category string
+	Time     time.Time
+	FlowID   uint64
+	Src, Dst netip.Addr
+	SrcPort  uint16
+	DstPort  uint16
+	Proto    uint8
+	ICMPType uint8
+	ICMPCode uint8
+	App      rules.AppProto
+	ToServer bool
+	// TxID is the HTTP transaction (from 0, as Suricata's tx_id) when
+	// HasTx.
+	TxID  uint64
+	HasTx bool
+
+	LinkType       uint32
+	Frame          []byte
+	HasEther       bool
+	SrcMAC, DstMAC [6]byte
+}
+
+// Stats counts what a Detector did.
+type Stats struct {
+	Packets, Bytes uint64
+	// NotInspected counts frames not decoded, by Decode reason.
+	NotInspected map[string]uint64
+	Flows        uint64 // flows created
+	FlowsEvicted uint64
+	Alerts       uint64
+	// Suppressed counts matches not alerted by threshold/detection_filter.
+	Suppressed uint64
+	// AlertsDropped counts alerts beyond MaxAlertsPerPacket.
+	AlertsDropped uint64
+	// Evaluated counts full rule evaluations (prefilter candidates).
+	Evaluated uint64
+	// RetriesExhausted counts buffers whose backtracking bound ran out.
+	RetriesExhausted uint64
+	// ThresholdFull counts matches lost to a full threshold table.
+	ThresholdFull uint64
+	// StreamDrops counts TCP segments the reassembler refused (an inline
+	// engine drops them).
+	StreamDrops uint64
+}
+
+// Detector runs an Engine over packets. It holds the flow table, the
+// threshold counters and the scratch space; it is not safe for concurrent
+// use (one per inspecting goroutine).
+type Detector struct {
+	e     *Engine
+	cfg   Config
+	flows map[flowKey]*flow
+	// head and tail of the LRU list: head most recently seen.
+	head, tail *flow
+	pool       *stream.Pool
+	th         thresholds
+	m          matcher
+	sc         prefilter.Scratch
+	cands      []int32
+	// stamp[i] == gen when rule i already matched in the current unit
+	// (packet, transaction or message).
+	stamp  []uint32
+	gen    uint32
+	alerts []Alert
+	nalert int // alerts of the current packet
+	seq    uint64
+	cur    *Packet
+	pkt    Packet
+	stats  Stats
+}
+
+// NewDetector returns a Detector for e.
+func NewDetector(e *Engine, cfg Config) *Detector {
+	cfg = cfg.withDefaults()
+	d := &Detector{
+		e: e, cfg: cfg,
+		flows: map[flowKey]*flow{},
+		pool:  stream.NewPool(cfg.StreamMemcap),
+		th:    thresholds{m: map[thresholdKey]*thresholdEntry{}, max: cfg.MaxThresholds},
+		stamp: make([]uint32, len(e.rules)),
+	}
+	d.m.maxRetries = cfg.MaxRetries
+	d.stats.NotInspected = map[string]uint64{}
+	return d
+}
+
+// Stats returns the counters so far.
+func (d *Detector) Stats() Stats {
+	s := d.stats
+	s.RetriesExhausted = d.m.exhausted
+	s.ThresholdFull = d.th.full
+	return s
+}
+
+// ictx is one inspection: a packet's payload, a stream window or an
+// application transaction, with the buffers it offers.
+type ictx struct {
+	p        *Packet
+	f        *flow
+	toServer bool
+	kind     uint8
+	bufs     [64][]byte
+	have     uint64
+	// prior, for stream inspection: the window's earlier part alone.
+	prior []byte
+	txID  uint64
+	hasTx bool
+	// passed: a pass rule matched; nothing more alerts in this unit.
+	passed bool
+}
+
+const (
+	kindPacket uint8 = iota
+	kindStream
+	kindApp
+)
+
+func (c *ictx) set(b rules.Buffer, data []byte) {
+	c.bufs[b] = data
+	c.have |= 1 << b
+}
+
+func (c *ictx) reset(p *Packet, f *flow, toServer bool, kind uint8) {
+	c.p, c.f, c.toServer, c.kind = p, f, toServer, kind
+	c.have, c.prior, c.hasTx, c.passed = 0, nil, false, false
+}
+
+// Packet inspects one decoded packet and returns its alerts; the slice
+// is the Detector's, valid until the next call.
+func (d *Detector) Packet(p *Packet) []Alert {
+	d.alerts = d.alerts[:0]
+	d.nalert = 0
+	d.cur = p
+	d.stats.Packets++
+	d.stats.Bytes += uint64(len(p.Frame))
+	d.gen++
+	if p.Proto == 0 {
+		return d.alerts
+	}
+	f, toServer := d.lookup(p)
+	dir := 1
+	if toServer {
+		dir = 0
+	}
+	f.seen[dir] = true
+	if p.Proto == ProtoTCP && !p.Fragment {
+		d.trackTCP(f, p, toServer)
+	}
+
+	// Application messages carried by this packet (UDP DNS).
+	var dnsMsg *dns.Message
+	if p.Proto == ProtoUDP && !p.Fragment && (p.SrcPort == 53 || p.DstPort == 53) && f.app != rules.AppHTTP {
+		if m, err := dns.Parse(p.Payload); err == nil {
+			f.app = rules.AppDNS
+			dnsMsg = m
+		}
+	}
+
+	var c ictx
+	c.reset(p, f, toServer, kindPacket)
+	c.set(rules.BufPayload, p.Payload)
+	d.inspectPacket(&c, dir)
+	if f.sc != nil {
+		d.inspectStream(f, dir)
+	}
+	if dnsMsg != nil && !dnsMsg.Header.Response() {
+		for i := range dnsMsg.Questions {
+			d.gen++
+			c.reset(p, f, toServer, kindApp)
+			c.set(rules.BufDNSQuery, dnsMsg.Questions[i].Name.Value)
+			d.inspectApp(&c, rules.AppDNS)
+		}
+	}
+	if f.http != nil {
+		d.inspectHTTP(f, p, false)
+	}
+	if f.tls != nil && !f.tlsDone && f.tls.Done() {
+		f.tlsDone = true
+		if h, _ := f.tls.Result(); h != nil {
+			d.gen++
+			c.reset(p, f, true, kindApp)
+			if h.SNI != nil {
+				c.set(rules.BufTLSSNI, h.SNI)
+			}
+			c.set(rules.BufJA3Hash, []byte(h.JA3Hash()))
+			d.inspectApp(&c, rules.AppTLS)
+		}
+	}
+	return d.alerts
+}
+
+// lookup finds or creates p's flow and says whether p goes to the server.
+func (d *Detector) lookup(p *Packet) (*flow, bool) {
+	k := keyOf(p)
+	f := d.flows[k]
+	if f != nil && p.Time.Sub(f.last) > d.cfg.FlowTimeout {
+		d.remove(f)
+		f = nil
+	}
+	if f == nil {
+		for len(d.flows) >= d.cfg.MaxFlows && d.tail != nil {
+			d.remove(d.tail)
+			d.stats.FlowsEvicted++
+		}
+		d.seq++
+		f = &flow{key: k, det: d, cliAddr: p.Src, cliPort: p.SrcPort, id: flowID(k, p.Time, d.seq)}
+		// A SYN-ACK seen first comes from the server.
+		if p.Proto == ProtoTCP && p.TCPFlags&(rules.TCPSyn|rules.TCPAck) == rules.TCPSyn|rules.TCPAck {
+			f.cliAddr, f.cliPort = p.Dst, p.DstPort
+		}
+		if p.Proto == ProtoTCP {
+			f.sc = stream.New(d.cfg.Stream, d.pool, f)
+		}
+		d.flows[k] = f
+		d.stats.Flows++
+	} else {
+		d.unlink(f)
+	}
+	f.last = p.Time
+	f.next = d.head
+	if d.head != nil {
+		d.head.prev = f
+	}
+	d.head = f
+	if d.tail == nil {
+		d.tail = f
+	}
+	return f, p.Src == f.cliAddr && p.SrcPort == f.cliPort
+}
+
+func (d *Detector) unlink(f *flow) {
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		d.head = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	} else {
+		d.tail = f.prev
+	}
+	f.prev, f.next = nil, nil
+}
+
+// remove ends a flow: pending HTTP transactions are closed and inspected,
+// reassembly memory returns to the pool.
+func (d *Detector) remove(f *flow) {
+	d.unlink(f)
+	delete(d.flows, f.key)
+	if f.http != nil {
+		f.http.Close(http1.ToServer)
+		f.http.Close(http1.ToClient)
+		d.inspectHTTP(f, nil, true)
+	}
+	if f.sc != nil {
+		f.sc.Close()
+	}
+}
+
+// Flush ends every flow (as at the end of a capture), inspecting what the
+// HTTP parsers still held, and returns those alerts. Alerts raised at a
+// flow's end carry the flow's addresses in the transaction's direction
+// and the time of its last packet, and no frame.
+func (d *Detector) Flush() []Alert {
+	d.alerts = d.alerts[:0]
+	d.nalert = 0
+	d.cur = nil
+	for d.head != nil {
+		d.remove(d.head)
+	}
+	return d.alerts
+}
+
+// trackTCP follows the handshake and feeds the reassembler.
+func (d *Detector) trackTCP(f *flow, p *Packet, toServer bool) {
+	fl := p.TCPFlags
+	switch {
+	case fl&rules.TCPRst != 0:
+	case fl&(rules.TCPSyn|rules.TCPAck) == rules.TCPSyn && toServer:
+		if f.tcp == tcpNone {
+			f.tcp = tcpSyn
+		}
+	case fl&(rules.TCPSyn|rules.TCPAck) == rules.TCPSyn|rules.TCPAck && !toServer:
+		if f.tcp == tcpSyn {
+			f.tcp = tcpSynAck
+		}
+	case fl&rules.TCPAck != 0 && toServer:
+		if f.tcp == tcpSynAck {
+			f.tcp = tcpEstablished
+		}
+	}
+	dir := 1
+	if toServer {
+		dir = 0
+	}
+	// The window keeps at most StreamTail bytes of earlier data.
+	w := f.win[dir]
+	if n := len(w); n > d.cfg.StreamTail {
+		copy(w, w[n-d.cfg.StreamTail:])
+		w = w[:d.cfg.StreamTail]
+	}
+	f.win[dir], f.tail[dir] = w, len(w)
+	res := f.sc.Segment(stream.Dir(dir), stream.Segment{
+		Seq: p.Seq, Ack: p.Ack, Flags: stream.Flags(fl), Window: p.Window, WScale: p.WScale, Payload: p.Payload,
+	})
+	if res.Drop() {
+		d.stats.StreamDrops++
+	}
+}
+
+// inspectPacket evaluates the packet-level candidates: rules selected by
+// the payload's patterns, and the header-only transport rules.
+func (d *Detector) inspectPacket(c *ictx, dir int) {
+	f := c.f
+	if !f.uncondDone[dir] {
+		f.uncondDone[dir] = true
+		f.uncond[dir] = nil
+		for _, id := range d.e.uncond[rules.AppNone] {
+			if d.headerOK(d.e.rules[id], c) {
+				f.uncond[dir] = append(f.uncond[dir], id)
+			}
+		}
+	}
+	d.cands = append(d.cands[:0], f.uncond[dir]...)
+	d.cands = append(d.cands, d.e.pf.Candidates(rules.BufPayload, c.p.Payload, &d.sc)...)
+	d.e.sortCandidates(d.cands)
+	for _, id := range d.cands {
+		if c.passed {
+			return
+		}
+		if d.e.meta[id].packet {
+			d.try(id, c)
+		}
+	}
+}
+
+// inspectStream evaluates the payload rules against direction dir's
+// stream window when the current packet delivered data to it. A rule
+// matches the window only if it does not match the window's earlier part
+// alone (that part was inspected with an earlier packet).
+func (d *Detector) inspectStream(f *flow, dir int) {
+	w := f.win[dir]
+	if len(w) == f.tail[dir] || d.cur == nil {
+		return
+	}
+	p := d.cur
+	var c ictx
+	c.reset(p, f, dir == 0, kindStream)
+	c.set(rules.BufPayload, w)
+	c.prior = w[:f.tail[dir]]
+	d.cands = append(d.cands[:0], d.e.pf.Candidates(rules.BufPayload, w, &d.sc)...)
+	d.e.sortCandidates(d.cands)
+	for _, id := range d.cands {
+		if c.passed {
+			break
+		}
+		if d.e.meta[id].stream && d.stamp[id] != d.gen {
+			d.try(id, &c)
+		}
+	}
+	// What was inspected becomes the tail of the next window.
+	if n := len(w); n > d.cfg.StreamTail {
+		copy(w, w[n-d.cfg.StreamTail:])
+		w = w[:d.cfg.StreamTail]
+	}
+	f.win[dir], f.tail[dir] = w, len(w)
+}
+
+// inspectApp evaluates an application unit (a DNS question, a TLS
+// ClientHello, one side of an HTTP transaction): the candidates of every
+// buffer c offers, and the header-only rules of protocol app.
+func (d *Detector) inspectApp(c *ictx, app rules.AppProto) {
+	d.cands = d.cands[:0]
+	for b := rules.Buffer(1); b < 64; b++ {
+		if c.have&(1<<b) != 0 {
+			d.cands = append(d.cands, d.e.pf.Candidates(b, c.bufs[b], &d.sc)...)
+		}
+	}
+	d.cands = append(d.cands, d.e.uncond[app]...)
+	d.e.sortCandidates(d.cands)
+	prev := int32(-1)
+	for _, id := range d.cands {
+		if id == prev {
+			continue
+		}
+		prev = id
+		if c.passed {
+			return
+		}
+		d.try(id, c)
+	}
+}
+
+// inspectHTTP inspects each side of each transaction that reached a new
+// stage (headers, complete) since it was last inspected; at flow end
+// (final, p nil) whatever was not inspected complete is inspected as it
+// is, with a packet made from the flow.
+func (d *Detector) inspectHTTP(f *flow, p *Packet, final bool) {
+	var c ictx
+	var pseudo [2]Packet
+	for i := range pseudo {
+		pseudo[i] = f.pseudo(i)
+	}
+	for _, tx := range f.http.Txs() {
+		ts := f.txFor(tx.ID)
+		for dir := 0; dir < 2; dir++ {
+			prog := tx.RequestProgress
+			if dir == 1 {
+				prog = tx.ResponseProgress
+			}
+			if prog < http1.ProgressHeaders && !(final && prog > http1.ProgressNone) {
+				continue
+			}
+			stage := prog
+			if stage == http1.ProgressBody && !final {
+				stage = http1.ProgressHeaders
+			}
+			if final {
+				stage = http1.ProgressComplete
+			}
+			if stage <= ts.prog[dir] {
+				continue
+			}
+			ts.prog[dir] = stage
+			d.gen++
+			pp := p
+			if pp == nil {
+				pp = &pseudo[dir]
+			}
+			c.reset(pp, f, dir == 0, kindApp)
+			c.txID, c.hasTx = tx.ID-1, true
+			setHTTPBuffers(&c, tx, dir)
+			for _, id := range ts.fired {
+				d.stamp[id] = d.gen
+			}
+			before := len(d.alerts)
+			d.inspectApp(&c, rules.AppHTTP)
+			for _, a := range d.alerts[before:] {
+				if len(ts.fired) < maxFiredPerTx {
+					ts.fired = append(ts.fired, a.RuleIndex)
+				}
+			}
+		}
+	}
+	f.pruneTxs()
+}
+
+func setHTTPBuffers(c *ictx, tx *http1.Tx, dir int) {
+	if dir == 0 {
+		c.set(rules.BufHTTPMethod, tx.Method)
+		c.set(rules.BufHTTPURI, tx.URI)
+		c.set(rules.BufHTTPURIRaw, tx.URIRaw)
+		c.set(rules.BufHTTPProtocol, tx.Protocol)
+		c.set(rules.BufHTTPRequestLine, tx.RequestLine)
+		if tx.Host != nil {
+			c.set(rules.BufHTTPHost, tx.Host)
+			c.set(rules.BufHTTPHostRaw, tx.HostRaw)
+		}
+		setNonNil(c, rules.BufHTTPHeader, tx.RequestHeaderBuf)
+		setNonNil(c, rules.BufHTTPHeaderNames, tx.RequestHeaderNames)
+		setNonNil(c, rules.BufHTTPUserAgent, tx.UserAgent)
+		setNonNil(c, rules.BufHTTPCookie, tx.Cookie)
+		setNonNil(c, rules.BufHTTPReferer, tx.Referer)
+		setNonNil(c, rules.BufHTTPContentType, tx.RequestContentType)
+		setNonNil(c, rules.BufHTTPAccept, tx.HeaderValue(http1.ToServer, "Accept"))
+		setNonNil(c, rules.BufHTTPAcceptEnc, tx.HeaderValue(http1.ToServer, "Accept-Encoding"))
+		setNonNil(c, rules.BufHTTPAcceptLang, tx.HeaderValue(http1.ToServer, "Accept-Language"))
+		setNonNil(c, rules.BufHTTPConnection, tx.HeaderValue(http1.ToServer, "Connection"))
+		setNonNil(c, rules.BufHTTPContentLen, tx.HeaderValue(http1.ToServer, "Content-Length"))
+		if len(tx.RequestBody.Data) > 0 {
+			c.set(rules.BufHTTPRequestBody, tx.RequestBody.Data)
+			c.set(rules.BufFileData, tx.RequestBody.Data)
+		}
+		return
+	}
+	if tx.ResponseLine != nil {
+		c.set(rules.BufHTTPResponseLine, tx.ResponseLine)
+		c.set(rules.BufHTTPStatCode, tx.StatusCode)
+		c.set(rules.BufHTTPStatMsg, tx.StatusMsg)
+		c.set(rules.BufHTTPProtocol, tx.ResponseProtocol)
+	}
+	setNonNil(c, rules.BufHTTPHeader, tx.ResponseHeaderBuf)
+	setNonNil(c, rules.BufHTTPHeaderNames, tx.ResponseHeaderNames)
+	setNonNil(c, rules.BufHTTPCookie, tx.SetCookie)
+	setNonNil(c, rules.BufHTTPContentType, tx.ResponseContentType)
+	setNonNil(c, rules.BufHTTPLocation, tx.HeaderValue(http1.ToClient, "Location"))
+	setNonNil(c, rules.BufHTTPServer, tx.HeaderValue(http1.ToClient, "Server"))
+	setNonNil(c, rules.BufHTTPConnection, tx.HeaderValue(http1.ToClient, "Connection"))
+	setNonNil(c, rules.BufHTTPContentLen, tx.HeaderValue(http1.ToClient, "Content-Length"))
+	if len(tx.ResponseBody.Data) > 0 {
+		c.set(rules.BufHTTPResponseBody, tx.ResponseBody.Data)
+		c.set(rules.BufFileData, tx.ResponseBody.Data)
+	}
+}
+
+// setNonNil offers a buffer that exists (a header that was sent, even
+// empty: bsize:0 on an empty User-Agent matches, as in Suricata).
+func setNonNil(c *ictx, b rules.Buffer, v []byte) {
+	if v != nil {
+		c.set(b, v)
+	}
+}

@@ -1,0 +1,248 @@
+package engine
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+)
+
+// Link types of the frames Decode accepts (pcap LINKTYPE_ values).
+const (
+	LinkNull     = 0   // BSD loopback: 4-byte address family
+	LinkEthernet = 1   // Ethernet II, with 802.1Q/802.1ad tags
+	LinkRaw      = 101 // raw IPv4 or IPv6
+	LinkIPv4     = 228
+	LinkIPv6     = 229
+)
+
+// IP protocol numbers the engine follows.
+const (
+	ProtoICMP   = 1
+	ProtoTCP    = 6
+	ProtoUDP    = 17
+	ProtoICMPv6 = 58
+)
+
+// maxVLANTags bounds the 802.1Q/802.1ad tags Decode walks.
+const maxVLANTags = 4
+
+// maxIPv6Ext bounds the IPv6 extension headers Decode walks.
+const maxIPv6Ext = 8
+
+// Packet is one decoded frame. Its slices point into the frame given to
+// Decode; the caller keeps the frame alive while the Packet is used.
+type Packet struct {
+	Time     time.Time
+	LinkType uint32
+	// Frame is the whole frame as captured.
+	Frame []byte
+
+	HasEther       bool
+	SrcMAC, DstMAC [6]byte
+
+	Src, Dst netip.Addr
+	// Proto is the IP protocol number (0 when the frame is not IP).
+	Proto uint8
+	// Fragment: an IP fragment (L4 fields are not decoded).
+	Fragment bool
+
+	SrcPort, DstPort uint16
+	// TCP header fields (Proto TCP).
+	TCPFlags uint8
+	Seq, Ack uint32
+	Window   uint16
+	WScale   uint8
+	// ICMP type and code (Proto ICMP or ICMPv6).
+	ICMPType, ICMPCode uint8
+
+	Payload []byte
+}
+
+// Decode reasons: why a frame was not decoded as IP (counter keys).
+const (
+	DecodeOK          = ""
+	DecodeLinkType    = "unsupported link type"
+	DecodeNotIP       = "not ip"
+	DecodeTruncated   = "truncated"
+	DecodeBadHeader   = "bad ip header"
+	DecodeBadL4       = "bad l4 header"
+	DecodeTooManyTags = "too many vlan tags"
+)
+
+// Decode decodes frame captured with link type link into p. It returns a
+// reason (a Decode* constant) when the frame is not usable; p is then
+// only partly filled. Every length is checked against the frame.
+func Decode(link uint32, frame []byte, p *Packet) string {
+	*p = Packet{LinkType: link, Frame: frame}
+	f := frame
+	var et uint16
+	switch link {
+	case LinkEthernet:
+		if len(f) < 14 {
+			return DecodeTruncated
+		}
+		p.HasEther = true
+		copy(p.DstMAC[:], f[0:6])
+		copy(p.SrcMAC[:], f[6:12])
+		et = binary.BigEndian.Uint16(f[12:])
+		f = f[14:]
+		for n := 0; et == 0x8100 || et == 0x88a8; n++ {
+			if n >= maxVLANTags {
+				return DecodeTooManyTags
+			}
+			if len(f) < 4 {
+				return DecodeTruncated
+			}
+			et = binary.BigEndian.Uint16(f[2:])
+			f = f[4:]
+		}
+		if et != 0x0800 && et != 0x86dd {
+			return DecodeNotIP
+		}
+	case LinkNull:
+		if len(f) < 4 {
+			return DecodeTruncated
+		}
+		f = f[4:]
+	case LinkRaw, LinkIPv4, LinkIPv6:
+	default:
+		return DecodeLinkType
+	}
+	if len(f) < 1 {
+		return DecodeTruncated
+	}
+	switch f[0] >> 4 {
+	case 4:
+		return decodeIPv4(f, p)
+	case 6:
+		return decodeIPv6(f, p)
+	}
+	return DecodeNotIP
+}
+
+func decodeIPv4(f []byte, p *Packet) string {
+	if len(f) < 20 {
+		return DecodeTruncated
+	}
+	ihl := int(f[0]&0xf) * 4
+	tot := int(binary.BigEndian.Uint16(f[2:]))
+	if ihl < 20 || tot < ihl {
+		return DecodeBadHeader
+	}
+	if tot > len(f) {
+		return DecodeTruncated
+	}
+	p.Src = netip.AddrFrom4([4]byte(f[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(f[16:20]))
+	p.Proto = f[9]
+	frag := binary.BigEndian.Uint16(f[6:])
+	if frag&0x3fff != 0 { // more fragments or an offset
+		p.Fragment = true
+		return DecodeOK
+	}
+	return decodeL4(f[ihl:tot], p)
+}
+
+func decodeIPv6(f []byte, p *Packet) string {
+	if len(f) < 40 {
+		return DecodeTruncated
+	}
+	plen := int(binary.BigEndian.Uint16(f[4:]))
+	if 40+plen > len(f) {
+		return DecodeTruncated
+	}
+	p.Src = netip.AddrFrom16([16]byte(f[8:24]))
+	p.Dst = netip.AddrFrom16([16]byte(f[24:40]))
+	next := f[6]
+	rest := f[40 : 40+plen]
+	for i := 0; ; i++ {
+		switch next {
+		case 0, 43, 60: // hop-by-hop, routing, destination options
+			if i >= maxIPv6Ext || len(rest) < 8 {
+				return DecodeBadHeader
+			}
+			n := (int(rest[1]) + 1) * 8
+			if n > len(rest) {
+				return DecodeTruncated
+			}
+			next, rest = rest[0], rest[n:]
+			continue
+		case 44: // fragment
+			p.Proto = 44
+			if len(rest) >= 8 {
+				p.Proto = rest[0]
+			}
+			p.Fragment = true
+			return DecodeOK
+		}
+		break
+	}
+	p.Proto = next
+	return decodeL4(rest, p)
+}
+
+func decodeL4(f []byte, p *Packet) string {
+	switch p.Proto {
+	case ProtoTCP:
+		if len(f) < 20 {
+			return DecodeBadL4
+		}
+		doff := int(f[12]>>4) * 4
+		if doff < 20 || doff > len(f) {
+			return DecodeBadL4
+		}
+		p.SrcPort = binary.BigEndian.Uint16(f[0:])
+		p.DstPort = binary.BigEndian.Uint16(f[2:])
+		p.Seq = binary.BigEndian.Uint32(f[4:])
+		p.Ack = binary.BigEndian.Uint32(f[8:])
+		p.TCPFlags = f[13]
+		p.Window = binary.BigEndian.Uint16(f[14:])
+		p.WScale = tcpWScale(f[20:doff])
+		p.Payload = f[doff:]
+	case ProtoUDP:
+		if len(f) < 8 {
+			return DecodeBadL4
+		}
+		p.SrcPort = binary.BigEndian.Uint16(f[0:])
+		p.DstPort = binary.BigEndian.Uint16(f[2:])
+		ulen := int(binary.BigEndian.Uint16(f[4:]))
+		if ulen < 8 || ulen > len(f) {
+			return DecodeBadL4
+		}
+		p.Payload = f[8:ulen]
+	case ProtoICMP, ProtoICMPv6:
+		if len(f) < 4 {
+			return DecodeBadL4
+		}
+		p.ICMPType, p.ICMPCode = f[0], f[1]
+		// Suricata's ICMP payload starts after the 8-byte header.
+		if len(f) >= 8 {
+			p.Payload = f[8:]
+		}
+	default:
+		p.Payload = f
+	}
+	return DecodeOK
+}
+
+// tcpWScale returns the window-scale shift of a TCP option list, 0 when
+// absent. At most 40 bytes are walked.
+func tcpWScale(opts []byte) uint8 {
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case 0:
+			return 0
+		case 1:
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 {
+			return 0
+		}
+		if opts[i] == 3 && opts[i+1] == 3 && i+2 < len(opts) {
+			return min(opts[i+2], 14)
+		}
+		i += int(opts[i+1])
+	}
+	return 0
+}
