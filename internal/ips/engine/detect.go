@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"net/netip"
 	"time"
 
@@ -215,13 +216,13 @@ func (d *Detector) Packet(p *Packet) []Alert {
 		dir = 0
 	}
 	f.seen[dir] = true
-	if p.Proto == ProtoTCP && !p.Fragment {
+	if p.Proto == ProtoTCP && !p.Fragment && !p.L4Invalid {
 		d.trackTCP(f, p, toServer)
 	}
 
 	// Application messages carried by this packet (UDP DNS).
 	var dnsMsg *dns.Message
-	if p.Proto == ProtoUDP && !p.Fragment && (p.SrcPort == 53 || p.DstPort == 53) && f.app != rules.AppHTTP {
+	if p.Proto == ProtoUDP && !p.Fragment && !p.L4Invalid && (p.SrcPort == 53 || p.DstPort == 53) && f.app != rules.AppHTTP {
 		if m, err := dns.Parse(p.Payload); err == nil {
 			f.app = rules.AppDNS
 			dnsMsg = m
@@ -459,7 +460,9 @@ func (d *Detector) inspectApp(c *ictx, app rules.AppProto) {
 		if c.passed {
 			return
 		}
-		d.try(id, c)
+		if d.stamp[id] != d.gen {
+			d.try(id, c)
+		}
 	}
 }
 
@@ -530,15 +533,15 @@ func setHTTPBuffers(c *ictx, tx *http1.Tx, dir int) {
 		}
 		setNonNil(c, rules.BufHTTPHeader, tx.RequestHeaderBuf)
 		setNonNil(c, rules.BufHTTPHeaderNames, tx.RequestHeaderNames)
-		setNonNil(c, rules.BufHTTPUserAgent, tx.UserAgent)
-		setNonNil(c, rules.BufHTTPCookie, tx.Cookie)
-		setNonNil(c, rules.BufHTTPReferer, tx.Referer)
-		setNonNil(c, rules.BufHTTPContentType, tx.RequestContentType)
-		setNonNil(c, rules.BufHTTPAccept, tx.HeaderValue(http1.ToServer, "Accept"))
-		setNonNil(c, rules.BufHTTPAcceptEnc, tx.HeaderValue(http1.ToServer, "Accept-Encoding"))
-		setNonNil(c, rules.BufHTTPAcceptLang, tx.HeaderValue(http1.ToServer, "Accept-Language"))
-		setNonNil(c, rules.BufHTTPConnection, tx.HeaderValue(http1.ToServer, "Connection"))
-		setNonNil(c, rules.BufHTTPContentLen, tx.HeaderValue(http1.ToServer, "Content-Length"))
+		setHeader(c, rules.BufHTTPUserAgent, tx.RequestHeaders, "User-Agent")
+		setHeader(c, rules.BufHTTPCookie, tx.RequestHeaders, "Cookie")
+		setHeader(c, rules.BufHTTPReferer, tx.RequestHeaders, "Referer")
+		setHeader(c, rules.BufHTTPContentType, tx.RequestHeaders, "Content-Type")
+		setHeader(c, rules.BufHTTPAccept, tx.RequestHeaders, "Accept")
+		setHeader(c, rules.BufHTTPAcceptEnc, tx.RequestHeaders, "Accept-Encoding")
+		setHeader(c, rules.BufHTTPAcceptLang, tx.RequestHeaders, "Accept-Language")
+		setHeader(c, rules.BufHTTPConnection, tx.RequestHeaders, "Connection")
+		setHeader(c, rules.BufHTTPContentLen, tx.RequestHeaders, "Content-Length")
 		if len(tx.RequestBody.Data) > 0 {
 			c.set(rules.BufHTTPRequestBody, tx.RequestBody.Data)
 			c.set(rules.BufFileData, tx.RequestBody.Data)
@@ -553,12 +556,12 @@ func setHTTPBuffers(c *ictx, tx *http1.Tx, dir int) {
 	}
 	setNonNil(c, rules.BufHTTPHeader, tx.ResponseHeaderBuf)
 	setNonNil(c, rules.BufHTTPHeaderNames, tx.ResponseHeaderNames)
-	setNonNil(c, rules.BufHTTPCookie, tx.SetCookie)
-	setNonNil(c, rules.BufHTTPContentType, tx.ResponseContentType)
-	setNonNil(c, rules.BufHTTPLocation, tx.HeaderValue(http1.ToClient, "Location"))
-	setNonNil(c, rules.BufHTTPServer, tx.HeaderValue(http1.ToClient, "Server"))
-	setNonNil(c, rules.BufHTTPConnection, tx.HeaderValue(http1.ToClient, "Connection"))
-	setNonNil(c, rules.BufHTTPContentLen, tx.HeaderValue(http1.ToClient, "Content-Length"))
+	setHeader(c, rules.BufHTTPCookie, tx.ResponseHeaders, "Set-Cookie")
+	setHeader(c, rules.BufHTTPContentType, tx.ResponseHeaders, "Content-Type")
+	setHeader(c, rules.BufHTTPLocation, tx.ResponseHeaders, "Location")
+	setHeader(c, rules.BufHTTPServer, tx.ResponseHeaders, "Server")
+	setHeader(c, rules.BufHTTPConnection, tx.ResponseHeaders, "Connection")
+	setHeader(c, rules.BufHTTPContentLen, tx.ResponseHeaders, "Content-Length")
 	if len(tx.ResponseBody.Data) > 0 {
 		c.set(rules.BufHTTPResponseBody, tx.ResponseBody.Data)
 		c.set(rules.BufFileData, tx.ResponseBody.Data)
@@ -570,5 +573,21 @@ func setHTTPBuffers(c *ictx, tx *http1.Tx, dir int) {
 func setNonNil(c *ictx, b rules.Buffer, v []byte) {
 	if v != nil {
 		c.set(b, v)
+	}
+}
+
+// setHeader offers the merged value of header name when the header was
+// sent, even empty (bsize:0 on an empty User-Agent matches, as in
+// Suricata); an absent header is an absent buffer.
+func setHeader(c *ictx, b rules.Buffer, hs []http1.Header, name string) {
+	for i := range hs {
+		if bytes.EqualFold(hs[i].Name, []byte(name)) {
+			v := hs[i].Value
+			if v == nil {
+				v = []byte{}
+			}
+			c.set(b, v)
+			return
+		}
 	}
 }

@@ -45,6 +45,9 @@ type Packet struct {
 	Proto uint8
 	// Fragment: an IP fragment (L4 fields are not decoded).
 	Fragment bool
+	// L4Invalid: the transport header is malformed (not decoded); the
+	// packet still matches IP-level rules, as in Suricata.
+	L4Invalid bool
 
 	SrcPort, DstPort uint16
 	// TCP header fields (Proto TCP).
@@ -140,7 +143,18 @@ func decodeIPv4(f []byte, p *Packet) string {
 		p.Fragment = true
 		return DecodeOK
 	}
-	return decodeL4(f[ihl:tot], p)
+	return checkL4(decodeL4(f[ihl:tot], p), p)
+}
+
+// checkL4 keeps a packet whose transport header is malformed for the
+// IP-level rules.
+func checkL4(reason string, p *Packet) string {
+	if reason == DecodeBadL4 {
+		p.L4Invalid = true
+		p.SrcPort, p.DstPort, p.Payload = 0, 0, nil
+		return DecodeOK
+	}
+	return reason
 }
 
 func decodeIPv6(f []byte, p *Packet) string {
@@ -178,7 +192,7 @@ func decodeIPv6(f []byte, p *Packet) string {
 		break
 	}
 	p.Proto = next
-	return decodeL4(rest, p)
+	return checkL4(decodeL4(rest, p), p)
 }
 
 func decodeL4(f []byte, p *Packet) string {

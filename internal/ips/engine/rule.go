@@ -77,8 +77,13 @@ func (d *Detector) matches(r *rules.Rule, meta *ruleMeta, c *ictx) bool {
 	if fl.Established && !c.f.established() || fl.NotEstablished && c.f.established() {
 		return false
 	}
-	if r.Dsize != nil && (c.kind == kindStream || !r.Dsize.Match(uint64(len(p.Payload)))) {
-		return false
+	if r.Dsize != nil {
+		n := uint64(len(p.Payload))
+		// Suricata files dsize:!N among the rules that need a payload,
+		// so an empty packet never matches it.
+		if c.kind == kindStream || !r.Dsize.Match(n) || n == 0 && r.Dsize.Op == rules.CmpNe {
+			return false
+		}
 	}
 	if r.Flags != nil && (p.Proto != ProtoTCP || !r.Flags.Match(p.TCPFlags)) {
 		return false
@@ -100,6 +105,11 @@ func (d *Detector) matches(r *rules.Rule, meta *ruleMeta, c *ictx) bool {
 		}
 	}
 	for _, bm := range r.Buffers {
+		if len(bm.Matches) == 0 && bm.Bsize == nil && len(bm.Transforms) == 0 {
+			// What a content modifier (http_uri, ...) left behind
+			// when it moved the content out of the payload.
+			continue
+		}
 		if c.have&(1<<bm.Buffer) == 0 {
 			return false
 		}
