@@ -130,6 +130,7 @@ type Detector struct {
 	m          matcher
 	sc         prefilter.Scratch
 	cands      []int32
+	wcands     []int32
 	// stamp[i] == gen when rule i already matched in the current unit
 	// (packet, transaction or message).
 	stamp  []uint32
@@ -180,6 +181,11 @@ type ictx struct {
 	hasTx bool
 	// passed: a pass rule matched; nothing more alerts in this unit.
 	passed bool
+	// skip lists buffers offered for evaluation but not scanned by the
+	// prefilter (already scanned at an earlier stage, whose candidates
+	// are in extra).
+	skip  uint64
+	extra []int32
 }
 
 const (
@@ -196,6 +202,7 @@ func (c *ictx) set(b rules.Buffer, data []byte) {
 func (c *ictx) reset(p *Packet, f *flow, toServer bool, kind uint8) {
 	c.p, c.f, c.toServer, c.kind = p, f, toServer, kind
 	c.have, c.prior, c.hasTx, c.passed = 0, nil, false, false
+	c.skip, c.extra = 0, nil
 }
 
 // Packet inspects one decoded packet and returns its alerts; the slice
@@ -232,9 +239,17 @@ func (d *Detector) Packet(p *Packet) []Alert {
 	var c ictx
 	c.reset(p, f, toServer, kindPacket)
 	c.set(rules.BufPayload, p.Payload)
-	d.inspectPacket(&c, dir)
-	if f.sc != nil {
-		d.inspectStream(f, dir)
+	if f.sc != nil && len(f.win[dir]) > f.tail[dir] && bytes.Equal(f.win[dir][f.tail[dir]:], p.Payload) {
+		// The packet's payload is exactly what it added to the stream:
+		// one prefilter scan serves the packet and the stream window.
+		d.wcands = append(d.wcands[:0], d.scanWindow(f, dir)...)
+		d.inspectPacket(&c, dir, d.wcands)
+		d.inspectStream(f, dir, d.wcands)
+	} else {
+		d.inspectPacket(&c, dir, d.e.pf.Candidates(rules.BufPayload, p.Payload, &d.sc))
+		if f.sc != nil {
+			d.inspectStream(f, dir, nil)
+		}
 	}
 	if dnsMsg != nil && !dnsMsg.Header.Response() {
 		for i := range dnsMsg.Questions {
@@ -382,20 +397,23 @@ func (d *Detector) trackTCP(f *flow, p *Packet, toServer bool) {
 }
 
 // inspectPacket evaluates the packet-level candidates: rules selected by
-// the payload's patterns, and the header-only transport rules.
-func (d *Detector) inspectPacket(c *ictx, dir int) {
+// the payload's patterns (pcands), and the header-only transport rules,
+// whose header match is computed once per flow and direction.
+func (d *Detector) inspectPacket(c *ictx, dir int, pcands []int32) {
 	f := c.f
 	if !f.uncondDone[dir] {
 		f.uncondDone[dir] = true
 		f.uncond[dir] = nil
-		for _, id := range d.e.uncond[rules.AppNone] {
+		d.cands = d.e.hdr.appendCandidates(d.cands[:0], c.p.Src, c.p.Dst)
+		for _, id := range d.cands {
 			if d.headerOK(d.e.rules[id], c) {
 				f.uncond[dir] = append(f.uncond[dir], id)
 			}
 		}
+		d.e.sortCandidates(f.uncond[dir])
 	}
 	d.cands = append(d.cands[:0], f.uncond[dir]...)
-	d.cands = append(d.cands, d.e.pf.Candidates(rules.BufPayload, c.p.Payload, &d.sc)...)
+	d.cands = append(d.cands, pcands...)
 	d.e.sortCandidates(d.cands)
 	for _, id := range d.cands {
 		if c.passed {
@@ -407,11 +425,23 @@ func (d *Detector) inspectPacket(c *ictx, dir int) {
 	}
 }
 
+// scanWindow runs the prefilter over the part of direction dir's window
+// where a pattern can touch the new data: the new bytes and the last
+// MaxPatternLen-1 bytes before them. A rule whose fast pattern lies wholly
+// in older data was a candidate when that data was new.
+func (d *Detector) scanWindow(f *flow, dir int) []int32 {
+	w := f.win[dir]
+	from := max(0, f.tail[dir]-(prefilter.MaxPatternLen-1))
+	return d.e.pf.Candidates(rules.BufPayload, w[from:], &d.sc)
+}
+
 // inspectStream evaluates the payload rules against direction dir's
 // stream window when the current packet delivered data to it. A rule
 // matches the window only if it does not match the window's earlier part
 // alone (that part was inspected with an earlier packet).
-func (d *Detector) inspectStream(f *flow, dir int) {
+//
+// cands, when not nil, are the window's candidates already found.
+func (d *Detector) inspectStream(f *flow, dir int, cands []int32) {
 	w := f.win[dir]
 	if len(w) == f.tail[dir] || d.cur == nil {
 		return
@@ -421,7 +451,10 @@ func (d *Detector) inspectStream(f *flow, dir int) {
 	c.reset(p, f, dir == 0, kindStream)
 	c.set(rules.BufPayload, w)
 	c.prior = w[:f.tail[dir]]
-	d.cands = append(d.cands[:0], d.e.pf.Candidates(rules.BufPayload, w, &d.sc)...)
+	if cands == nil {
+		cands = d.scanWindow(f, dir)
+	}
+	d.cands = append(d.cands[:0], cands...)
 	d.e.sortCandidates(d.cands)
 	for _, id := range d.cands {
 		if c.passed {
@@ -443,13 +476,15 @@ func (d *Detector) inspectStream(f *flow, dir int) {
 // ClientHello, one side of an HTTP transaction): the candidates of every
 // buffer c offers, and the header-only rules of protocol app.
 func (d *Detector) inspectApp(c *ictx, app rules.AppProto) {
-	d.cands = d.cands[:0]
+	d.cands = append(d.cands[:0], c.extra...)
 	for b := rules.Buffer(1); b < 64; b++ {
-		if c.have&(1<<b) != 0 {
+		if c.have&^c.skip&(1<<b) != 0 {
 			d.cands = append(d.cands, d.e.pf.Candidates(b, c.bufs[b], &d.sc)...)
 		}
 	}
-	d.cands = append(d.cands, d.e.uncond[app]...)
+	if len(c.extra) == 0 {
+		d.cands = append(d.cands, d.e.uncond[app]...)
+	}
 	d.e.sortCandidates(d.cands)
 	prev := int32(-1)
 	for _, id := range d.cands {
@@ -496,6 +531,9 @@ func (d *Detector) inspectHTTP(f *flow, p *Packet, final bool) {
 			if stage <= ts.prog[dir] {
 				continue
 			}
+			// Headers inspected before: only the body buffers are new;
+			// the header buffers' candidates were kept.
+			again := ts.prog[dir] == http1.ProgressHeaders && ts.cands[dir] != nil
 			ts.prog[dir] = stage
 			d.gen++
 			pp := p
@@ -505,11 +543,20 @@ func (d *Detector) inspectHTTP(f *flow, p *Packet, final bool) {
 			c.reset(pp, f, dir == 0, kindApp)
 			c.txID, c.hasTx = tx.ID-1, true
 			setHTTPBuffers(&c, tx, dir)
+			if again {
+				c.skip = ^uint64(1<<rules.BufHTTPRequestBody | 1<<rules.BufHTTPResponseBody | 1<<rules.BufFileData)
+				c.extra = ts.cands[dir]
+			}
 			for _, id := range ts.fired {
 				d.stamp[id] = d.gen
 			}
 			before := len(d.alerts)
 			d.inspectApp(&c, rules.AppHTTP)
+			if stage == http1.ProgressHeaders && len(d.cands) <= maxKeptCandidates {
+				ts.cands[dir] = append(make([]int32, 0, len(d.cands)+1), d.cands...)
+			} else {
+				ts.cands[dir] = nil
+			}
 			for _, a := range d.alerts[before:] {
 				if len(ts.fired) < maxFiredPerTx {
 					ts.fired = append(ts.fired, a.RuleIndex)

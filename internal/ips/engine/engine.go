@@ -1,8 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/bulwark-project/bulwark/internal/ips/prefilter"
 	"github.com/bulwark-project/bulwark/internal/ips/rules"
@@ -27,6 +28,8 @@ type Engine struct {
 	// uncond holds, per app proto, the header-only rules (prefilter's
 	// Unconditional) in evaluation order.
 	uncond [4][]int32
+	// hdr indexes the transport-level header-only rules by address.
+	hdr headerRules
 }
 
 // ruleMeta is per-rule data derived once at build.
@@ -115,6 +118,7 @@ func New(set *rules.Set, classes rules.Classifications, pfOpts *prefilter.Option
 		e.sortCandidates(ids)
 		e.uncond[app] = ids
 	}
+	e.hdr = buildHeaderRules(e.rules, e.uncond[rules.AppNone])
 	return e, nil
 }
 
@@ -125,5 +129,5 @@ func (e *Engine) Rules() []*rules.Rule { return e.rules }
 func (e *Engine) Prefilter() *prefilter.Prefilter { return e.pf }
 
 func (e *Engine) sortCandidates(ids []int32) {
-	sort.Slice(ids, func(a, b int) bool { return e.meta[ids[a]].order < e.meta[ids[b]].order })
+	slices.SortFunc(ids, func(a, b int32) int { return cmp.Compare(e.meta[a].order, e.meta[b].order) })
 }

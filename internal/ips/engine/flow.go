@@ -42,7 +42,14 @@ type txState struct {
 	id    uint64
 	prog  [2]http1.Progress
 	fired []int32
+	// cands holds each side's candidates from its headers stage (the
+	// header-only protocol rules included), so the complete stage scans
+	// only the bodies; nil when there were more than maxKeptCandidates.
+	cands [2][]int32
 }
+
+// maxKeptCandidates bounds the candidates kept per transaction side.
+const maxKeptCandidates = 1024
 
 // maxFiredPerTx bounds the rules remembered per transaction; beyond it a
 // rule may alert again on a later inspection of the same transaction.
@@ -116,7 +123,7 @@ func (f *flow) Data(sd stream.Dir, b []byte) {
 	if len(f.win[d])-f.tail[d]+len(b) > det.cfg.StreamChunk {
 		// Inspect what this packet delivered so far before taking
 		// more, so a window never exceeds tail + StreamChunk bytes.
-		det.inspectStream(f, d)
+		det.inspectStream(f, d, nil)
 	}
 	f.win[d] = append(f.win[d], b...)
 	if f.app == rules.AppNone && !f.appTried[d] {
@@ -133,7 +140,7 @@ func (f *flow) Data(sd stream.Dir, b []byte) {
 // Gap is the stream.Consumer side: n bytes of direction d are lost.
 func (f *flow) Gap(sd stream.Dir, n int64) {
 	d := int(sd)
-	f.det.inspectStream(f, d)
+	f.det.inspectStream(f, d, nil)
 	f.win[d], f.tail[d] = f.win[d][:0], 0
 	if f.http != nil {
 		f.http.Gap(http1.Dir(d), n)
