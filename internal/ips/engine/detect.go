@@ -36,6 +36,11 @@ type Config struct {
 	// StreamChunk bounds the new stream bytes inspected at once.
 	// Default 64 KiB.
 	StreamChunk int
+	// MaxDatagrams bounds the IP datagrams being reassembled and
+	// MaxDefragBytes the fragment bytes they hold. Defaults 4,096 and
+	// 16 MiB.
+	MaxDatagrams   int
+	MaxDefragBytes int
 	// Stream and StreamMemcap configure TCP reassembly.
 	Stream       stream.Config
 	StreamMemcap int64
@@ -55,6 +60,8 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxRetries, DefaultMaxRetries)
 	def(&c.StreamTail, 2048)
 	def(&c.StreamChunk, 64<<10)
+	def(&c.MaxDatagrams, 4096)
+	def(&c.MaxDefragBytes, 16<<20)
 	if c.FlowTimeout <= 0 {
 		c.FlowTimeout = 10 * time.Minute
 	}
@@ -114,6 +121,10 @@ type Stats struct {
 	// StreamDrops counts TCP segments the reassembler refused (an inline
 	// engine drops them).
 	StreamDrops uint64
+	// Reassembled counts IP datagrams rebuilt from fragments;
+	// FragmentsDropped the fragments refused by the defrag bounds.
+	Reassembled      uint64
+	FragmentsDropped uint64
 }
 
 // Detector runs an Engine over packets. It holds the flow table, the
@@ -140,7 +151,10 @@ type Detector struct {
 	seq    uint64
 	cur    *Packet
 	pkt    Packet
-	stats  Stats
+	// defrag reassembles IP fragments for Frame.
+	defrag     defrag
+	fragAlerts []Alert
+	stats      Stats
 }
 
 // NewDetector returns a Detector for e.
@@ -153,6 +167,7 @@ func NewDetector(e *Engine, cfg Config) *Detector {
 		th:    thresholds{m: map[thresholdKey]*thresholdEntry{}, max: cfg.MaxThresholds},
 		stamp: make([]uint32, len(e.rules)),
 	}
+	d.defrag = defrag{m: map[fragKey]*datagram{}, max: cfg.MaxDatagrams, maxBytes: cfg.MaxDefragBytes}
 	d.m.maxRetries = cfg.MaxRetries
 	d.stats.NotInspected = map[string]uint64{}
 	return d
@@ -163,6 +178,7 @@ func (d *Detector) Stats() Stats {
 	s := d.stats
 	s.RetriesExhausted = d.m.exhausted
 	s.ThresholdFull = d.th.full
+	s.Reassembled, s.FragmentsDropped = d.defrag.done, d.defrag.dropped
 	return s
 }
 

@@ -68,7 +68,13 @@ type eveAlertBody struct {
 }
 
 type evePacketInfo struct {
-	Linktype uint32 `json:"linktype"`
+	Linktype     uint32 `json:"linktype"`
+	LinktypeName string `json:"linktype_name,omitempty"`
+}
+
+// linkTypeNames are Suricata 8's packet_info.linktype_name values.
+var linkTypeNames = map[uint32]string{
+	LinkNull: "NULL", LinkEthernet: "EN10MB", LinkRaw: "RAW", LinkIPv4: "IPv4", LinkIPv6: "IPv6",
 }
 
 // EVEWriter writes alerts as EVE JSON lines. It buffers; call Flush.
@@ -155,7 +161,7 @@ func (ew *EVEWriter) Record(a *Alert, pcapCnt uint64) any {
 	}
 	if ew.opts.Packet && a.Frame != nil {
 		e.Packet = base64.StdEncoding.EncodeToString(a.Frame)
-		e.PacketInfo = &evePacketInfo{Linktype: a.LinkType}
+		e.PacketInfo = &evePacketInfo{Linktype: a.LinkType, LinktypeName: linkTypeNames[a.LinkType]}
 	}
 	return e
 }

@@ -45,6 +45,7 @@ type Packet struct {
 	Proto uint8
 	// Fragment: an IP fragment (L4 fields are not decoded).
 	Fragment bool
+	frag     fragInfo
 	// L4Invalid: the transport header is malformed (not decoded); the
 	// packet still matches IP-level rules, as in Suricata.
 	L4Invalid bool
@@ -114,16 +115,17 @@ func Decode(link uint32, frame []byte, p *Packet) string {
 	if len(f) < 1 {
 		return DecodeTruncated
 	}
+	l3 := len(frame) - len(f)
 	switch f[0] >> 4 {
 	case 4:
-		return decodeIPv4(f, p)
+		return decodeIPv4(f, l3, p)
 	case 6:
-		return decodeIPv6(f, p)
+		return decodeIPv6(f, l3, p)
 	}
 	return DecodeNotIP
 }
 
-func decodeIPv4(f []byte, p *Packet) string {
+func decodeIPv4(f []byte, l3 int, p *Packet) string {
 	if len(f) < 20 {
 		return DecodeTruncated
 	}
@@ -141,6 +143,10 @@ func decodeIPv4(f []byte, p *Packet) string {
 	frag := binary.BigEndian.Uint16(f[6:])
 	if frag&0x3fff != 0 { // more fragments or an offset
 		p.Fragment = true
+		p.frag = fragInfo{
+			id: uint32(binary.BigEndian.Uint16(f[4:])), off: int(frag&0x1fff) * 8, more: frag&0x2000 != 0,
+			data: f[ihl:tot], l3: l3, hdrEnd: l3 + ihl,
+		}
 		return DecodeOK
 	}
 	return checkL4(decodeL4(f[ihl:tot], p), p)
@@ -157,7 +163,7 @@ func checkL4(reason string, p *Packet) string {
 	return reason
 }
 
-func decodeIPv6(f []byte, p *Packet) string {
+func decodeIPv6(f []byte, l3 int, p *Packet) string {
 	if len(f) < 40 {
 		return DecodeTruncated
 	}
@@ -168,6 +174,7 @@ func decodeIPv6(f []byte, p *Packet) string {
 	p.Src = netip.AddrFrom16([16]byte(f[8:24]))
 	p.Dst = netip.AddrFrom16([16]byte(f[24:40]))
 	next := f[6]
+	nextOff := l3 + 6 // frame offset of the byte holding next
 	rest := f[40 : 40+plen]
 	for i := 0; ; i++ {
 		switch next {
@@ -179,14 +186,26 @@ func decodeIPv6(f []byte, p *Packet) string {
 			if n > len(rest) {
 				return DecodeTruncated
 			}
+			nextOff = l3 + 40 + plen - len(rest)
 			next, rest = rest[0], rest[n:]
 			continue
 		case 44: // fragment
-			p.Proto = 44
-			if len(rest) >= 8 {
-				p.Proto = rest[0]
+			if len(rest) < 8 {
+				return DecodeTruncated
 			}
+			p.Proto = rest[0]
 			p.Fragment = true
+			fo := binary.BigEndian.Uint16(rest[2:])
+			hdrEnd := l3 + 40 + plen - len(rest)
+			p.frag = fragInfo{
+				id: binary.BigEndian.Uint32(rest[4:]), off: int(fo &^ 7), more: fo&1 != 0,
+				data: rest[8:], l3: l3, hdrEnd: hdrEnd, nextOff: nextOff, next: rest[0], v6: true,
+			}
+			if p.frag.off == 0 && !p.frag.more {
+				// An atomic fragment: the datagram is whole.
+				p.Fragment = false
+				return checkL4(decodeL4(rest[8:], p), p)
+			}
 			return DecodeOK
 		}
 		break

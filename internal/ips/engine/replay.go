@@ -28,7 +28,21 @@ func (d *Detector) Frame(link uint32, t time.Time, frame []byte) []Alert {
 		d.stats.Bytes += uint64(len(frame))
 		return nil
 	}
-	return d.Packet(&d.pkt)
+	if !d.pkt.Fragment {
+		return d.Packet(&d.pkt)
+	}
+	// A fragment is inspected as an IP packet (header-only rules); when
+	// it completes its datagram, the reassembled packet follows, with
+	// its alerts after the fragment's.
+	whole := d.defrag.add(&d.pkt, t)
+	alerts := d.Packet(&d.pkt)
+	if whole == nil || Decode(link, whole, &d.pkt) != DecodeOK || d.pkt.Fragment {
+		return alerts
+	}
+	d.pkt.Time = t
+	d.fragAlerts = append(d.fragAlerts[:0], alerts...)
+	d.fragAlerts = append(d.fragAlerts, d.Packet(&d.pkt)...)
+	return d.fragAlerts
 }
 
 // Replay runs a classic pcap through d and writes each alert to out (nil:
