@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"net/netip"
-	"slices"
 	"time"
 )
 
@@ -12,8 +11,9 @@ const (
 	// MaxDatagram is the largest reassembled IP payload (IPv4's total
 	// length and IPv6's payload length are 16-bit).
 	MaxDatagram = 65535
-	// maxFragments bounds the fragments held per datagram.
-	maxFragments = 256
+	// maxFragments bounds the fragments accepted per datagram (a 64 KiB
+	// datagram in 8-byte pieces has 8,192).
+	maxFragments = 8192
 	// defragTimeout drops a datagram whose fragments stop arriving
 	// (Suricata's defrag timeout default is 60 s).
 	defragTimeout = 60 * time.Second
@@ -41,20 +41,35 @@ type fragKey struct {
 	proto    uint8
 }
 
-type fragPiece struct {
-	off  int
-	data []byte
+// datagram collects one datagram's payload; the first copy of each byte
+// wins on overlaps, as in the stream reassembler. cov has one bit per
+// payload byte (8 KiB for the largest datagram).
+type datagram struct {
+	first   []byte // the offset-0 fragment's frame up to its headers
+	fi      fragInfo
+	payload []byte
+	cov     []uint64
+	ncov    int // bytes covered
+	pieces  int
+	end     int // payload length, known from the last fragment; -1 until then
+	bytes   int // what the datagram counts against maxBytes
+	seen    time.Time
 }
 
-// datagram collects one datagram's fragments (copied; first copy of each
-// byte wins on overlaps, as the stream reassembler does).
-type datagram struct {
-	first  []byte // the offset-0 fragment's frame up to its headers
-	fi     fragInfo
-	pieces []fragPiece
-	end    int // payload length, known from the last fragment; -1 until then
-	bytes  int
-	seen   time.Time
+// put copies the bytes of data at off that are not held yet.
+func (dg *datagram) put(off int, data []byte) {
+	if need := off + len(data); need > len(dg.payload) {
+		dg.payload = append(dg.payload, make([]byte, need-len(dg.payload))...)
+	}
+	for i, b := range data {
+		at := off + i
+		w, bit := at>>6, uint64(1)<<(at&63)
+		if dg.cov[w]&bit == 0 {
+			dg.cov[w] |= bit
+			dg.payload[at] = b
+			dg.ncov++
+		}
+	}
 }
 
 // defrag is a Detector's bounded IP reassembly table.
@@ -91,10 +106,16 @@ func (df *defrag) add(p *Packet, now time.Time) []byte {
 		df.m[k] = dg
 	}
 	dg.seen = now
-	if fi.off+len(fi.data) > MaxDatagram-(fi.hdrEnd-fi.l3) || len(dg.pieces) >= maxFragments || df.held+len(fi.data) > df.maxBytes {
+	limit := MaxDatagram - (fi.hdrEnd - fi.l3)
+	if fi.off+len(fi.data) > limit || dg.pieces >= maxFragments || df.held+len(fi.data)+len(fi.data)/8 > df.maxBytes {
 		df.dropped++
 		df.drop(k, dg)
 		return nil
+	}
+	if dg.cov == nil {
+		dg.cov = make([]uint64, (MaxDatagram+63)/64)
+		dg.bytes = 8 * len(dg.cov)
+		df.held += dg.bytes
 	}
 	if fi.off == 0 && dg.first == nil {
 		dg.first = append([]byte(nil), p.Frame[:fi.hdrEnd]...)
@@ -103,42 +124,18 @@ func (df *defrag) add(p *Packet, now time.Time) []byte {
 	if !fi.more {
 		dg.end = fi.off + len(fi.data)
 	}
-	dg.pieces = append(dg.pieces, fragPiece{off: fi.off, data: append([]byte(nil), fi.data...)})
-	dg.bytes += len(fi.data)
-	df.held += len(fi.data)
-	if dg.end < 0 || dg.first == nil {
+	before := cap(dg.payload)
+	dg.put(fi.off, fi.data)
+	dg.pieces++
+	grown := cap(dg.payload) - before
+	dg.bytes += grown
+	df.held += grown
+	if dg.end < 0 || dg.first == nil || dg.ncov < dg.end || len(dg.payload) > dg.end {
 		return nil
-	}
-	if !dg.complete() {
-		return nil
-	}
-	// The first copy of each byte wins.
-	payload := make([]byte, dg.end)
-	covered := make([]bool, dg.end)
-	for _, pc := range dg.pieces {
-		for i, b := range pc.data {
-			if at := pc.off + i; at < dg.end && !covered[at] {
-				covered[at], payload[at] = true, b
-			}
-		}
 	}
 	df.drop(k, dg)
 	df.done++
-	return assemble(dg, payload)
-}
-
-// complete reports whether the pieces cover [0, end).
-func (dg *datagram) complete() bool {
-	ps := slices.Clone(dg.pieces)
-	slices.SortFunc(ps, func(a, b fragPiece) int { return a.off - b.off })
-	reach := 0
-	for _, pc := range ps {
-		if pc.off > reach {
-			return false
-		}
-		reach = max(reach, pc.off+len(pc.data))
-	}
-	return reach >= dg.end
+	return assemble(dg, dg.payload)
 }
 
 // assemble builds the reassembled frame: the first fragment's link and IP

@@ -152,9 +152,11 @@ type Detector struct {
 	cur    *Packet
 	pkt    Packet
 	// defrag reassembles IP fragments for Frame.
-	defrag     defrag
-	fragAlerts []Alert
-	stats      Stats
+	defrag      defrag
+	frameAlerts []Alert
+	// passed: a pass rule matched the last packet.
+	passed bool
+	stats  Stats
 }
 
 // NewDetector returns a Detector for e.
@@ -227,6 +229,7 @@ func (d *Detector) Packet(p *Packet) []Alert {
 	d.alerts = d.alerts[:0]
 	d.nalert = 0
 	d.cur = p
+	d.passed = false
 	d.stats.Packets++
 	d.stats.Bytes += uint64(len(p.Frame))
 	d.gen++

@@ -20,6 +20,7 @@ const (
 	ProtoICMP   = 1
 	ProtoTCP    = 6
 	ProtoUDP    = 17
+	ProtoGRE    = 47
 	ProtoICMPv6 = 58
 )
 
@@ -46,6 +47,10 @@ type Packet struct {
 	// Fragment: an IP fragment (L4 fields are not decoded).
 	Fragment bool
 	frag     fragInfo
+	// tunnel is the frame offset of the IP packet a GRE packet carries
+	// (0: none), tunnelStart that of the GRE payload (a PPP header or
+	// the IP packet).
+	tunnel, tunnelStart int
 	// L4Invalid: the transport header is malformed (not decoded); the
 	// packet still matches IP-level rules, as in Suricata.
 	L4Invalid bool
@@ -252,10 +257,88 @@ func decodeL4(f []byte, p *Packet) string {
 		if len(f) >= 8 {
 			p.Payload = f[8:]
 		}
+	case ProtoGRE:
+		p.Payload = f
+		if start, off, ok := greInner(f); ok {
+			base := len(p.Frame) - len(f)
+			p.tunnelStart, p.tunnel = base+start, base+off
+		}
 	default:
 		p.Payload = f
 	}
 	return DecodeOK
+}
+
+// greInner returns the offsets in a GRE packet of its payload and of the
+// IP packet it carries (GRE version 0 or PPTP's version 1; IPv4, IPv6, or
+// PPP carrying either).
+func greInner(f []byte) (start, ip int, ok bool) {
+	if len(f) < 4 {
+		return 0, 0, false
+	}
+	flags := binary.BigEndian.Uint16(f)
+	proto := binary.BigEndian.Uint16(f[2:])
+	off := 4
+	if flags&0x8000 != 0 { // checksum and reserved
+		off += 4
+	}
+	if flags&0x2000 != 0 { // key (PPTP: payload length and call id)
+		off += 4
+	}
+	if flags&0x1000 != 0 { // sequence number
+		off += 4
+	}
+	if flags&7 == 1 && flags&0x0080 != 0 { // PPTP acknowledgment
+		off += 4
+	}
+	if off > len(f) {
+		return 0, 0, false
+	}
+	start = off
+	switch proto {
+	case 0x0800, 0x86dd:
+		return start, off, true
+	case 0x880b: // PPP
+		b := f[off:]
+		if len(b) >= 2 && b[0] == 0xff && b[1] == 0x03 {
+			off += 2
+			b = b[2:]
+		}
+		var pp uint16
+		switch {
+		case len(b) >= 1 && b[0]&1 == 1: // protocol field compressed
+			pp, off = uint16(b[0]), off+1
+		case len(b) >= 2:
+			pp, off = binary.BigEndian.Uint16(b), off+2
+		default:
+			return 0, 0, false
+		}
+		return start, off, pp == 0x21 || pp == 0x57
+	}
+	return 0, 0, false
+}
+
+// maxTunnels bounds the tunnel layers Frame decapsulates.
+const maxTunnels = 2
+
+// decodeInner decodes, into p, the IP packet starting at frame offset off
+// (a tunnel's inner packet or a reassembled datagram's IP header); the
+// link-layer fields already in p are kept.
+func decodeInner(frame []byte, off int, p *Packet) string {
+	t := p.Time
+	ether, src, dst, link := p.HasEther, p.SrcMAC, p.DstMAC, p.LinkType
+	*p = Packet{Time: t, LinkType: link, Frame: frame, HasEther: ether, SrcMAC: src, DstMAC: dst}
+	f := frame[off:]
+	if len(f) < 1 {
+		return DecodeTruncated
+	}
+	switch f[0] >> 4 {
+	case 4:
+		return decodeIPv4(f, off, p)
+	case 6:
+		return decodeIPv6(f, off, p)
+	}
+	return DecodeNotIP
 }
 
 // tcpWScale returns the window-scale shift of a TCP option list, 0 when

@@ -17,32 +17,52 @@ type ReplayStats struct {
 }
 
 // Frame decodes one captured frame and inspects it; frames that are not
-// IP (or not decodable) are counted in Stats.NotInspected. The alerts
-// are the Detector's, valid until the next call.
+// IP (or not decodable) are counted in Stats.NotInspected. A fragment is
+// inspected as an IP packet (header-only rules) and, when it completes its
+// datagram, the reassembled packet follows; a GRE packet is inspected,
+// then the packet it carries, unless a pass rule matched the outer one.
+// The alerts are the Detector's, valid until the next call.
 func (d *Detector) Frame(link uint32, t time.Time, frame []byte) []Alert {
+	d.frameAlerts = d.frameAlerts[:0]
 	reason := Decode(link, frame, &d.pkt)
 	d.pkt.Time = t
-	if reason != DecodeOK {
-		d.stats.NotInspected[reason]++
-		d.stats.Packets++
-		d.stats.Bytes += uint64(len(frame))
-		return nil
+	for layer := 0; ; layer++ {
+		if reason != DecodeOK {
+			d.stats.NotInspected[reason]++
+			if layer == 0 {
+				d.stats.Packets++
+				d.stats.Bytes += uint64(len(frame))
+			}
+			return d.frameAlerts
+		}
+		var whole []byte
+		var l3 int
+		if d.pkt.Fragment {
+			l3 = d.pkt.frag.l3
+			whole = d.defrag.add(&d.pkt, t)
+		}
+		d.frameAlerts = append(d.frameAlerts, d.Packet(&d.pkt)...)
+		if layer > 0 {
+			// Inner and reassembled packets are not counted again.
+			d.stats.Packets--
+			d.stats.Bytes -= uint64(len(d.pkt.Frame))
+		}
+		switch {
+		case whole != nil:
+			reason = decodeInner(whole, l3, &d.pkt)
+		case d.pkt.tunnel > 0 && !d.passed && layer < maxTunnels:
+			// The inner packet's frame starts at the GRE payload, as
+			// Suricata's tunnel packets do (EVE "packet").
+			st := d.pkt.tunnelStart
+			reason = decodeInner(d.pkt.Frame[st:], d.pkt.tunnel-st, &d.pkt)
+		default:
+			return d.frameAlerts
+		}
+		d.pkt.Time = t
+		if layer >= 2*maxTunnels {
+			return d.frameAlerts
+		}
 	}
-	if !d.pkt.Fragment {
-		return d.Packet(&d.pkt)
-	}
-	// A fragment is inspected as an IP packet (header-only rules); when
-	// it completes its datagram, the reassembled packet follows, with
-	// its alerts after the fragment's.
-	whole := d.defrag.add(&d.pkt, t)
-	alerts := d.Packet(&d.pkt)
-	if whole == nil || Decode(link, whole, &d.pkt) != DecodeOK || d.pkt.Fragment {
-		return alerts
-	}
-	d.pkt.Time = t
-	d.fragAlerts = append(d.fragAlerts[:0], alerts...)
-	d.fragAlerts = append(d.fragAlerts, d.Packet(&d.pkt)...)
-	return d.fragAlerts
 }
 
 // Replay runs a classic pcap through d and writes each alert to out (nil:

@@ -30,6 +30,7 @@ func (d *Detector) try(id int32, c *ictx) bool {
 	c.f.bits.apply(meta.bits, len(d.e.bitNames))
 	if r.Action == rules.ActionPass {
 		c.passed = true
+		d.passed = true
 		return true
 	}
 	if r.NoAlert {
