@@ -31,7 +31,9 @@ type Config struct {
 	MaxRetries int
 	// StreamTail is how many bytes of earlier stream data are kept in
 	// front of a packet's new stream data, so a pattern split across
-	// segments is found. Default 2,048.
+	// segments is found (a fast pattern is at most 255 bytes; the rest
+	// is room for content chains around it). Default 512; each flow
+	// direction holds this much between packets.
 	StreamTail int
 	// StreamChunk bounds the new stream bytes inspected at once.
 	// Default 64 KiB.
@@ -58,7 +60,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxThresholds, 65536)
 	def(&c.MaxAlertsPerPacket, 15)
 	def(&c.MaxRetries, DefaultMaxRetries)
-	def(&c.StreamTail, 2048)
+	def(&c.StreamTail, 512)
 	def(&c.StreamChunk, 64<<10)
 	def(&c.MaxDatagrams, 4096)
 	def(&c.MaxDefragBytes, 16<<20)
@@ -401,11 +403,7 @@ func (d *Detector) trackTCP(f *flow, p *Packet, toServer bool) {
 		dir = 0
 	}
 	// The window keeps at most StreamTail bytes of earlier data.
-	w := f.win[dir]
-	if n := len(w); n > d.cfg.StreamTail {
-		copy(w, w[n-d.cfg.StreamTail:])
-		w = w[:d.cfg.StreamTail]
-	}
+	w := d.keepTail(f.win[dir])
 	f.win[dir], f.tail[dir] = w, len(w)
 	res := f.sc.Segment(stream.Dir(dir), stream.Segment{
 		Seq: p.Seq, Ack: p.Ack, Flags: stream.Flags(fl), Window: p.Window, WScale: p.WScale, Payload: p.Payload,
@@ -484,12 +482,28 @@ func (d *Detector) inspectStream(f *flow, dir int, cands []int32) {
 		}
 	}
 	// What was inspected becomes the tail of the next window.
-	if n := len(w); n > d.cfg.StreamTail {
-		copy(w, w[n-d.cfg.StreamTail:])
-		w = w[:d.cfg.StreamTail]
-	}
-	f.win[dir], f.tail[dir] = w, len(w)
+	f.win[dir], f.tail[dir] = d.keepTail(w), min(len(w), d.cfg.StreamTail)
 }
+
+// keepTail keeps the last StreamTail bytes of a window. A buffer grown
+// past maxIdleWindow by a burst is replaced by a small one, so an idle flow
+// holds at most that much per direction.
+func (d *Detector) keepTail(w []byte) []byte {
+	t := d.cfg.StreamTail
+	n := len(w)
+	if n <= t {
+		return w
+	}
+	if cap(w) > maxIdleWindow {
+		return append(make([]byte, 0, t+4096), w[n-t:]...)
+	}
+	copy(w, w[n-t:])
+	return w[:t]
+}
+
+// maxIdleWindow bounds the window buffer an idle flow direction keeps
+// (a full-size Ethernet segment after the tail fits).
+const maxIdleWindow = 16 << 10
 
 // inspectApp evaluates an application unit (a DNS question, a TLS
 // ClientHello, one side of an HTTP transaction): the candidates of every
