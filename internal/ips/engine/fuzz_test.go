@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/bulwark-project/bulwark/internal/shareddata"
 )
 
 // FuzzPcap feeds arbitrary bytes to the pcap reader and every record it
@@ -65,22 +67,8 @@ func FuzzDecode(f *testing.F) {
 }
 
 func sharedDataIfPresent(sub string) string {
-	dir, err := os.Getwd()
+	p, err := shareddata.Dir(sub)
 	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-	p := filepath.Join(filepath.Dir(dir), "shared", "data", sub)
-	if _, err := os.Stat(p); err != nil {
 		return ""
 	}
 	return p

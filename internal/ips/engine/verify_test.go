@@ -12,29 +12,16 @@ import (
 	"testing"
 
 	"github.com/bulwark-project/bulwark/internal/ips/rules"
+	"github.com/bulwark-project/bulwark/internal/shareddata"
 )
 
-// sharedData returns ../shared/data/sub next to the module root, where CI
-// and developers keep the test data (never copied into the repository).
+// sharedData returns the shared test data set sub (never copied into the
+// repository); the test is skipped when it is absent.
 func sharedData(tb testing.TB, sub string) string {
 	tb.Helper()
-	dir, err := os.Getwd()
+	p, err := shareddata.Dir(sub)
 	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(filepath.Dir(dir), "shared", "data", sub)
-	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("test data %s is missing (expected at ../shared/data/%s): %v", p, sub, err)
+		tb.Skip(err)
 	}
 	return p
 }
