@@ -59,6 +59,16 @@ else
 		--tpm "swtpm:$TPM_SOCK" >>"$LOG" 2>&1 </dev/null &
 	for _ in $(seq 1 100); do "$BIN" vm list >/dev/null 2>&1 && break; sleep 0.1; done
 	"$BIN" vm list >/dev/null
+	# A verifier from an earlier run judges this daemon at once: a rebuilt
+	# binary is a new PCR 11 digest it does not know, and the daemon would
+	# refuse VM starts as untrusted. Refresh the demo's golden values first
+	# (trust on first use, as in the attestation step below).
+	if "$BIN" verifier --verifier-socket /run/bulwark-verifier/verifier.sock host list >/dev/null 2>&1; then
+		echo "    (a new daemon binary: refreshing the demo verifier's golden values)"
+		"$BIN" attest golden --version "$(date +%s)" --boot "demo=$STATE/images/default/vmlinuz,$STATE/images/default/initrd.img" >/var/lib/bulwark-verifier/policy.json &&
+			"$BIN" verifier --verifier-socket /run/bulwark-verifier/verifier.sock policy set /var/lib/bulwark-verifier/policy.json >/dev/null &&
+			"$BIN" verifier --verifier-socket /run/bulwark-verifier/verifier.sock poll demo-host >/dev/null || true
+	fi
 fi
 
 IMG="$STATE/images/default"
