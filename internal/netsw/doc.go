@@ -1,9 +1,12 @@
 // Package netsw is Bulwark's userspace virtual switch: networks of ports
 // (VM NICs as Unix datagram sockets carrying one Ethernet frame per datagram,
 // and uplinks on host interfaces), MAC learning, and at every VM port the
-// security pipeline: egress rate limit → parse → anti-spoofing → storm
-// control → connection tracking → security-group rules → the receiver's
-// ingress rate limit.
+// security pipeline, an ordered list of stages (stage.go): egress rate
+// limit → parse → anti-spoofing and storm control, then per destination
+// connection tracking and security-group rules → inspection stages (the
+// IPS) → mirror stages → the receiver's ingress rate limit. Every frame
+// delivered to a port, ARP and established flows included, passes the
+// whole per-destination list.
 //
 // Forwarding rules a guest cannot widen (issue 15):
 //   - unknown unicast is never flooded to VM ports (every VM MAC is a

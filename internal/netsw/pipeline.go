@@ -39,31 +39,19 @@ func (s *Switch) readLoop(p *Port) {
 	}
 }
 
-// process runs one frame from port src through the pipeline:
-// egress rate limit → parse → port security → storm control → L2 lookup →
-// per destination: conntrack + firewall → ingress rate limit → send. It
-// returns scratch for reuse.
+// process runs one frame from port src through the pipeline (stage.go):
+// the per-frame stages, then the forwarding core's L2 lookup, then per
+// destination port the per-destination stages and the send. It returns
+// scratch for reuse. Only src's reader calls it with src as the source.
 func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) []byte {
-	now := s.now()
-	// The VM's egress limit comes before any work on the frame (see
-	// portrate.go).
-	if g := src.rates.egress.Load(); g != nil && s.egressLimited(src, g, now, len(b)) {
-		return scratch
+	l := s.stages.Load()
+	c := &src.fc
+	*c = FrameContext{Raw: b, Frame: f, In: src, Now: s.now(), scratch: scratch}
+	if !s.run(l.perFrame, c) {
+		return c.scratch
 	}
-	if r := packet.Parse(b, f); r != packet.OK {
-		s.drop(src, r, f, src, nil, now)
-		return scratch
-	}
-	if src.Kind == VMPort {
-		if r := src.binding.CheckEgress(f); r != packet.OK {
-			s.drop(src, r, f, src, nil, now)
-			return scratch
-		}
-		if f.Dst.IsMulticast() && !src.storm.Allow(now) {
-			s.drop(src, packet.StormControl, f, src, nil, now)
-			return scratch
-		}
-	} else {
+	now := c.Now
+	if src.Kind != VMPort {
 		src.net.macs.learn(f.Src, src.ID, now)
 	}
 	n := src.net
@@ -71,21 +59,23 @@ func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) [
 	if !f.Dst.IsMulticast() {
 		if id := n.macs.lookup(f.Dst, now); id >= 0 {
 			if dst := ports[id]; dst != nil && dst != src {
-				return s.forward(src, dst, f, b, now, scratch)
+				s.forward(l, c, dst)
+				return c.scratch
 			}
 			if id == src.ID {
-				return scratch // hairpin to itself: nothing to do
+				return c.scratch // hairpin to itself: nothing to do
 			}
 		}
-		return s.unknownUnicast(src, f, b, now, scratch)
+		s.unknownUnicast(l, c)
+		return c.scratch
 	}
 	// Broadcast or multicast: flood within the network.
 	for _, dst := range *n.flood.Load() {
 		if dst != src {
-			scratch = s.forward(src, dst, f, b, now, scratch)
+			s.forward(l, c, dst)
 		}
 	}
-	return scratch
+	return c.scratch
 }
 
 // unknownUnicast handles a unicast frame to a MAC address the network's
@@ -99,7 +89,8 @@ func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) [
 //     (UnknownUnicast);
 //   - from the uplink it is dropped (UnknownUnicast): nothing behind the
 //     other ports can have that address.
-func (s *Switch) unknownUnicast(src *Port, f *packet.Frame, b []byte, now int64, scratch []byte) []byte {
+func (s *Switch) unknownUnicast(l *stageList, c *FrameContext) {
+	src := c.In
 	var up *Port
 	if src.Kind == VMPort {
 		for _, p := range *src.net.flood.Load() {
@@ -110,43 +101,31 @@ func (s *Switch) unknownUnicast(src *Port, f *packet.Frame, b []byte, now int64,
 		}
 	}
 	if up == nil {
-		s.drop(src, packet.UnknownUnicast, f, src, nil, now)
-		return scratch
+		s.drop(src, packet.UnknownUnicast, c.Frame, src, nil, c.Now)
+		return
 	}
-	if !src.storm.Allow(now) {
-		s.drop(src, packet.StormControl, f, src, up, now)
-		return scratch
+	if !src.storm.Allow(c.Now) {
+		s.drop(src, packet.StormControl, c.Frame, src, up, c.Now)
+		return
 	}
-	return s.forward(src, up, f, b, now, scratch)
+	s.forward(l, c, up)
 }
 
-// forward applies the stateful firewall between src and dst and sends.
-func (s *Switch) forward(src, dst *Port, f *packet.Frame, b []byte, now int64, scratch []byte) []byte {
-	if !f.IPValid || (src.Kind != VMPort && dst.Kind != VMPort) {
-		s.deliver(src, dst, f, b, now) // ARP, or uplink-to-uplink (never happens: one uplink per network)
-		return scratch
-	}
-	if dst.Kind == VMPort && !dst.binding.Owns(f.Tuple.Dst) && !ipGroupAddr(f.Tuple.Dst, src.net.bcast) {
+// forward runs the per-destination stages for dst and sends the frame if
+// they all pass.
+func (s *Switch) forward(l *stageList, c *FrameContext, dst *Port) {
+	f := c.Frame
+	if f.IPValid && dst.Kind == VMPort && !dst.binding.Owns(f.Tuple.Dst) && !ipGroupAddr(f.Tuple.Dst, c.In.net.bcast) {
 		// A unicast IP packet for another address, whatever its Ethernet
 		// destination (a flooded copy, or a broadcast frame wrapping one
 		// VM's address): this VM has no business seeing it. The design's
 		// rule is on the IP destination, so an L2 broadcast cannot widen it.
-		return scratch
-	}
-	ok, scratch := s.filter(src, dst, f, now, scratch)
-	if ok {
-		s.deliver(src, dst, f, b, now)
-	}
-	return scratch
-}
-
-// deliver sends a frame the pipeline admitted out of dst, within dst's
-// ingress rate limit.
-func (s *Switch) deliver(src, dst *Port, f *packet.Frame, b []byte, now int64) {
-	if g := dst.rates.ingress.Load(); g != nil && s.ingressLimited(src, dst, g, f, now, len(b)) {
 		return
 	}
-	dst.send(b)
+	c.Out, c.Flow, c.Dir = dst, nil, conntrack.Original
+	if s.run(l.perDest, c) {
+		dst.send(c.Raw)
+	}
 }
 
 func portID(p *Port) int32 {
@@ -156,21 +135,24 @@ func portID(p *Port) int32 {
 	return -1
 }
 
-// filter decides whether an IP packet may go from src to dst.
-func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []byte) (bool, []byte) {
+// filter decides whether an IP packet may go from c.In to c.Out; it
+// counts and logs its drops and returns their reason (OK: it passes). It
+// sets c.Flow to the packet's tracked flow, if any.
+func (s *Switch) filter(c *FrameContext) packet.Reason {
+	src, dst, f, now := c.In, c.Out, c.Frame, c.Now
 	pol := s.policy.Load()
 	ct := src.net.ct
 	if f.ICMPError {
 		if r := s.related(src, dst, f, now); r != packet.OK {
 			s.dropAt(src, dst, r, f, now)
-			return false, scratch
+			return r
 		}
-		return true, scratch
+		return packet.OK
 	}
 	fl, dir, r := ct.Lookup(now, f)
 	if r != packet.OK {
 		s.dropAt(src, dst, r, f, now)
-		return false, scratch
+		return r
 	}
 	if fl != nil && !flowBetween(fl, dir, src, dst) {
 		// The flow was admitted between other ports (this is a flooded copy,
@@ -180,9 +162,9 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 		if !v.Allowed() {
 			s.countAt(src, dst, v.Reason)
 			s.event(src, dst, f, v.Action.String(), v.Reason, v.Group, v.RuleID)
-			return false, scratch
+			return v.Reason
 		}
-		return true, scratch
+		return packet.OK
 	}
 	if fl != nil {
 		if g := pol.Gen(); ct.FlowGen(fl) != g {
@@ -192,11 +174,13 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 				ct.Delete(fl.Orig)
 				s.countAt(src, dst, packet.FWRevoked)
 				s.event(src, dst, f, "revoked", packet.FWRevoked, "", "")
-				return false, scratch
+				return packet.FWRevoked
 			}
 			ct.SetFlowGen(fl, g)
 		}
-		return true, scratch
+		// Established: the fast path (no rule is evaluated).
+		c.Flow, c.Dir = fl, dir
+		return packet.OK
 	}
 	// A packet to a broadcast or multicast address is never tracked: it is
 	// judged by the rules alone, per destination port.
@@ -210,26 +194,27 @@ func (s *Switch) filter(src, dst *Port, f *packet.Frame, now int64, scratch []by
 		}
 		s.event(src, dst, f, v.Action.String(), v.Reason, v.Group, v.RuleID)
 		if v.Action == firewall.Reject && !stateless {
-			scratch = s.reject(src, f, scratch)
+			c.scratch = s.reject(src, f, c.scratch)
 		}
-		return false, scratch
+		return v.Reason
 	}
 	if stateless {
-		return true, scratch
+		return packet.OK
 	}
-	_, r = ct.Create(now, f, pol.Gen(), portID(src), portID(dst))
+	fl, r = ct.Create(now, f, pol.Gen(), portID(src), portID(dst))
 	if r == packet.CTInvalid && now < PickUpWindow.Nanoseconds() && f.Tuple.Proto == packet.ProtoTCP {
 		// Soon after a start the table is empty but connections admitted
 		// by the previous daemon are alive: take a mid-stream segment that
 		// this direction's rules allow as an established flow.
-		_, r = ct.PickUp(now, f, pol.Gen(), portID(src), portID(dst))
+		fl, r = ct.PickUp(now, f, pol.Gen(), portID(src), portID(dst))
 	}
 	if r != packet.OK {
 		s.dropAt(src, dst, r, f, now)
-		return false, scratch
+		return r
 	}
+	c.Flow, c.Dir = fl, conntrack.Original
 	s.event(src, dst, f, "allow", packet.OK, v.Group, v.RuleID)
-	return true, scratch
+	return packet.OK
 }
 
 // ICMPErrorPPS bounds the ICMP errors (destination unreachable, time

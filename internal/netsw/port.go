@@ -27,8 +27,8 @@ func (k PortKind) String() string {
 	return "vm"
 }
 
-// Port is one switch port. Its reader goroutine is the only user of storm
-// and icmpErr.
+// Port is one switch port. Its reader goroutine is the only user of storm,
+// icmpErr and fc.
 type Port struct {
 	ID      int32
 	Name    string // "VM/nicN" or "uplink/NETWORK"
@@ -48,6 +48,9 @@ type Port struct {
 	io      portIO
 	stats   portStats
 	closed  atomic.Bool
+	// fc is the pipeline's context for frames from this port, reused for
+	// each (only the port's reader runs them).
+	fc FrameContext
 }
 
 // groupList returns the port's security groups (nil for none).

@@ -24,6 +24,7 @@ type Switch struct {
 	now   func() int64
 
 	policy atomic.Pointer[firewall.Policy]
+	stages atomic.Pointer[stageList]       // the pipeline (stage.go), replaced whole
 	ports  atomic.Pointer[map[int32]*Port] // data-path view, replaced on change
 
 	mu       sync.Mutex // control plane; fields below
@@ -39,6 +40,8 @@ type Switch struct {
 	// VM's counters survive its restarts (not the daemon's).
 	carried map[string]*portCounters
 	stop    chan struct{} // closed by Close
+	// inspect and mirror are the plug-in stages of the pipeline.
+	inspect, mirror []Stage
 }
 
 type network struct {
@@ -57,6 +60,7 @@ func New(log *slog.Logger, fwlog *eventLog) *Switch {
 		carried: map[string]*portCounters{}}
 	empty := map[int32]*Port{}
 	s.ports.Store(&empty)
+	s.stages.Store(s.buildStages(nil, nil))
 	if err := s.recompileLocked(); err != nil {
 		panic(err) // an empty configuration always compiles
 	}
