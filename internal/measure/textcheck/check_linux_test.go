@@ -333,6 +333,12 @@ func TestPatchedVDSO(t *testing.T) {
 	if vdso.Start == 0 {
 		t.Skip("no vdso")
 	}
+	// The child is stopped while its vdso is patched: the Go runtime calls
+	// vdso functions (clock_gettime) and would crash on the flipped byte
+	// before the check reads it (the check then saw the process die).
+	if err := syscall.Kill(c.pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
 	poke(t, c.pid(), vdso.Start+0x800)
 	r, err := NewChecker().Check(selfTarget(t, c.pid()))
 	if err != nil {
