@@ -67,7 +67,8 @@ bulwark_test_deps() {
 	# gcc and libc6-dev build the hostile stand-in for QEMU (static C) that
 	# the jail's test runs in place of the real one.
 	# nftables: the switch benchmark's kernel-path peer.
-	BULWARK_APT_PACKAGES+=(chromium asciinema gcc libc6-dev nftables)
+	# strace: the test that QEMU opens no firmware but the measured one.
+	BULWARK_APT_PACKAGES+=(chromium asciinema gcc libc6-dev nftables strace)
 	command -v npm >/dev/null || BULWARK_APT_PACKAGES+=(nodejs npm)
 	install_packages
 }
