@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -389,7 +391,7 @@ func (s *Service) Poll(ctx context.Context, hs *hostState) attest.Verdict {
 // statuses and reasons, not times.
 func verdictKey(v attest.Verdict) string {
 	v.Time = time.Time{}
-	b, _ := jsonMarshal(v)
+	b, _ := json.Marshal(v)
 	return string(b)
 }
 
@@ -479,7 +481,7 @@ func reasonLine(v attest.Verdict) string {
 	if len(parts) == 0 {
 		return "no reasons"
 	}
-	return joinSemi(parts)
+	return strings.Join(parts, "; ")
 }
 
 // SetPolicy parses, validates and stores a new policy document; its

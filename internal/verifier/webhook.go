@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -128,7 +127,3 @@ func Sign(secret, body []byte) string {
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
-
-func joinSemi(parts []string) string { return strings.Join(parts, "; ") }
