@@ -73,7 +73,7 @@ func ExamplePolicy_CanGrant() {
 	fmt.Println(p.CanGrant("alice", auth.Entry{Subject: auth.Subject{User: "alice"}, Role: auth.RoleNoAccess, Path: "/vms/web1"}))
 	fmt.Println(p.CanGrant("alice", auth.Entry{Subject: auth.Subject{User: "bob"}, Role: "VMDelegate", Path: "/vms/web1", Propagate: true}))
 	// Output:
-	// forbidden: alice lacks Attestation.Config,Attestation.Read,Audit.Read,Datastore.Allocate,Datastore.Audit,Firewall.Config,Firewall.Read,Monitor.Read,Monitor.Respond,Network.Attach,Network.Audit,Network.Config,Pool.Allocate,Pool.Audit,Pool.Config,Role.Manage,User.Manage,VM.Config,VM.Config.Disk,VM.Console,VM.Console.Takeover,VM.Create,VM.Delete,VM.HostPaths,VM.Snapshot on /vms/web1, which role Administrator would grant
+	// forbidden: alice lacks Attestation.Config,Attestation.Read,Audit.Read,Datastore.Allocate,Datastore.Audit,Firewall.Config,Firewall.Read,IPS.Config,IPS.Read,Monitor.Read,Monitor.Respond,Network.Attach,Network.Audit,Network.Config,Network.Mirror,Pool.Allocate,Pool.Audit,Pool.Config,Role.Manage,User.Manage,VM.Config,VM.Config.Disk,VM.Console,VM.Console.Takeover,VM.Create,VM.Delete,VM.HostPaths,VM.Snapshot on /vms/web1, which role Administrator would grant
 	// forbidden: alice lacks Permission.Manage on /networks/n1
 	// forbidden: alice cannot change their own permissions
 	// <nil>

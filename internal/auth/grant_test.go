@@ -51,7 +51,7 @@ func TestCanGrant(t *testing.T) {
 		{"delegate passes delegation on", "alice", u("bob", "VMDelegate", "/vms/web1", prop), nil, ""},
 		{"delegate grants to a group it is not in", "alice", g("staff", RoleVMOperator, "/vms", noProp), nil, ""},
 		{"ReadOnly holds more than the delegate", "alice", g("staff", RoleReadOnly, "/vms", noProp),
-			ErrForbidden, "alice lacks Attestation.Read,Audit.Read,Datastore.Audit,Firewall.Read,Network.Audit,Pool.Audit on /vms"},
+			ErrForbidden, "alice lacks Attestation.Read,Audit.Read,Datastore.Audit,Firewall.Read,IPS.Read,Network.Audit,Pool.Audit on /vms"},
 		{"NoAccess takes power away, always grantable", "alice", u("bob", RoleNoAccess, "/vms/web1", prop), nil, ""},
 
 		{"Administrator without holding it", "alice", u("bob", RoleAdministrator, "/vms/web1", prop),

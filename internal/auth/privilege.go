@@ -23,11 +23,14 @@ const (
 	DatastoreAudit    Privilege = "Datastore.Audit"
 	FirewallConfig    Privilege = "Firewall.Config"
 	FirewallRead      Privilege = "Firewall.Read"
+	IPSConfig         Privilege = "IPS.Config"
+	IPSRead           Privilege = "IPS.Read"
 	MonitorRead       Privilege = "Monitor.Read"
 	MonitorRespond    Privilege = "Monitor.Respond"
 	NetworkAttach     Privilege = "Network.Attach"
 	NetworkAudit      Privilege = "Network.Audit"
 	NetworkConfig     Privilege = "Network.Config"
+	NetworkMirror     Privilege = "Network.Mirror"
 	PermissionManage  Privilege = "Permission.Manage"
 	PoolAllocate      Privilege = "Pool.Allocate"
 	PoolAudit         Privilege = "Pool.Audit"
@@ -63,11 +66,14 @@ var catalogue = [...]PrivilegeInfo{
 	{DatastoreAudit, "List storage pools and volumes and read their metadata (size, format, base, digest, users)."},
 	{FirewallConfig, "Create, change and delete security groups, rules and IP sets."},
 	{FirewallRead, "Read security groups, rules, IP sets, rule hit counters and the firewall log."},
+	{IPSConfig, "Load and remove intrusion-prevention rule files and set where the IPS inspects and whether it blocks or only alerts (per network and security group)."},
+	{IPSRead, "Read IPS rules, rule hit counters, inspection statistics and alerts (EVE JSON)."},
 	{MonitorRead, "Read host and guest monitoring data: metrics, introspection findings and alerts."},
 	{MonitorRespond, "Act on monitoring findings: acknowledge alerts, quarantine or pause the affected VM."},
 	{NetworkAttach, "Attach a VM's NIC to a virtual network (checked on /networks/NET) and put it in a security group (checked on /security-groups/G): a NIC's network and groups decide what it may reach."},
 	{NetworkAudit, "Read virtual networks, ports and their settings."},
 	{NetworkConfig, "Create, change and delete virtual networks and attach VMs to them."},
+	{NetworkMirror, "Create and delete traffic mirror sessions (pcap files, a monitoring VM's port, ERSPAN to a remote collector) and read their captures' status: a copy of the traffic of any VM on the network leaves its isolation, so only Administrator holds it."},
 	{PermissionManage, "Create and remove permission entries, within the privileges the actor holds."},
 	{PoolAllocate, "Place VMs in a resource pool and use its capacity (checked on /pools/NAME); VMs in a pool inherit the grants made on it."},
 	{PoolAudit, "Read resource pools: reservations, limits, shares, what holds the capacity, and usage."},

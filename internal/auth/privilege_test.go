@@ -53,7 +53,9 @@ func TestCatalogueCoversIssueAndRoutes(t *testing.T) {
 		// Issue 12 item 5: snapshots.
 		"VM.Snapshot",
 		// Issue 14: reading resource pools.
-		"Pool.Audit"}
+		"Pool.Audit",
+		// Issue 15: the IPS, and traffic mirroring (Administrator only).
+		"IPS.Config", "IPS.Read", "Network.Mirror"}
 	if len(issue) != len(Catalogue()) {
 		t.Errorf("catalogue has %d privileges, the issue lists %d", len(Catalogue()), len(issue))
 	}

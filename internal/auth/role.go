@@ -58,10 +58,10 @@ var builtIn = []struct {
 		return mustPrivSet(VMAudit, VMPowerOn, VMPowerOff, VMConsole, MonitorRead)
 	}},
 	{RoleNetworkAdmin, func() PrivSet {
-		return mustPrivSet(NetworkAttach, NetworkAudit, NetworkConfig, FirewallRead, FirewallConfig, VMAudit)
+		return mustPrivSet(NetworkAttach, NetworkAudit, NetworkConfig, FirewallRead, FirewallConfig, IPSConfig, IPSRead, VMAudit)
 	}},
 	{RoleSecurityAuditor, func() PrivSet {
-		return mustPrivSet(AuditRead, FirewallRead, MonitorRead, AttestationRead, VMAudit, NetworkAudit)
+		return mustPrivSet(AuditRead, FirewallRead, IPSRead, MonitorRead, AttestationRead, VMAudit, NetworkAudit)
 	}},
 	{RoleAdministrator, AllPrivileges},
 }

@@ -8,10 +8,10 @@ import (
 func TestBuiltInRoles(t *testing.T) {
 	want := map[string][]Privilege{
 		RoleNoAccess:     nil,
-		RoleReadOnly:     {AttestationRead, AuditRead, DatastoreAudit, FirewallRead, MonitorRead, NetworkAudit, PoolAudit, VMAudit},
+		RoleReadOnly:     {AttestationRead, AuditRead, DatastoreAudit, FirewallRead, IPSRead, MonitorRead, NetworkAudit, PoolAudit, VMAudit},
 		RoleVMOperator:   {MonitorRead, VMAudit, VMConsole, VMPowerOff, VMPowerOn},
-		RoleNetworkAdmin: {FirewallConfig, FirewallRead, NetworkAttach, NetworkAudit, NetworkConfig, VMAudit},
-		RoleSecurityAuditor: {AttestationRead, AuditRead, FirewallRead, MonitorRead,
+		RoleNetworkAdmin: {FirewallConfig, FirewallRead, IPSConfig, IPSRead, NetworkAttach, NetworkAudit, NetworkConfig, VMAudit},
+		RoleSecurityAuditor: {AttestationRead, AuditRead, FirewallRead, IPSRead, MonitorRead,
 			NetworkAudit, VMAudit},
 	}
 	roles := BuiltInRoles()

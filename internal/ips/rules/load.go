@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -267,6 +269,17 @@ func (l *Loader) warn(name, msg string) {
 		msg = name + ": " + msg
 	}
 	l.stats.Warnings = append(l.stats.Warnings, msg)
+}
+
+// Stats returns a copy of the statistics so far (Loaded counts the rules
+// in the set now), so a caller can attribute counts to each file it adds.
+func (l *Loader) Stats() Stats {
+	st := l.stats
+	st.Loaded = len(l.set.Rules)
+	st.Skipped = maps.Clone(l.stats.Skipped)
+	st.Errors = maps.Clone(l.stats.Errors)
+	st.Warnings = slices.Clip(l.stats.Warnings)
+	return st
 }
 
 // Finish returns the set and the statistics of everything added.
