@@ -84,6 +84,9 @@ type flow struct {
 	tlsDone  bool
 
 	bits flowbits
+	// blocked: an inline engine dropped this flow for a drop or reject
+	// rule; its later packets are dropped without inspection (inline.go).
+	blocked bool
 	// uncond caches, per direction, the header-only transport rules
 	// whose header this flow matches.
 	uncond     [2][]int32

@@ -54,6 +54,12 @@ const (
 	RateEgress  // the VM sent faster than its NIC's egress bits/s or packets/s
 	RateIngress // frames for the VM arrived faster than its ingress limit
 
+	// Intrusion prevention (package ipsstage), in block mode.
+	IPSDrop        // a drop or reject rule matched (a reject also answered the sender)
+	IPSFlowBlocked // a later packet of a flow dropped for a rule
+	IPSStream      // a TCP segment the IPS reassembler refused (e.g. overlapping with different data)
+	IPSOverload    // not inspected: the IPS was overloaded and the network fails closed
+
 	numReasons
 )
 
@@ -69,6 +75,7 @@ var reasonNames = [numReasons]string{
 	ICMPUnrelated: "icmp_error_unrelated", ICMPForeign: "icmp_error_foreign", ICMPErrorRate: "icmp_error_rate",
 	FWDrop: "fw_drop", FWReject: "fw_reject", FWDefault: "fw_default_deny", FWRevoked: "fw_revoked",
 	RateEgress: "rate_egress", RateIngress: "rate_ingress",
+	IPSDrop: "ips_drop", IPSFlowBlocked: "ips_flow_blocked", IPSStream: "ips_stream", IPSOverload: "ips_overload",
 }
 
 // String returns the reason's metric label.

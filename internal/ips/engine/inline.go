@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"github.com/bulwark-project/bulwark/internal/ips/rules"
+)
+
+// Inline inspection: the per-packet decision of an engine that sits on the
+// data path (the switch's IPS stage) rather than beside it.
+
+// InlineAction is what an inline engine does with a packet.
+type InlineAction uint8
+
+const (
+	// InlinePass lets the packet through.
+	InlinePass InlineAction = iota
+	// InlineDrop discards it.
+	InlineDrop
+	// InlineReject discards it and answers the sender (a TCP RST or an
+	// ICMP unreachable, which the caller builds).
+	InlineReject
+)
+
+// InlineReason says why an inline verdict drops.
+type InlineReason uint8
+
+const (
+	InlineNone InlineReason = iota
+	// InlineRule: a drop or reject rule matched the packet (or its
+	// stream or transaction); Verdict.Rule names it.
+	InlineRule
+	// InlineFlowBlocked: an earlier packet of the flow was dropped for a
+	// rule; this one is dropped without inspection.
+	InlineFlowBlocked
+	// InlineStream: the TCP reassembler refused the segment (different
+	// data for bytes already held, beyond the window, over a bound): the
+	// receiver must not get a version of the stream that was not
+	// inspected.
+	InlineStream
+)
+
+// InlineVerdict is the decision about one packet.
+type InlineVerdict struct {
+	Action InlineAction
+	Why    InlineReason
+	// Rule is the first drop or reject rule that matched (Why
+	// InlineRule), and RuleIndex its index in Engine.Rules; nil and -1
+	// otherwise.
+	Rule      *rules.Rule
+	RuleIndex int32
+	// FlowID is the packet's flow (0 for a packet that is not IP).
+	FlowID uint64
+}
+
+// Inline inspects one decoded packet as an inline engine and returns its
+// alerts (the Detector's slice, valid until the next call) and the verdict.
+//
+// With enforce (the caller blocks), a drop or reject match marks the flow
+// blocked, and every later packet of a blocked flow is dropped without
+// inspection until the flow times out or is evicted. Without enforce (alert
+// only), nothing is marked and blocked flows are inspected like any other;
+// the verdict still says what a blocking engine would do, so the caller can
+// report it.
+//
+// A pass rule that matched the packet wins over drop and reject matches of
+// the same packet (Suricata's order: pass stops the packet's inspection).
+// Alerts of other flows (HTTP transactions inspected when an idle flow is
+// evicted for this packet's) are returned but never decide the verdict.
+//
+// Known differences from Suricata inline: a drop or reject rule that does
+// not alert (noalert, a threshold suppressing it, past
+// Config.MaxAlertsPerPacket) does not drop.
+func (d *Detector) Inline(p *Packet, enforce bool) ([]Alert, InlineVerdict) {
+	v := InlineVerdict{RuleIndex: -1}
+	if p.Proto == 0 {
+		return d.Packet(p), v
+	}
+	if enforce {
+		if f := d.flows[keyOf(p)]; f != nil && f.blocked && p.Time.Sub(f.last) <= d.cfg.FlowTimeout {
+			d.lookup(p) // keep it recent: a blocked flow stays blocked while it is used
+			d.alerts = d.alerts[:0]
+			v.Action, v.Why, v.FlowID = InlineDrop, InlineFlowBlocked, f.id
+			return d.alerts, v
+		}
+	}
+	before := d.stats.StreamDrops
+	alerts := d.Packet(p)
+	f := d.head // lookup made the packet's flow the most recent
+	if f == nil || f.key != keyOf(p) {
+		f = d.flows[keyOf(p)]
+		if f == nil {
+			return alerts, v
+		}
+	}
+	v.FlowID = f.id
+	if d.passed {
+		return alerts, v
+	}
+	for i := range alerts {
+		a := &alerts[i]
+		if a.FlowID != f.id {
+			continue
+		}
+		switch a.Rule.Action {
+		case rules.ActionDrop:
+			if v.Rule == nil {
+				v.Action, v.Why, v.Rule, v.RuleIndex = InlineDrop, InlineRule, a.Rule, a.RuleIndex
+			}
+		case rules.ActionReject:
+			if v.Rule == nil {
+				v.Why, v.Rule, v.RuleIndex = InlineRule, a.Rule, a.RuleIndex
+			}
+			v.Action = InlineReject
+		}
+	}
+	if v.Rule != nil {
+		if enforce {
+			f.blocked = true
+		}
+		return alerts, v
+	}
+	if d.stats.StreamDrops != before {
+		v.Action, v.Why = InlineDrop, InlineStream
+	}
+	return alerts, v
+}
+
+// AdoptBlocked copies the blocked marks of old's flows into d (a Detector
+// of a newly loaded rule set replacing old), so a connection blocked under
+// the old rules stays blocked: without it, the guest's retransmissions
+// would resume the connection mid-stream, where flow:established rules no
+// longer match. At most d's flow table bound is carried; it returns how many.
+func (d *Detector) AdoptBlocked(old *Detector) int {
+	n := 0
+	for f := old.tail; f != nil && n < d.cfg.MaxFlows; f = f.prev {
+		if !f.blocked {
+			continue
+		}
+		p := Packet{Time: f.last, Proto: f.key.proto, Src: f.key.a, Dst: f.key.b, SrcPort: f.key.ap, DstPort: f.key.bp}
+		nf, _ := d.lookup(&p)
+		nf.blocked = true
+		n++
+	}
+	return n
+}
+
+// BlockedFlows returns the number of flows marked blocked.
+func (d *Detector) BlockedFlows() int {
+	n := 0
+	for _, f := range d.flows {
+		if f.blocked {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,41 @@
+package netsw
+
+import "github.com/bulwark-project/bulwark/internal/netsw/packet"
+
+// What plug-in stages (stage.go) may read of a port, and the one thing
+// they may send: an answer to the sender of the frame they refused.
+
+// Groups returns the port's security groups (nil for none). The slice is
+// shared: read it, never modify it. It is safe from any goroutine and
+// allocates nothing.
+func (p *Port) Groups() []string { return p.groupList() }
+
+// Network returns the name of the network the port is on.
+func (p *Port) Network() string { return p.net.cfg.Name }
+
+// RejectToSender answers the sender of c's frame, as a firewall reject
+// rule does: a TCP RST for TCP, else an ICMPv4 destination unreachable
+// with code (packet.ICMPv4PortUnreachable, ICMPv4AdminProhibited, ...).
+// Nothing is sent for frames that cannot be answered (not IP, a RST, an
+// ICMP error, from or to a group address, ICMP over IPv6). It reports
+// whether an answer was sent. Only the stage running c may call it, during
+// Process: the answer is built in c's scratch buffer and sent at once on
+// c.In, counted there as a transmitted frame.
+func (c *FrameContext) RejectToSender(code uint8) bool {
+	f := c.Frame
+	if f == nil || !f.IPValid {
+		return false
+	}
+	var out []byte
+	if f.Tuple.Proto == packet.ProtoTCP {
+		out = packet.BuildTCPReset(c.scratch[:0], f)
+	} else {
+		out = packet.BuildICMPUnreachable(c.scratch[:0], f, code)
+	}
+	if out == nil {
+		return false
+	}
+	c.In.send(out)
+	c.scratch = out[:0]
+	return true
+}
