@@ -21,7 +21,9 @@ package http1
 import (
 	"bytes"
 	"fmt"
-	"strconv"
+	"math"
+	"slices"
+	"strings"
 )
 
 // Conn is the parser state of one TCP connection. It is not safe for
@@ -32,6 +34,8 @@ type Conn struct {
 	nextID uint64
 	req    side
 	resp   side
+	// fed counts each direction's stream bytes: fed plus gaps.
+	fed [2]int64
 
 	events []Event
 	// DroppedEvents counts events not queued because MaxEvents were
@@ -87,6 +91,11 @@ func (c *Conn) Failed(d Dir) bool {
 	return c.side(d).state == stFailed
 }
 
+// Offset returns how far direction d's stream has come: the bytes fed
+// plus the bytes reported missing by Gap. A Verbatim body's Data is the
+// stream from Body.Start on.
+func (c *Conn) Offset(d Dir) int64 { return c.fed[d&1] }
+
 func (c *Conn) side(d Dir) *side {
 	if d == ToServer {
 		return &c.req
@@ -117,11 +126,13 @@ func (c *Conn) fail(s *side, code EventCode, format string, args ...any) {
 // Feed parses the next bytes of direction d. data is not retained.
 func (c *Conn) Feed(d Dir, data []byte) {
 	s := c.side(d)
+	c.fed[d&1] += int64(len(data))
 	// Every iteration consumes input or changes state towards one that
 	// does; states that change without input (line -> body for HTTP/0.9
 	// responses) are bounded by the loop guard.
 	for guard := 0; len(data) > 0 && guard < len(data)+16; {
 		before := len(data)
+		s.end = c.fed[d&1] - int64(len(data))
 		switch s.state {
 		case stFailed, stTunnel:
 			return
@@ -135,6 +146,7 @@ func (c *Conn) Feed(d Dir, data []byte) {
 			if !ok {
 				return
 			}
+			s.end = c.fed[d&1] - int64(len(data))
 			c.handleLine(s, line)
 			s.line = s.line[:0]
 		case stBodyLength, stChunkData:
@@ -142,6 +154,7 @@ func (c *Conn) Feed(d Dir, data []byte) {
 			if n > s.remaining {
 				n = s.remaining
 			}
+			s.end += n
 			c.bodyData(s, data[:n])
 			data = data[n:]
 			s.remaining -= n
@@ -153,6 +166,7 @@ func (c *Conn) Feed(d Dir, data []byte) {
 				}
 			}
 		case stBodyClose:
+			s.end += int64(len(data))
 			c.bodyData(s, data)
 			data = nil
 		}
@@ -171,6 +185,7 @@ func (c *Conn) Gap(d Dir, n int64) {
 	if n <= 0 || s.state == stFailed || s.state == stTunnel {
 		return
 	}
+	c.fed[d&1] += n
 	switch s.state {
 	case stBodyLength, stChunkData, stBodyClose:
 		if s.state != stBodyClose && n > s.remaining {
@@ -179,6 +194,7 @@ func (c *Conn) Gap(d Dir, n int64) {
 		c.event(EventBodyGap, d, s.cur, "%d bytes missing in body", n)
 		if s.body != nil {
 			s.body.Truncated = true
+			s.body.Verbatim = false
 			s.body.WireLen += n
 		}
 		s.dec = nil // a compressed stream cannot continue across a hole
@@ -207,6 +223,7 @@ func (c *Conn) Close(d Dir) {
 		// the end of the stream.
 		line := s.line
 		s.line = nil
+		s.end = c.fed[d&1]
 		c.handleLine(s, line)
 	}
 	if s.state == stHeaders {
@@ -250,7 +267,10 @@ type side struct {
 	folded   bool
 	interim  bool // response: the current one is 1xx, skip it
 
-	remaining   int64
+	remaining int64
+	// end is the stream offset just past the bytes parsed so far (a body
+	// byte passed to bodyData lies before it).
+	end         int64
 	body        *Body
 	bodyLimit   int
 	dec         *decoder
@@ -370,7 +390,7 @@ func (c *Conn) requestLine(s *side, line []byte) {
 		return
 	}
 	s.cur = t
-	t.RequestLine = append([]byte(nil), line...)
+	t.RequestLine = t.keep(line)
 	rl := t.RequestLine
 	i := 0
 	for i < len(rl) && isSpace(rl[i]) {
@@ -407,14 +427,16 @@ func (c *Conn) requestLine(s *side, line []byte) {
 	if t.isCONNECT {
 		t.URI = t.URIRaw // authority form: libhtp has no path to normalize
 	} else {
-		t.URI = NormalizeURI(nil, uri)
+		from := len(t.arena)
+		t.arena = NormalizeURI(t.arena, uri)
+		t.URI = t.kept(from)
 	}
 	if len(proto) == 0 {
 		c.request09(s, t)
 		return
 	}
 	t.Protocol = proto[:len(proto):len(proto)]
-	if !bytes.HasPrefix(bytes.ToUpper(proto), []byte("HTTP/")) {
+	if len(proto) < 5 || !bytes.EqualFold(proto[:5], []byte("HTTP/")) {
 		c.event(EventRequestLineInvalid, ToServer, t, "protocol %s", quote(proto))
 	}
 	t.RequestProgress = ProgressLine
@@ -532,7 +554,7 @@ func (c *Conn) statusLine(s *side, line, raw []byte) {
 		c.event(EventUnsolicitedResponse, ToClient, t, "response without a request")
 	}
 	s.cur = t
-	rl := append([]byte(nil), line...)
+	rl := t.keep(line)
 	i := 0
 	for i < len(rl) && isSpace(rl[i]) {
 		i++
@@ -564,8 +586,8 @@ func (c *Conn) statusLine(s *side, line, raw []byte) {
 	t.StatusCode = rl[j:k:k]
 	t.StatusMsg = trimSpace(rl[k:])
 	t.Status = 0
-	if len(t.StatusCode) == 3 {
-		if v, err := strconv.Atoi(string(t.StatusCode)); err == nil && v >= 100 {
+	if sc := t.StatusCode; len(sc) == 3 && isDigit(sc[0]) && isDigit(sc[1]) && isDigit(sc[2]) {
+		if v := int(sc[0]-'0')*100 + int(sc[1]-'0')*10 + int(sc[2]-'0'); v >= 100 {
 			t.Status = v
 		}
 	}
@@ -627,13 +649,24 @@ func (c *Conn) headerLine(s *side, line []byte) {
 		c.fail(s, EventTooManyHeaders, "more than %d headers", c.cfg.HeaderCountLimit)
 		return
 	}
-	*hs = append(*hs, Header{Name: append([]byte(nil), name...), Value: append([]byte(nil), value...)})
+	if *hs == nil {
+		*hs = make([]Header, 0, 16)
+	}
+	*hs = append(*hs, Header{Name: t.keep(name), Value: t.keep(value)})
 	s.lastHdr = len(*hs) - 1
 }
 
+// tokenByte marks the bytes RFC 9110 allows in a token (a header name).
+var tokenByte = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune("()<>@,;:\\\"/[]?={}", c)
+	}
+	return t
+}()
+
 func isToken(b []byte) bool {
 	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte("()<>@,;:\\\"/[]?={}"), c) >= 0 {
+		if !tokenByte[c] {
 			return false
 		}
 	}
@@ -667,18 +700,18 @@ func (c *Conn) setHost(t *Tx) {
 	if t.isCONNECT {
 		host, _ := splitHostPort(t.URIRaw)
 		t.HostRaw = host
-		t.Host = normalizeHost(nil, host, false)
+		t.Host = t.normalizeHost(host, false)
 		return
 	}
 	if u := splitURI(t.URIRaw); u.hasAuthority && len(u.host) > 0 {
 		t.HostRaw = u.host
-		t.Host = normalizeHost(nil, u.host, true)
+		t.Host = t.normalizeHost(u.host, true)
 		return
 	}
 	if v := t.HeaderValue(ToServer, "Host"); v != nil {
 		t.HostRaw = v
 		host, _ := splitHostPort(v)
-		t.Host = normalizeHost(nil, host, false)
+		t.Host = t.normalizeHost(host, false)
 	}
 }
 
@@ -690,6 +723,9 @@ func (c *Conn) responseHeadersDone(s *side, t *Tx) {
 		t.ResponseProgress = ProgressNone
 		s.state = stLine
 		s.interim = false
+		// Later lines go to a new arena, so that endless 1xx responses
+		// do not grow one transaction's.
+		t.arena = nil
 		return
 	}
 	t.ResponseHeaderBuf, t.ResponseHeaderNames = headerBuffers(t.ResponseHeaders, "Set-Cookie")
@@ -721,7 +757,7 @@ func (c *Conn) responseHeadersDone(s *side, t *Tx) {
 func (c *Conn) startMessageBody(s *side, t *Tx, b *Body, limit int, hs []Header, closeDelimited bool) {
 	te := valueOf(hs, "Transfer-Encoding")
 	cl := valueOf(hs, "Content-Length")
-	chunked := te != nil && bytes.Contains(bytes.ToLower(te), []byte("chunked"))
+	chunked := te != nil && containsFold(te, "chunked")
 	var encs []encoding
 	if ce := valueOf(hs, "Content-Encoding"); ce != nil && c.cfg.DecompressLayers > 0 {
 		var names []string
@@ -736,6 +772,7 @@ func (c *Conn) startMessageBody(s *side, t *Tx, b *Body, limit int, hs []Header,
 	c.startBody(s, b, limit, encs)
 	switch {
 	case chunked:
+		b.Verbatim = false
 		if cl != nil {
 			c.event(EventCLAndChunked, s.dir, t, "content-length %s ignored", quote(cl))
 		}
@@ -786,8 +823,27 @@ func parseContentLength(v []byte) (int64, bool) {
 	if i == j {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(v[i:j]), 10, 64)
-	return n, err == nil
+	var n int64
+	for _, c := range v[i:j] {
+		if n > (math.MaxInt64-9)/10 {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// containsFold reports whether s contains the lower-case ASCII word w,
+// ignoring ASCII case in s.
+func containsFold(s []byte, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if bytes.EqualFold(s[i:i+len(w)], []byte(w)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Conn) chunkSize(s *side, line []byte) {
@@ -822,6 +878,7 @@ func (c *Conn) chunkSize(s *side, line []byte) {
 }
 
 func (c *Conn) startBody(s *side, b *Body, limit int, encs []encoding) {
+	b.Verbatim = len(encs) == 0
 	s.body = b
 	s.bodyLimit = limit
 	s.bodyStopped = false
@@ -836,6 +893,9 @@ func (c *Conn) bodyData(s *side, p []byte) {
 	b := s.body
 	if b == nil || len(p) == 0 {
 		return
+	}
+	if b.WireLen == 0 {
+		b.Start = s.end - int64(len(p))
 	}
 	b.WireLen += int64(len(p))
 	if s.bodyStopped {
@@ -854,7 +914,27 @@ func (c *Conn) bodyData(s *side, p []byte) {
 		b.Truncated = true
 		s.bodyStopped = true
 	}
+	if len(b.Data)+len(p) > cap(b.Data) {
+		b.Data = slices.Grow(b.Data, c.bodyGrowth(s, b, len(p)))
+	}
 	b.Data = append(b.Data, p...)
+}
+
+// bodyGrowth returns how many bytes to reserve for a body that must take
+// n more: the rest of a body of known length, at once, but never more than
+// 16 times the body bytes received plus 4 KiB, so that a header announcing
+// a large body makes the parser hold no more than what was sent justifies;
+// at least double the current capacity (amortized growth); within the
+// body limit.
+func (c *Conn) bodyGrowth(s *side, b *Body, n int) int {
+	want := len(b.Data) + n
+	if s.state == stBodyLength {
+		want = len(b.Data) + int(min(s.remaining, int64(s.bodyLimit)))
+	}
+	want = min(want, 16*int(min(b.WireLen, int64(s.bodyLimit)))+4096)
+	want = max(want, 2*cap(b.Data))
+	want = min(want, s.bodyLimit)
+	return max(want, len(b.Data)+n) - len(b.Data)
 }
 
 func (c *Conn) applyDecode(s *side, r decodeResult) {

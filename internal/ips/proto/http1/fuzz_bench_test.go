@@ -34,11 +34,28 @@ func FuzzHTTP(f *testing.F) {
 			if len(tx.RequestBody.Data) > 64 || len(tx.ResponseBody.Data) > 64 {
 				t.Fatalf("body over limit")
 			}
+			checkVerbatim(t, &tx.RequestBody, req)
+			checkVerbatim(t, &tx.ResponseBody, resp)
+		}
+		if c.Offset(ToServer) != int64(len(req)) || c.Offset(ToClient) != int64(len(resp)) {
+			t.Fatalf("offsets %d, %d for %d, %d bytes", c.Offset(ToServer), c.Offset(ToClient), len(req), len(resp))
 		}
 		if len(c.Txs()) > cfg.MaxTransactions || len(c.TakeEvents()) > cfg.MaxEvents {
 			t.Fatalf("table over limit")
 		}
 	})
+}
+
+// checkVerbatim: a Verbatim body is the stream's bytes from its Start.
+func checkVerbatim(t *testing.T, b *Body, stream []byte) {
+	t.Helper()
+	if !b.Verbatim || len(b.Data) == 0 {
+		return
+	}
+	if b.Start < 0 || b.Start+int64(len(b.Data)) > int64(len(stream)) ||
+		!bytes.Equal(stream[b.Start:b.Start+int64(len(b.Data))], b.Data) {
+		t.Fatalf("verbatim body %q at %d is not the stream's bytes", b.Data, b.Start)
+	}
 }
 
 // FuzzNormalizeURI checks normalization never grows the path part
@@ -79,6 +96,31 @@ func BenchmarkHTTPResponseGzip(b *testing.B) {
 			p = p[n:]
 		}
 		if c.Txs()[0].ResponseProgress != ProgressComplete {
+			b.Fatal("incomplete")
+		}
+	}
+}
+
+// BenchmarkHTTPTransaction is one keep-alive-less transaction as the
+// engine sees it: a browser-like request and a 12 KiB response with a
+// Content-Length body in MSS-sized segments.
+func BenchmarkHTTPTransaction(b *testing.B) {
+	req := []byte("GET /static/img/index.php?id=42&q=news HTTP/1.1\r\nHost: www.example.com\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\r\n" +
+		"Accept: text/html,application/xhtml+xml\r\nAccept-Language: en-US,en;q=0.9\r\nCookie: session=8f2a\r\n\r\n")
+	body := strings.Repeat("<p>lorem ipsum dolor sit amet 42</p>\n", 12<<10/37)
+	resp := []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+	b.SetBytes(int64(len(req) + len(resp)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c := NewConn(DefaultConfig())
+		c.Feed(ToServer, req)
+		for p := resp; len(p) > 0; {
+			n := min(1448, len(p))
+			c.Feed(ToClient, p[:n])
+			p = p[n:]
+		}
+		if t := c.Txs()[0]; t.ResponseProgress != ProgressComplete || !t.ResponseBody.Verbatim {
 			b.Fatal("incomplete")
 		}
 	}

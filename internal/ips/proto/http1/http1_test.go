@@ -328,3 +328,48 @@ func summary(c *Conn) string {
 	}
 	return s.String()
 }
+
+// TestVerbatimBody: a body sent as is says where it lies in the stream; a
+// chunked, compressed or gapped one is not verbatim.
+func TestVerbatimBody(t *testing.T) {
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world"
+	for _, tc := range []struct {
+		name     string
+		req      string
+		resp     string
+		gap      bool
+		verbatim bool
+	}{
+		{"length", "GET / HTTP/1.1\r\n\r\n", resp, false, true},
+		{"close", "GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\nhello world", false, true},
+		{"http09", "GET /\r\n", "hello world", false, true},
+		{"chunked", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n", false, false},
+		{"gzip", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + string(gz("hello world")), false, false},
+		{"gap", "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nhello", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewConn(DefaultConfig())
+			c.Feed(ToServer, []byte(tc.req))
+			for i := 0; i < len(tc.resp); i += 5 {
+				c.Feed(ToClient, []byte(tc.resp[i:min(i+5, len(tc.resp))]))
+			}
+			if tc.gap {
+				c.Gap(ToClient, 4)
+				c.Feed(ToClient, []byte(" world"))
+			}
+			c.Close(ToClient)
+			b := &c.Txs()[0].ResponseBody
+			if b.Verbatim != tc.verbatim {
+				t.Fatalf("verbatim %v, want %v", b.Verbatim, tc.verbatim)
+			}
+			if tc.verbatim {
+				if string(b.Data) != "hello world" || int(b.Start) != len(tc.resp)-11 {
+					t.Fatalf("body %q at %d", b.Data, b.Start)
+				}
+				if c.Offset(ToClient) != int64(len(tc.resp)) {
+					t.Fatalf("offset %d", c.Offset(ToClient))
+				}
+			}
+		})
+	}
+}

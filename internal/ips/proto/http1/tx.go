@@ -1,6 +1,9 @@
 package http1
 
-import "bytes"
+import (
+	"bytes"
+	"slices"
+)
 
 // Progress is how far one side of a transaction has been parsed.
 type Progress uint8
@@ -40,6 +43,12 @@ type Body struct {
 	// Encoding lists the Content-Encoding layers being decoded, outermost
 	// last, as sent (lower-cased).
 	Encoding []string
+	// Verbatim is set when Data is the direction's stream as sent from
+	// stream offset Start on (Conn.Offset counts the offsets): no
+	// chunking, no decoding, no gap. A caller that has already scanned
+	// those stream bytes need not scan Data again for the same patterns.
+	Verbatim bool
+	Start    int64
 }
 
 // Tx is one HTTP transaction: a request and its response. Its byte slices
@@ -112,6 +121,11 @@ type Tx struct {
 	// no status line or headers, only a body up to the connection's close.
 	HTTP09 bool
 
+	// arena holds the transaction's lines, header names and values and
+	// the buffers derived from them, so that a message costs a few
+	// allocations, not two per header.
+	arena []byte
+
 	headersFinal bool // request header derived buffers built
 	isHEAD       bool
 	isCONNECT    bool
@@ -144,6 +158,43 @@ func findHeader(hs []Header, name []byte) int {
 	return -1
 }
 
+// arenaStart is the first arena's capacity: a typical request's lines.
+const arenaStart = 1024
+
+// keep copies b into the arena. The copy's capacity ends with it, so an
+// append to it (merging a repeated header) moves it instead of
+// overwriting its neighbour; earlier copies stay valid when the arena
+// moves. An empty b gives nil, as copying it with append would.
+func (t *Tx) keep(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	from := len(t.arena)
+	if cap(t.arena)-from < len(b) {
+		t.arena = slices.Grow(t.arena, max(len(b), arenaStart))
+		from = len(t.arena)
+	}
+	t.arena = append(t.arena, b...)
+	return t.arena[from:len(t.arena):len(t.arena)]
+}
+
+// kept returns what was appended to the arena since from, capacity cut
+// as keep's; nil when nothing was (as the function appending to nil
+// would have returned).
+func (t *Tx) kept(from int) []byte {
+	if len(t.arena) == from {
+		return nil
+	}
+	return t.arena[from:len(t.arena):len(t.arena)]
+}
+
+// normalizeHost is normalizeHost into the arena.
+func (t *Tx) normalizeHost(host []byte, trimDots bool) []byte {
+	from := len(t.arena)
+	t.arena = normalizeHost(t.arena, host, trimDots)
+	return t.kept(from)
+}
+
 // headerBuffers builds the http.header and http.header_names buffers, the
 // way Suricata lays them out: "Name: value\r\n" per merged header, the
 // cookie header of that direction left out; names as "\r\nN1\r\nN2\r\n\r\n".
@@ -156,8 +207,8 @@ func headerBuffers(hs []Header, skip string) (hdr, names []byte) {
 	if len(hs) == 0 {
 		return nil, nil
 	}
-	hdr = make([]byte, 0, n)
-	names = make([]byte, 0, m)
+	buf := make([]byte, n+m)
+	hdr, names = buf[:0:n], buf[n:n:n+m]
 	names = append(names, '\r', '\n')
 	for _, h := range hs {
 		names = append(names, h.Name...)
