@@ -98,7 +98,7 @@ func (e *events) bySID(sid uint32) []*Event {
 // lab is a switch with the IPS stage and VMs on network "n" (10.0.0.0/24);
 // every VM is in group "web" (whose members reach each other).
 type lab struct {
-	t     *testing.T
+	t     testing.TB
 	sw    *netsw.Switch
 	ips   *Stage
 	ev    *events
@@ -123,7 +123,7 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func newLab(t *testing.T, pol Policy, opts Options) *lab {
+func newLab(t testing.TB, pol Policy, opts Options) *lab {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ipsstage") // short: socket paths are bounded
 	if err != nil {
@@ -163,7 +163,7 @@ func blockPolicy() Policy {
 
 // vm is one VM NIC seen from its fake hypervisor.
 type vm struct {
-	t    *testing.T
+	t    testing.TB
 	port *netsw.Port
 	conn *net.UnixConn
 	sw   *net.UnixAddr
