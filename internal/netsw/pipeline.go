@@ -46,7 +46,7 @@ func (s *Switch) readLoop(p *Port) {
 func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) []byte {
 	l := s.stages.Load()
 	c := &src.fc
-	*c = FrameContext{Raw: b, Frame: f, In: src, Now: s.now(), scratch: scratch}
+	*c = FrameContext{Raw: b, Frame: f, In: src, Now: s.now(), scratch: scratch, Seq: c.Seq + 1}
 	if !s.run(l.perFrame, c) {
 		return c.scratch
 	}

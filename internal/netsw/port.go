@@ -48,6 +48,7 @@ type Port struct {
 	io      portIO
 	stats   portStats
 	closed  atomic.Bool
+	monitor atomic.Bool // a mirror session's monitor port: what it sends is dropped (mirrorport.go)
 	// fc is the pipeline's context for frames from this port, reused for
 	// each (only the port's reader runs them).
 	fc FrameContext

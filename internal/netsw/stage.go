@@ -88,6 +88,11 @@ type FrameContext struct {
 	// packets (non-IP, broadcast, ICMP errors, stateless verdicts).
 	Flow *conntrack.Flow
 	Dir  conntrack.Dir
+	// Seq numbers the frames the sending port read (from 1, per port):
+	// every destination of one frame sees the same In and Seq, so a stage
+	// can tell a flooded frame's copies from a new frame (the mirror
+	// copies a broadcast once, not once per destination).
+	Seq uint64
 
 	scratch []byte // for frames the switch answers with (reject)
 }
@@ -224,6 +229,9 @@ func (portSecurityStage) Process(c *FrameContext) Verdict {
 	src := c.In
 	if src.Kind != VMPort {
 		return Verdict{}
+	}
+	if src.monitor.Load() {
+		return Verdict{Action: Drop, Reason: packet.MirrorPortTx} // a tap only receives (mirrorport.go)
 	}
 	if r := src.binding.CheckEgress(c.Frame); r != packet.OK {
 		return Verdict{Action: Drop, Reason: r}

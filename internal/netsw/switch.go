@@ -42,6 +42,8 @@ type Switch struct {
 	stop    chan struct{} // closed by Close
 	// inspect and mirror are the plug-in stages of the pipeline.
 	inspect, mirror []Stage
+	// monitors are the mirror sessions' monitor ports (mirrorport.go).
+	monitors map[PortRef]bool
 }
 
 type network struct {
@@ -303,6 +305,7 @@ func (s *Switch) addVMPortLocked(n *network, name string, spec VMPortSpec, b por
 		delete(s.carried, name)
 	}
 	s.nextID = p.ID
+	p.monitor.Store(s.monitors[PortRef{Network: n.cfg.Name, Name: name}])
 	groups := slices.Clone(spec.Groups)
 	p.groups.Store(&groups)
 	s.byID[p.ID] = p

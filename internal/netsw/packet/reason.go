@@ -60,6 +60,14 @@ const (
 	IPSStream      // a TCP segment the IPS reassembler refused (e.g. overlapping with different data)
 	IPSOverload    // not inspected: the IPS was overloaded and the network fails closed
 
+	// Traffic mirroring (package mirror).
+	MirrorPortTx // a frame sent by a mirror session's monitor port, which only receives
+
+	// VEPA and service insertion (issue 15, item 7).
+	VEPASpoofed    // from the uplink with a local VM's source MAC, but not a frame the switch sent out for hairpin
+	ServiceSpoofed // from an appliance port with foreign addresses, but not a redirected flow leaving the expected port
+	ServiceDown    // a service chain's appliance port is absent or down and the chain does not fail open
+
 	numReasons
 )
 
@@ -76,6 +84,8 @@ var reasonNames = [numReasons]string{
 	FWDrop: "fw_drop", FWReject: "fw_reject", FWDefault: "fw_default_deny", FWRevoked: "fw_revoked",
 	RateEgress: "rate_egress", RateIngress: "rate_ingress",
 	IPSDrop: "ips_drop", IPSFlowBlocked: "ips_flow_blocked", IPSStream: "ips_stream", IPSOverload: "ips_overload",
+	MirrorPortTx: "mirror_port_tx",
+	VEPASpoofed:  "vepa_spoofed", ServiceSpoofed: "service_spoofed", ServiceDown: "service_down",
 }
 
 // String returns the reason's metric label.
