@@ -22,6 +22,13 @@ type Network struct {
 	// burst of the same size). Default 100; 0 after normalisation never happens.
 	StormPPS int     `json:"storm_pps,omitempty"`
 	Uplink   *Uplink `json:"uplink,omitempty"`
+	// VEPA (802.1Qbg Virtual Ethernet Port Aggregator): a frame from one
+	// VM of the network to another is not delivered inside the switch but
+	// sent out the uplink, after the receiver's firewall, inspection and
+	// mirror stages, for the external switch to reflect (hairpin); the
+	// switch accepts it back only as a frame it sent itself (vepa.go).
+	// Needs an uplink. Default off.
+	VEPA bool `json:"vepa,omitempty"`
 }
 
 // Uplink connects a network to the outside through a host interface.
@@ -111,6 +118,9 @@ func (n *Network) Validate() error {
 		if !ifnameRE.MatchString(u.Interface) {
 			return ferr("uplink.interface", "%q is not an interface name", u.Interface)
 		}
+	}
+	if n.VEPA && n.Uplink == nil {
+		return ferr("vepa", "needs an uplink: the external switch on it reflects the frames between VMs")
 	}
 	return nil
 }

@@ -47,15 +47,23 @@ func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) [
 	l := s.stages.Load()
 	c := &src.fc
 	*c = FrameContext{Raw: b, Frame: f, In: src, Now: s.now(), scratch: scratch, Seq: c.Seq + 1}
-	if !s.run(l.perFrame, c) {
+	if cs := src.net.chains.Load(); cs != nil && cs.service[src.ID] {
+		// A service chain's appliance: it forwards others' frames.
+		if !s.applianceFrame(l, c) {
+			return c.scratch
+		}
+	} else if !s.run(l.perFrame, c) {
 		return c.scratch
 	}
 	now := c.Now
-	if src.Kind != VMPort {
-		src.net.macs.learn(f.Src, src.ID, now)
-	}
 	n := src.net
 	ports := *s.ports.Load()
+	if src.Kind != VMPort {
+		if s.fromUplink(c, ports) {
+			return c.scratch // a local VM's source MAC: a hairpin reflection or a spoof (vepa.go)
+		}
+		n.macs.learn(f.Src, src.ID, now)
+	}
 	if !f.Dst.IsMulticast() {
 		if id := n.macs.lookup(f.Dst, now); id >= 0 {
 			if dst := ports[id]; dst != nil && dst != src {
@@ -69,7 +77,12 @@ func (s *Switch) process(src *Port, b []byte, f *packet.Frame, scratch []byte) [
 		s.unknownUnicast(l, c)
 		return c.scratch
 	}
-	// Broadcast or multicast: flood within the network.
+	// Broadcast or multicast: flood within the network (on a VEPA network,
+	// by way of the external switch).
+	if src.Kind == VMPort && n.vepa.Load() {
+		s.floodVEPA(l, c)
+		return c.scratch
+	}
 	for _, dst := range *n.flood.Load() {
 		if dst != src {
 			s.forward(l, c, dst)
@@ -108,24 +121,51 @@ func (s *Switch) unknownUnicast(l *stageList, c *FrameContext) {
 		s.drop(src, packet.StormControl, c.Frame, src, up, c.Now)
 		return
 	}
-	s.forward(l, c, up)
+	if s.admit(l, c, up) {
+		s.markHairpin(c)
+		up.send(c.Raw)
+	}
 }
 
-// forward runs the per-destination stages for dst and sends the frame if
-// they all pass.
+// forward runs the per-destination stages for dst and delivers the frame
+// if they all pass.
 func (s *Switch) forward(l *stageList, c *FrameContext, dst *Port) {
+	if s.admit(l, c, dst) {
+		s.deliver(c, dst)
+	}
+}
+
+// admit runs the per-destination stages for dst and reports whether they
+// all passed.
+func (s *Switch) admit(l *stageList, c *FrameContext, dst *Port) bool {
 	f := c.Frame
 	if f.IPValid && dst.Kind == VMPort && !dst.binding.Owns(f.Tuple.Dst) && !ipGroupAddr(f.Tuple.Dst, c.In.net.bcast) {
 		// A unicast IP packet for another address, whatever its Ethernet
 		// destination (a flooded copy, or a broadcast frame wrapping one
 		// VM's address): this VM has no business seeing it. The design's
 		// rule is on the IP destination, so an L2 broadcast cannot widen it.
-		return
+		return false
 	}
 	c.Out, c.Flow, c.Dir = dst, nil, conntrack.Original
-	if s.run(l.perDest, c) {
-		dst.send(c.Raw)
+	return s.run(l.perDest, c)
+}
+
+// deliver sends a frame the stages for dst passed: to dst itself, or
+// between two VMs to a service chain's appliance (servicechain.go) or, on
+// a VEPA network, out the uplink for the external switch to reflect
+// (vepa.go). Each of these costs one atomic load when not configured.
+func (s *Switch) deliver(c *FrameContext, dst *Port) {
+	if c.In.Kind == VMPort && dst.Kind == VMPort {
+		n := c.In.net
+		if cs := n.chains.Load(); cs != nil && c.Flow != nil && s.redirect(c, dst, cs) {
+			return
+		}
+		if n.vepa.Load() {
+			s.hairpinOut(c, dst)
+			return
+		}
 	}
+	dst.send(c.Raw)
 }
 
 func portID(p *Port) int32 {

@@ -51,6 +51,7 @@ type Service struct {
 	groups map[string]firewall.Group
 	ipsets map[string]firewall.IPSet
 	nets   map[string]Network
+	chains map[string]ServiceChain
 }
 
 // NewService loads the stored configuration into sw. portDir holds the
@@ -63,7 +64,8 @@ func NewService(ctx context.Context, sw *Switch, st ObjectStore, portDir string,
 		return nil, err
 	}
 	s := &Service{sw: sw, st: st, log: log, portDir: portDir,
-		groups: map[string]firewall.Group{}, ipsets: map[string]firewall.IPSet{}, nets: map[string]Network{}}
+		groups: map[string]firewall.Group{}, ipsets: map[string]firewall.IPSet{}, nets: map[string]Network{},
+		chains: map[string]ServiceChain{}}
 	if err := store.LoadObjects(ctx, st, kindGroup, func(g firewall.Group) { s.groups[g.Name] = g }); err != nil {
 		return nil, err
 	}
@@ -87,6 +89,12 @@ func NewService(ctx context.Context, sw *Switch, st ObjectStore, portDir string,
 	}
 	if err := sw.SetFirewall(s.groupList(nil), s.ipsetList(nil)); err != nil {
 		return nil, fmt.Errorf("stored firewall configuration does not compile: %w", err)
+	}
+	if err := store.LoadObjects(ctx, st, kindChain, func(c ServiceChain) { s.chains[c.Name] = c }); err != nil {
+		return nil, err
+	}
+	if err := sw.SetChains(s.chainList()); err != nil {
+		return nil, fmt.Errorf("stored service chains: %w", err)
 	}
 	return s, nil
 }
@@ -161,12 +169,42 @@ func (s *Service) Network(name string) (Network, error) {
 	return n, nil
 }
 
-// DeleteNetwork removes a network no VM refers to.
+// SetVEPA turns a network's VEPA mode on or off (Network.VEPA, vepa.go):
+// it validates the changed network (VEPA needs an uplink), persists it,
+// then applies it to the running switch.
+func (s *Service) SetVEPA(ctx context.Context, network string, on bool) (Network, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.nets[network]
+	if !ok {
+		return n, fmt.Errorf("network %q: %w", network, store.ErrNotFound)
+	}
+	n.VEPA = on
+	if err := n.Validate(); err != nil {
+		return s.nets[network], err
+	}
+	blob, err := json.Marshal(n)
+	if err != nil {
+		return n, err
+	}
+	if err := s.st.UpdateObject(ctx, kindNetwork, network, blob); err != nil {
+		return s.nets[network], err
+	}
+	s.nets[network] = n
+	return n, s.sw.SetNetworkVEPA(network, on)
+}
+
+// DeleteNetwork removes a network no VM or service chain refers to.
 func (s *Service) DeleteNetwork(ctx context.Context, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.nets[name]; !ok {
 		return fmt.Errorf("network %q: %w", name, store.ErrNotFound)
+	}
+	for _, c := range s.chainList() {
+		if c.Network == name {
+			return fmt.Errorf("network %q is used by service chain %q: %w", name, c.Name, ErrInUse)
+		}
 	}
 	vms, err := s.st.ListVMs(ctx)
 	if err != nil {

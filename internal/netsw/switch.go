@@ -42,6 +42,8 @@ type Switch struct {
 	stop    chan struct{} // closed by Close
 	// inspect and mirror are the plug-in stages of the pipeline.
 	inspect, mirror []Stage
+	// chains are the service chains by name (servicechain.go).
+	chains map[string]*chain
 	// monitors are the mirror sessions' monitor ports (mirrorport.go).
 	monitors map[PortRef]bool
 }
@@ -53,6 +55,16 @@ type network struct {
 	flood  atomic.Pointer[[]*Port] // every port of the network
 	uplink *Port
 	bcast  netip.Addr // the subnet's directed broadcast address
+
+	// The data path's view of what the control plane sets: the uplink
+	// (nil: none), VEPA mode and its hairpin set (vepa.go), the service
+	// chains (nil: none) and the flows redirected through them
+	// (servicechain.go).
+	up        atomic.Pointer[Port]
+	vepa      atomic.Bool
+	hairpin   atomic.Pointer[hairpinSet]
+	chains    atomic.Pointer[chainSet]
+	redirects *redirectTable
 }
 
 // New returns an empty switch. fwlog receives firewall events (may be nil).
@@ -91,6 +103,7 @@ func (s *Switch) expireLoop() {
 		s.mu.Unlock()
 		for _, n := range nets {
 			n.ct.Expire(s.now())
+			n.redirects.sweep()
 		}
 	}
 }
@@ -103,6 +116,8 @@ func (s *Switch) AddNetwork(cfg Network) error {
 		return fmt.Errorf("network %q already exists in the switch", cfg.Name)
 	}
 	n := &network{cfg: cfg, macs: newMACTable(DefaultNetworkMACs, DefaultPortMACs), ct: conntrack.New(conntrack.Config{})}
+	n.redirects = newRedirectTable(n.ct.Config().MaxFlows)
+	s.setVEPALocked(n, cfg.VEPA)
 	if p, err := netip.ParsePrefix(cfg.Subnet); err == nil && p.Addr().Is4() {
 		n.bcast = lastAddr(p.Masked())
 	}
@@ -232,7 +247,15 @@ func (s *Switch) recompileLocked() error {
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 		n.flood.Store(&list)
+		var up *Port
+		for _, p := range list {
+			if p.Kind == UplinkPort {
+				up = p
+			}
+		}
+		n.up.Store(up)
 	}
+	s.publishChainsLocked()
 	return nil
 }
 
