@@ -153,10 +153,12 @@ func (b *builder) finish(o Options) *Matcher {
 	m := &Matcher{stride: b.stride}
 	m.childOff = make([]uint32, n+1)
 	m.childClass = make([]uint8, 0, n-1)
+	m.depth = make([]uint8, n)
 	for k := 0; k < n; k++ {
 		m.childOff[k] = uint32(len(m.childClass))
 		for c := b.first[bfs[k]]; c != 0; c = b.next[c] {
 			num[c] = uint32(len(bfs))
+			m.depth[len(bfs)] = m.depth[k] + 1
 			bfs = append(bfs, c)
 			m.childClass = append(m.childClass, b.label[c])
 		}
@@ -263,7 +265,7 @@ func (b *builder) finish(o Options) *Matcher {
 		Classes:     b.stride,
 		Bytes: 4*len(m.dense) + 4*len(m.childOff) + len(m.childClass) + 4*len(m.childTarget) +
 			4*len(m.fail) + 4*len(m.outOff) + 4*len(m.outPat) + 4*len(m.dict) +
-			len(m.patLen) + 4*len(m.exactOff) + len(m.exact) + 256,
+			len(m.patLen) + 4*len(m.exactOff) + len(m.exact) + len(m.depth) + 256,
 		BuildBytes: len(b.folded) + 4*len(b.off) + 4*len(b.pats) + // folded copies, sort order
 			(4*3+1)*n + 4*len(b.patNode) + // construction trie
 			4*2*n + 4*n, // breadth-first order, numbering, output fill

@@ -111,6 +111,9 @@ type Matcher struct {
 	outOff []uint32
 	outPat []uint32
 	dict   []uint32
+	// depth[s] is state s's depth (the length of the string it stands
+	// for), at most MaxPatternLen.
+	depth []uint8
 
 	// Per pattern: length, and for case-sensitive patterns with a letter
 	// (the only ones folding can confuse) the exact bytes in exact.
@@ -233,10 +236,11 @@ func (m *Matcher) Scan(buf []byte, fn func(id, end int) bool) {
 // automaton walks at once, over the two halves of the buffer. A walk is a
 // chain of dependent loads (each state picks the next row), so one walk
 // leaves the CPU waiting on memory; two independent chains overlap their
-// latencies. The halves overlap by the longest pattern's length less one,
-// so an occurrence crossing the middle is found by the second walk (and one
-// found twice is deduplicated like any other).
-const interleaveMin = 2048
+// latencies. The second walk starts at the middle from the root; the
+// first goes on past the middle until it agrees with the second (see
+// AppendSet), usually after a few bytes, so a full-size packet's stream
+// window is walked in little more than half the steps.
+const interleaveMin = 512
 
 // AppendSet appends to dst the id of every pattern occurring in buf, each
 // once, in no particular order, and returns the extended slice. sc carries
@@ -249,13 +253,12 @@ func (m *Matcher) AppendSet(dst []int32, buf []byte, sc *Scratch) []int32 {
 		dst, _ = m.walk(dst, buf, 0, 0, sc)
 		return dst
 	}
-	// First half [0, mid), second half [start2, len(buf)).
+	// Walk a covers [0, mid), walk b [mid, len(buf)) from the root.
 	mid := len(buf) / 2
-	start2 := mid - (int(m.maxLen) - 1)
 	gen := sc.gen
 	lim := m.denseLimit
 	var va, vb uint32 // the root's code
-	a, b := buf[:mid], buf[start2:start2+mid]
+	a, b := buf[:mid], buf[mid:2*mid]
 	for i := range a {
 		ca, cb := m.class[a[i]], m.class[b[i]]
 		if va < lim {
@@ -280,11 +283,44 @@ func (m *Matcher) AppendSet(dst []int32, buf []byte, sc *Scratch) []int32 {
 		if vb&matchBit != 0 {
 			vb &^= matchBit
 			if s := m.state(vb); sc.stateDone[s] != gen {
-				dst = m.collect(dst, s, buf, start2+i+1, sc)
+				dst = m.collect(dst, s, buf, mid+i+1, sc)
 			}
 		}
 	}
-	dst, _ = m.walk(dst, buf, start2+mid, vb, sc)
+	dst, _ = m.walk(dst, buf, 2*mid, vb, sc)
+	return m.walkToSync(dst, buf, mid, va, sc)
+}
+
+// walkToSync continues walk a, in code v at offset from (the middle),
+// until it is in the state walk b, started there at the root, was in:
+// at offset i, once a's state is no deeper than i-from, the string it
+// stands for lies after the middle, and b, which read the same bytes from
+// the middle, is in that state too. From there on b reported every match;
+// before, a reports those that began before the middle (each such match
+// keeps a's state deeper than the bytes since the middle). A match b
+// found as well is deduplicated like any other. At most MaxPatternLen
+// steps.
+func (m *Matcher) walkToSync(dst []int32, buf []byte, from int, v uint32, sc *Scratch) []int32 {
+	gen := sc.gen
+	lim := m.denseLimit
+	for i := from; i < len(buf); i++ {
+		if int(m.depth[m.state(v)]) <= i-from {
+			return dst
+		}
+		c := m.class[buf[i]]
+		if v < lim {
+			v = m.dense[v+uint32(c)]
+		} else {
+			v = m.stepSparse(v, c)
+		}
+		if v&matchBit == 0 {
+			continue
+		}
+		v &^= matchBit
+		if s := m.state(v); sc.stateDone[s] != gen {
+			dst = m.collect(dst, s, buf, i+1, sc)
+		}
+	}
 	return dst
 }
 

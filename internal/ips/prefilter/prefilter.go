@@ -40,6 +40,27 @@ type Prefilter struct {
 	// them on every packet their header selects.
 	unconditional [4][]int32
 	order         []rules.Buffer // buffers with an index, ascending
+	// stream is the automaton shared by the StreamGroup buffers (nil
+	// when none has a pattern); bodyPat[i] says whether its pattern i
+	// selects a rule of a body buffer (any group member but payload).
+	stream  *Matcher
+	bodyPat []bool
+}
+
+// StreamGroup lists the buffers whose patterns share one automaton. A
+// body sent as is (no chunking, no compression) is a run of the stream's
+// bytes, so one scan of the stream with the shared automaton finds the
+// candidates of the payload and of the bodies it carries
+// (StreamPatterns, SelectStream); the body need not be scanned again.
+var StreamGroup = [...]rules.Buffer{rules.BufPayload, rules.BufHTTPRequestBody, rules.BufHTTPResponseBody, rules.BufFileData}
+
+func inStreamGroup(b rules.Buffer) bool {
+	for _, g := range StreamGroup {
+		if b == g {
+			return true
+		}
+	}
+	return false
 }
 
 type bufferIndex struct {
@@ -83,6 +104,9 @@ func New(rs []*rules.Rule, opts *Options) (*Prefilter, error) {
 		bi    *bufferIndex
 	}
 	var per [256]*pending
+	// shared holds the StreamGroup's patterns; their buffers' pending
+	// entries keep only their own rule lists (rules per shared pattern).
+	shared := &pending{key: map[string]int32{}}
 	get := func(b rules.Buffer) *pending {
 		if per[b] == nil {
 			per[b] = &pending{key: map[string]int32{}, bi: &bufferIndex{stats: BufferStats{Buffer: b, Always: map[string]int{}}}}
@@ -112,6 +136,24 @@ func New(rs []*rules.Rule, opts *Options) (*Prefilter, error) {
 			pe.bi.stats.Truncated++
 		}
 		k := patternKey(pat)
+		if inStreamGroup(buf) {
+			pi, ok := shared.key[k]
+			if !ok {
+				pi = int32(len(shared.pats))
+				shared.key[k] = pi
+				shared.pats = append(shared.pats, pat)
+			}
+			if _, ok := pe.key[k]; !ok {
+				pe.key[k] = pi
+				pe.bi.stats.Patterns++
+			}
+			for len(pe.rules) <= int(pi) {
+				pe.rules = append(pe.rules, nil)
+			}
+			pe.rules[pi] = append(pe.rules[pi], id)
+			pe.bi.stats.Indexed++
+			continue
+		}
 		pi, ok := pe.key[k]
 		if !ok {
 			pi = int32(len(pe.pats))
@@ -124,6 +166,41 @@ func New(rs []*rules.Rule, opts *Options) (*Prefilter, error) {
 	}
 
 	budget := o.MaxBytes
+	if len(shared.pats) > 0 {
+		// The shared automaton is as large as its members' together; it
+		// gets their dense budget together.
+		so := o
+		so.MaxBytes = budget
+		so.DenseBytes = min(2*o.DenseBytes, budget)
+		m, err := Compile(shared.pats, &so)
+		if err != nil {
+			return nil, fmt.Errorf("prefilter: stream buffers: %w", err)
+		}
+		budget -= m.stats.Bytes
+		p.stream = m
+		p.bodyPat = make([]bool, len(shared.pats))
+		for _, b := range StreamGroup {
+			pe := per[b]
+			if pe == nil {
+				continue
+			}
+			for len(pe.rules) < len(shared.pats) {
+				pe.rules = append(pe.rules, nil)
+			}
+			bi := pe.bi
+			bi.m = m
+			bi.stats.Matcher = m.stats
+			bi.ruleOff = make([]uint32, len(pe.rules)+1)
+			for pi, ids := range pe.rules {
+				bi.ruleIDs = append(bi.ruleIDs, ids...)
+				bi.ruleOff[pi+1] = uint32(len(bi.ruleIDs))
+				if len(ids) > 0 && b != rules.BufPayload {
+					p.bodyPat[pi] = true
+				}
+			}
+			pe.pats = nil
+		}
+	}
 	for b, pe := range per {
 		if pe == nil {
 			continue
@@ -146,7 +223,9 @@ func New(rs []*rules.Rule, opts *Options) (*Prefilter, error) {
 				bi.ruleOff[pi+1] = uint32(len(bi.ruleIDs))
 			}
 		}
-		bi.stats.Patterns = len(pe.pats)
+		if !inStreamGroup(rules.Buffer(b)) {
+			bi.stats.Patterns = len(pe.pats)
+		}
 		p.bufs[b] = bi
 		p.order = append(p.order, rules.Buffer(b))
 	}
@@ -233,6 +312,40 @@ func (p *Prefilter) Candidates(buf rules.Buffer, data []byte, sc *Scratch) []int
 	return sc.rules
 }
 
+// StreamPatterns returns the StreamGroup patterns occurring in data,
+// each once, in no particular order; the slice is owned by sc and valid
+// until sc's next use. SelectStream turns them into candidates.
+func (p *Prefilter) StreamPatterns(data []byte, sc *Scratch) []int32 {
+	sc.ids = sc.ids[:0]
+	if p.stream != nil {
+		sc.ids = p.stream.AppendSet(sc.ids, data, sc)
+	}
+	return sc.ids
+}
+
+// SelectStream returns the candidates of buf, a StreamGroup buffer, when
+// ids (StreamPatterns' results, of one or several scans; repeats allowed)
+// are the patterns occurring in it: the rules those patterns select in
+// buf, and buf's Always rules; each once, in ascending order. The slice is
+// owned by sc (as Candidates' result, which it replaces).
+func (p *Prefilter) SelectStream(buf rules.Buffer, ids []int32, sc *Scratch) []int32 {
+	sc.rules = sc.rules[:0]
+	bi := p.bufs[buf]
+	if bi == nil || !inStreamGroup(buf) {
+		return sc.rules
+	}
+	sc.rules = append(sc.rules, bi.always...)
+	if bi.m == nil {
+		return sc.rules
+	}
+	for _, pi := range ids {
+		sc.rules = append(sc.rules, bi.ruleIDs[bi.ruleOff[pi]:bi.ruleOff[pi+1]]...)
+	}
+	slices.Sort(sc.rules)
+	sc.rules = slices.Compact(sc.rules)
+	return sc.rules
+}
+
 // Always returns the rules filed under buf that have no usable fast
 // pattern (see the Always* reasons). The slice must not be modified.
 func (p *Prefilter) Always(buf rules.Buffer) []int32 {
@@ -267,7 +380,13 @@ func (p *Prefilter) Bytes() int {
 	n := 0
 	for _, b := range p.order {
 		bi := p.bufs[b]
-		n += bi.stats.Matcher.Bytes + 4*(len(bi.ruleOff)+len(bi.ruleIDs)+len(bi.always))
+		if bi.m != p.stream || bi.m == nil {
+			n += bi.stats.Matcher.Bytes
+		}
+		n += 4 * (len(bi.ruleOff) + len(bi.ruleIDs) + len(bi.always))
+	}
+	if p.stream != nil {
+		n += p.stream.stats.Bytes + len(p.bodyPat)
 	}
 	for _, u := range p.unconditional {
 		n += 4 * len(u)

@@ -127,3 +127,63 @@ func TestPrefilterBudget(t *testing.T) {
 		t.Fatal("built within 200 bytes")
 	}
 }
+
+// TestStreamGroup: the payload and the body buffers share one automaton;
+// one scan of the stream selects each buffer's rules as separate scans
+// would, and StreamHits stands for a body's scan only while its runs are
+// contiguous.
+func TestStreamGroup(t *testing.T) {
+	set := loadRules(t, `
+alert tcp any any -> any any (content:"shared"; sid:1;)
+alert http any any -> any any (file.data; content:"shared"; sid:2;)
+alert http any any -> any any (http.response_body; content:"bodyonly"; sid:3;)
+alert http any any -> any any (http.request_body; content:"reqonly"; sid:4;)
+alert http any any -> any any (file.data; pcre:"/x+/"; sid:5;)
+alert tcp any any -> any any (content:"payloadonly"; sid:6;)
+`)
+	p, err := FromSet(set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc Scratch
+	data := []byte("..shared..bodyonly..reqonly..payloadonly")
+	for _, b := range StreamGroup {
+		want := slices.Clone(p.Candidates(b, data, &sc))
+		ids := slices.Clone(p.StreamPatterns(data, &sc))
+		// Repeated ids (from several scans) select each rule once.
+		if got := p.SelectStream(b, append(ids, ids...), &sc); !slices.Equal(got, want) {
+			t.Errorf("%s: SelectStream %v, Candidates %v", b, got, want)
+		}
+	}
+	if got := p.SelectStream(rules.BufHTTPURI, []int32{0}, &sc); len(got) != 0 {
+		t.Errorf("SelectStream of a buffer outside the group: %v", got)
+	}
+
+	var h StreamHits
+	h.Add(p, 100, 150, p.StreamPatterns([]byte("..bodyonly"), &sc))
+	h.Add(p, 150, 200, p.StreamPatterns([]byte("..payloadonly..shared"), &sc))
+	if !h.Covers(120, 200) || h.Covers(90, 150) || h.Covers(120, 201) {
+		t.Errorf("Covers wrong for runs [100,200)")
+	}
+	sids := func(ids []int32) (out []uint32) {
+		for _, i := range ids {
+			out = append(out, set.Rules[i].SID)
+		}
+		return out
+	}
+	// The payload-only pattern is not kept; body rules are selected.
+	if got := sids(p.SelectStream(rules.BufFileData, h.Hits(), &sc)); !slices.Equal(got, []uint32{2, 5}) {
+		t.Errorf("file.data from hits: sids %v, want [2 5]", got)
+	}
+	if got := sids(p.SelectStream(rules.BufHTTPResponseBody, h.Hits(), &sc)); !slices.Equal(got, []uint32{3}) {
+		t.Errorf("http.response_body from hits: sids %v, want [3]", got)
+	}
+	h.Add(p, 180, 200, nil) // the same bytes again
+	if !h.Covers(100, 200) {
+		t.Error("an overlapping run broke the hits")
+	}
+	h.Add(p, 210, 220, nil) // a hole: no longer stands for a scan
+	if h.Covers(120, 200) {
+		t.Error("Covers after a hole")
+	}
+}
