@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/bulwark-project/bulwark/internal/ips/prefilter"
@@ -444,12 +445,40 @@ func (d *Detector) inspectPacket(c *ictx, dir int, pcands []int32) {
 
 // scanWindow runs the prefilter over the part of direction dir's window
 // where a pattern can touch the new data: the new bytes and the last
-// MaxPatternLen-1 bytes before them. A rule whose fast pattern lies wholly
-// in older data was a candidate when that data was new.
+// MaxPatternLen-1 bytes before them (or all earlier bytes since the
+// stream's start or a gap, when fewer). A rule whose fast pattern lies
+// wholly in older data was a candidate when that data was new. It returns
+// the payload candidates.
+//
+// The scan uses the automaton the payload shares with the HTTP body
+// buffers (prefilter.StreamGroup): the body patterns it finds are kept
+// with each transaction whose verbatim body is arriving in this
+// direction, so that inspectHTTP need not scan the body again. Every byte
+// the HTTP parser was fed is in the window by now (flow.Data appends, then
+// feeds), so the new bytes are the parser's stream offsets
+// [Offset-new, Offset).
 func (d *Detector) scanWindow(f *flow, dir int) []int32 {
 	w := f.win[dir]
 	from := max(0, f.tail[dir]-(prefilter.MaxPatternLen-1))
-	return d.e.pf.Candidates(rules.BufPayload, w[from:], &d.sc)
+	pf := d.e.pf
+	ids := pf.StreamPatterns(w[from:], &d.sc)
+	if f.http != nil {
+		end := f.http.Offset(http1.Dir(dir))
+		start := end - int64(len(w)-f.tail[dir])
+		for _, tx := range f.http.Txs() {
+			prog, body := tx.RequestProgress, &tx.RequestBody
+			if dir == 1 {
+				prog, body = tx.ResponseProgress, &tx.ResponseBody
+			}
+			if prog < http1.ProgressBody || !body.Verbatim {
+				continue
+			}
+			if ts := f.txFor(tx.ID); ts.prog[dir] < http1.ProgressComplete {
+				ts.hits[dir].Add(pf, start, end, ids)
+			}
+		}
+	}
+	return pf.SelectStream(rules.BufPayload, ids, &d.sc)
 }
 
 // inspectStream evaluates the payload rules against direction dir's
@@ -576,9 +605,26 @@ func (d *Detector) inspectHTTP(f *flow, p *Packet, final bool) {
 			c.reset(pp, f, dir == 0, kindApp)
 			c.txID, c.hasTx = tx.ID-1, true
 			setHTTPBuffers(&c, tx, dir)
+			body, bodyBuf := &tx.RequestBody, rules.BufHTTPRequestBody
+			if dir == 1 {
+				body, bodyBuf = &tx.ResponseBody, rules.BufHTTPResponseBody
+			}
+			bodyBits := uint64(1)<<bodyBuf | 1<<rules.BufFileData
 			if again {
-				c.skip = ^uint64(1<<rules.BufHTTPRequestBody | 1<<rules.BufHTTPResponseBody | 1<<rules.BufFileData)
+				c.skip = ^bodyBits
 				c.extra = ts.cands[dir]
+			}
+			if n := int64(len(body.Data)); n > 0 && body.Verbatim && ts.hits[dir].Covers(body.Start, body.Start+n) {
+				// The stream scans found the body's patterns (scanWindow):
+				// its candidates without a scan of its own. extra then
+				// carries the protocol's header-only rules itself.
+				pf, hits := d.e.pf, ts.hits[dir].Hits()
+				if !again {
+					c.extra = d.e.uncond[rules.AppHTTP]
+				}
+				c.extra = slices.Concat(c.extra, pf.SelectStream(bodyBuf, hits, &d.sc))
+				c.extra = append(c.extra, pf.SelectStream(rules.BufFileData, hits, &d.sc)...)
+				c.skip |= bodyBits
 			}
 			for _, id := range ts.fired {
 				d.stamp[id] = d.gen

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/bulwark-project/bulwark/internal/ips/prefilter"
 	"github.com/bulwark-project/bulwark/internal/ips/proto/http1"
 	"github.com/bulwark-project/bulwark/internal/ips/proto/tlshello"
 	"github.com/bulwark-project/bulwark/internal/ips/rules"
@@ -46,6 +47,9 @@ type txState struct {
 	// header-only protocol rules included), so the complete stage scans
 	// only the bodies; nil when there were more than maxKeptCandidates.
 	cands [2][]int32
+	// hits holds each side's body patterns found by the stream scans
+	// (detect.go, scanWindow), standing for a scan of a verbatim body.
+	hits [2]prefilter.StreamHits
 }
 
 // maxKeptCandidates bounds the candidates kept per transaction side.
