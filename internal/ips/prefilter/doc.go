@@ -18,11 +18,14 @@
 //     state that ends a pattern is flagged in the transition itself, so the
 //     scan loop is one table load and one branch per byte. A state is
 //     carried as the offset of its row, so no multiply sits on the chain
-//     of dependent loads, and buffers of 2 KiB or more are walked as two
-//     overlapping halves at once so the two chains' memory latencies
-//     overlap.
+//     of dependent loads, and buffers of 512 bytes or more are walked as
+//     two halves at once so the two chains' memory latencies overlap (the
+//     first walk goes past the middle only until its state is no deeper
+//     than the bytes since the middle, where it agrees with the second).
 //   - Prefilter: one Matcher per rule buffer (payload, http.uri, dns.query,
-//     ...) built from loaded rules, the map from a pattern to the rules that
+//     ...) built from loaded rules, except that the payload and the HTTP
+//     body buffers share one (StreamGroup: a body sent as is is part of
+//     the stream, so one scan serves both), the map from a pattern to the rules that
 //     share it, and per buffer the rules that must be evaluated whenever the
 //     buffer is, because they have no fast pattern the prefilter can use.
 //
