@@ -120,7 +120,37 @@ spec = {
     "/api/v1/networks/{name}": {
       "get": op("getNetwork", "Show a network", "Network.Audit", ok("network", ref("Network")), [NAME], errors=("404", "503")),
       "delete": op("deleteNetwork", "Delete a network no VM uses", "Network.Config", {"204": {"description": "deleted"}}, [NAME], errors=("404", "409", "503")),
+      "patch": op("patchNetwork", "Change a live network: vepa (frames between VMs leave by the uplink and are accepted back only as the reflection of a frame the switch sent)", "Network.Config", ok("network", ref("Network")), [NAME],
+        body={"type": "object", "additionalProperties": False, "properties": {"vepa": {"type": "boolean"}}}, errors=("400", "404", "503")),
     },
+    "/api/v1/service-chains": {
+      "get": op("listServiceChains", "List service chains (flows redirected through an appliance VM)", "Network.Audit", ok("chains", {"type": "array", "items": ref("ServiceChain")}), errors=("503",)),
+      "post": op("createServiceChain", "Redirect matching new flows between VMs of a network through an appliance VM's in and out ports before delivery (the appliance sees the traffic, so Network.Mirror)", "Network.Mirror", ok("created", ref("ServiceChain"), "201"), body=ref("ServiceChain"), errors=("400", "409", "413", "503")),
+    },
+    "/api/v1/service-chains/{name}": {"delete": op("deleteServiceChain", "Delete a service chain; its flows are delivered directly again", "Network.Mirror", {"204": {"description": "deleted"}}, [NAME], errors=("404", "503"))},
+    "/api/v1/mirrors": {
+      "get": op("listMirrors", "Mirror sessions with frame, byte and drop counters, pcap files and the last error", "Network.Audit", ok("sessions", {"type": "array", "items": ref("MirrorSession")}), errors=("503",)),
+      "post": op("createMirror", "Mirror (SPAN) chosen VM ports or flows to rotating pcap files, a monitoring VM's port or ERSPAN type II towards a collector", "Network.Mirror", ok("created", ref("MirrorSession"), "201"), body=ref("MirrorSession"), errors=("400", "409", "413", "503")),
+    },
+    "/api/v1/mirrors/{name}": {"delete": op("deleteMirror", "Delete a mirror session (its pcap files are kept)", "Network.Mirror", {"204": {"description": "deleted"}}, [NAME], errors=("404", "503"))},
+    "/api/v1/ips": {"get": op("ipsStatus", "The IPS: rule files with loaded/skipped/malformed counts by reason, the inspection policy and the counters", "IPS.Read", ok("status", {"type": "object"}), errors=("503",))},
+    "/api/v1/ips/rules": {"get": op("ipsRules", "Loaded rules with hit counters", "IPS.Read", ok("rules", {"type": "array", "items": {"type": "object", "properties": {
+        "sid": {"type": "integer"}, "rev": {"type": "integer"}, "action": {"type": "string"}, "msg": {"type": "string"}, "hits": {"type": "integer"}, "last_hit": {"type": "string", "format": "date-time"}}}}),
+        [{"name": "sid", "in": "query", "schema": {"type": "integer"}}, {"name": "hits", "in": "query", "description": "1: only rules that matched", "schema": {"type": "string"}},
+         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}}], errors=("400", "503"))},
+    "/api/v1/ips/rules/{name}": {
+      "put": {**op("putRuleFile", "Upload a Suricata rule file (or classification.config) under this name and recompile; kept only when the whole set compiles. Returns the file's loaded/skipped/malformed counts by reason", "IPS.Config",
+        ok("the file's load report", ref("RuleFileReport")), [{"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"}}], errors=("400", "413", "503")),
+        "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+      "delete": op("deleteRuleFile", "Remove a rule file and recompile without it", "IPS.Config", {"204": {"description": "deleted"}}, [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}], errors=("400", "404", "503")),
+    },
+    "/api/v1/ips/mode": {"put": op("setIPSMode", "Set a network's inspection mode (off, alert, block; fail-open or fail-closed under overload) or a security group's override", "IPS.Config",
+        ok("the policy after the change", {"type": "object"}), body={"type": "object", "additionalProperties": False, "properties": {
+            "network": {"type": "string"}, "group": {"type": "string"}, "mode": {"type": "string", "enum": ["", "off", "alert", "block"]},
+            "overload": {"type": "string", "enum": ["fail-open", "fail-closed"]}}}, errors=("400", "503"))},
+    "/api/v1/ips/alerts": {"get": op("ipsAlerts", "Tail of the IPS alert log: Suricata EVE JSON alert lines with a bulwark object (network, VMs, ports, groups, mode)", "IPS.Read",
+        {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+        [{"name": "bytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304}}], errors=("400", "503"))},
     "/api/v1/security-groups": {
       "get": op("listSecurityGroups", "List security groups", "Firewall.Read", ok("groups", {"type": "array", "items": ref("SecurityGroup")}), errors=("503",)),
       "post": op("createSecurityGroup", "Create a security group; the new policy is compiled and installed atomically", "Firewall.Config", ok("created", ref("SecurityGroup"), "201"), body=ref("SecurityGroup"), errors=("400", "409", "413", "503")),
@@ -312,7 +342,24 @@ spec = {
         "default_ingress": {"type": "string", "enum": ["same-group", "deny", "allow"], "default": "same-group"},
         "default_egress": {"type": "string", "enum": ["allow", "deny"], "default": "allow"},
         "storm_pps": {"type": "integer", "minimum": 1, "default": 100, "description": "broadcast/multicast frames per second per VM port"},
-        "uplink": {"type": "object", "additionalProperties": False, "required": ["kind", "interface"], "properties": {"kind": {"type": "string", "enum": ["interface", "tap"]}, "interface": {"type": "string"}}}}},
+        "uplink": {"type": "object", "additionalProperties": False, "required": ["kind", "interface"], "properties": {"kind": {"type": "string", "enum": ["interface", "tap"]}, "interface": {"type": "string"}}},
+        "vepa": {"type": "boolean", "description": "VEPA: inter-VM frames hairpin through the uplink's external switch (needs an uplink)"}}},
+    "ServiceChain": {"type": "object", "additionalProperties": False, "required": ["name", "network", "in_port", "out_port"], "properties": {
+        "name": NAME["schema"], "network": {"type": "string"}, "src_group": {"type": "string"}, "dst_group": {"type": "string"},
+        "proto": {"type": "string", "enum": ["", "tcp", "udp", "icmp"]}, "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "in_port": {"type": "string", "description": "VM/nicN receiving client-to-server frames"}, "out_port": {"type": "string", "description": "VM/nicN sending them on"},
+        "fail_open": {"type": "boolean", "description": "deliver directly while the appliance's ports are absent (default: drop, service_down)"}}},
+    "MirrorSession": {"type": "object", "additionalProperties": True, "required": ["name", "network", "sources", "target"], "properties": {
+        "name": NAME["schema"], "network": {"type": "string"}, "sources": {"type": "array", "items": {"type": "string"}, "description": "VM or VM/nicN"},
+        "direction": {"type": "string", "enum": ["", "both", "in", "out"]},
+        "filter": {"type": "object", "additionalProperties": False, "properties": {"proto": {"type": "string"}, "port": {"type": "integer"}, "host": {"type": "string"}}},
+        "target": {"type": "object", "additionalProperties": False, "required": ["kind"], "properties": {"kind": {"type": "string", "enum": ["pcap", "port", "erspan"]},
+            "max_bytes": {"type": "integer"}, "max_files": {"type": "integer"}, "port": {"type": "string"}, "remote": {"type": "string"}, "session_id": {"type": "integer", "minimum": 0, "maximum": 1023}}},
+        "snaplen": {"type": "integer", "minimum": 64, "maximum": 65535}}},
+    "RuleFileReport": {"type": "object", "properties": {"name": {"type": "string"}, "bytes": {"type": "integer"}, "rules": {"type": "integer"}, "loaded": {"type": "integer"},
+        "skipped": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "unsupported rules by reason (the keyword)"},
+        "errors": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "malformed rules by reason"},
+        "warnings": {"type": "array", "items": {"type": "string"}}, "modified": {"type": "string", "format": "date-time"}}},
     "Rule": {"type": "object", "additionalProperties": False, "required": ["direction", "action"], "properties": {
         "id": {"type": "string"}, "direction": {"type": "string", "enum": ["ingress", "egress"]}, "action": {"type": "string", "enum": ["allow", "drop", "reject"]},
         "protocol": {"type": "string", "enum": ["any", "tcp", "udp", "icmp"], "default": "any"},

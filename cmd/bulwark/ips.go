@@ -21,9 +21,14 @@ func init() { extraCommands = append(extraCommands, ipsCmd) }
 func ipsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ips",
-		Short: "Intrusion prevention (Suricata rules)",
+		Short: "Intrusion prevention at every vNIC (Suricata rules, docs/ips.md)",
+		Long: `The switch's IPS inspects what the firewall admitted, at every VM NIC of the
+networks it is enabled on, with Suricata rules: "ips rules load" the rule
+files, "ips mode NETWORK block|alert" where to inspect, then read "ips alerts"
+(Suricata EVE JSON) and "ips status". "ips replay" runs a pcap through the
+same engine offline.`,
 	}
-	cmd.AddCommand(ipsReplayCmd(g))
+	cmd.AddCommand(ipsReplayCmd(g), ipsRulesCmd(g), ipsStatusCmd(g), ipsModeCmd(g), ipsAlertsCmd(g))
 	return cmd
 }
 

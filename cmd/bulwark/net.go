@@ -86,19 +86,19 @@ func networkCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list, show, deleteCmd(g, "network", "/api/v1/networks/"))
+	cmd.AddCommand(create, list, show, networkSetCmd(g), deleteCmd(g, "network", "/api/v1/networks/"))
 	return cmd
 }
 
 func printNetworks(tw *tabwriter.Writer, list []any) {
-	fmt.Fprintln(tw, "NAME\tSUBNET\tGATEWAY\tINGRESS\tEGRESS\tUPLINK")
+	fmt.Fprintln(tw, "NAME\tSUBNET\tGATEWAY\tINGRESS\tEGRESS\tUPLINK\tVEPA")
 	for _, x := range list {
 		m, _ := x.(map[string]any)
 		up := "-"
 		if u, ok := m["uplink"].(map[string]any); ok {
 			up = fmt.Sprintf("%v:%v", u["kind"], u["interface"])
 		}
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\n", m["name"], m["subnet"], orDash(m["gateway"]), m["default_ingress"], m["default_egress"], up)
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%s\t%v\n", m["name"], m["subnet"], orDash(m["gateway"]), m["default_ingress"], m["default_egress"], up, m["vepa"] == true)
 	}
 }
 

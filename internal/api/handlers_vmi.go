@@ -69,6 +69,18 @@ func (e *Events) Report(vm, scan string, r *ScanReport) []MonitorEvent {
 	return out
 }
 
+// Record appends one event that is not a scan's finding (an IPS alert's
+// notice, for instance).
+func (e *Events) Record(ev MonitorEvent) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.w.Write(append(b, '\n'))
+}
+
 // ScanFinding is one finding of a scan.
 type ScanFinding struct {
 	Kind     string         `json:"kind"`
@@ -84,6 +96,13 @@ type ScanReport struct {
 	Scanned  map[string]int `json:"scanned"`
 	// New lists the findings raised as events by this scan.
 	New []MonitorEvent `json:"new_events"`
+}
+
+// RecordEvent appends ev to the monitoring events when they are enabled.
+func (s *Server) RecordEvent(ev MonitorEvent) {
+	if s.events != nil {
+		s.events.Record(ev)
+	}
 }
 
 // SetIntrospection enables the vmi routes.

@@ -73,6 +73,9 @@ const (
 	PrivPoolAudit         = "Pool.Audit"
 	PrivPoolConfig        = "Pool.Config"
 	PrivPoolAllocate      = "Pool.Allocate"
+	PrivIPSRead           = "IPS.Read"
+	PrivIPSConfig         = "IPS.Config"
+	PrivNetMirror         = "Network.Mirror"
 )
 
 func routes() []Route {
@@ -119,6 +122,19 @@ func routes() []Route {
 		{Method: "POST", Path: "/api/v1/networks", OpID: "createNetwork", Priv: PrivNetConfig, Object: netRoot, Handler: needNet((*Server).createNetwork)},
 		{Method: "GET", Path: "/api/v1/networks/{name}", OpID: "getNetwork", Priv: PrivNetAudit, Object: netObj, Handler: needNet((*Server).getNetwork)},
 		{Method: "DELETE", Path: "/api/v1/networks/{name}", OpID: "deleteNetwork", Priv: PrivNetConfig, Object: netObj, Handler: needNet((*Server).deleteNetwork)},
+		{Method: "PATCH", Path: "/api/v1/networks/{name}", OpID: "patchNetwork", Priv: PrivNetConfig, Object: netObj, Handler: needNet((*Server).patchNetwork)},
+		{Method: "GET", Path: "/api/v1/service-chains", OpID: "listServiceChains", Priv: PrivNetAudit, Object: chainsRoot, Handler: needNet((*Server).listChains)},
+		{Method: "POST", Path: "/api/v1/service-chains", OpID: "createServiceChain", Priv: PrivNetMirror, Object: chainsRoot, Handler: needNet((*Server).createChain)},
+		{Method: "DELETE", Path: "/api/v1/service-chains/{name}", OpID: "deleteServiceChain", Priv: PrivNetMirror, Object: chainsRoot, Handler: needNet((*Server).deleteChain)},
+		{Method: "GET", Path: "/api/v1/mirrors", OpID: "listMirrors", Priv: PrivNetAudit, Object: mirrorsObj, Handler: needMirror((*Server).listMirrors)},
+		{Method: "POST", Path: "/api/v1/mirrors", OpID: "createMirror", Priv: PrivNetMirror, Object: mirrorsObj, Handler: needMirror((*Server).createMirror)},
+		{Method: "DELETE", Path: "/api/v1/mirrors/{name}", OpID: "deleteMirror", Priv: PrivNetMirror, Object: mirrorsObj, Handler: needMirror((*Server).deleteMirror)},
+		{Method: "GET", Path: "/api/v1/ips", OpID: "ipsStatus", Priv: PrivIPSRead, Object: ipsObj, Handler: needIPS((*Server).ipsStatus)},
+		{Method: "GET", Path: "/api/v1/ips/rules", OpID: "ipsRules", Priv: PrivIPSRead, Object: ipsObj, Handler: needIPS((*Server).ipsRules)},
+		{Method: "PUT", Path: "/api/v1/ips/rules/{name}", OpID: "putRuleFile", Priv: PrivIPSConfig, Object: ipsObj, Handler: needIPS((*Server).putRuleFile), MaxBody: MaxRuleFileBody},
+		{Method: "DELETE", Path: "/api/v1/ips/rules/{name}", OpID: "deleteRuleFile", Priv: PrivIPSConfig, Object: ipsObj, Handler: needIPS((*Server).deleteRuleFile)},
+		{Method: "PUT", Path: "/api/v1/ips/mode", OpID: "setIPSMode", Priv: PrivIPSConfig, Object: ipsObj, Handler: needIPS((*Server).setIPSMode)},
+		{Method: "GET", Path: "/api/v1/ips/alerts", OpID: "ipsAlerts", Priv: PrivIPSRead, Object: ipsObj, Handler: needIPS((*Server).ipsAlerts)},
 		{Method: "GET", Path: "/api/v1/security-groups", OpID: "listSecurityGroups", List: true, Priv: PrivFWRead, Object: sgRoot, Handler: needNet((*Server).listGroups)},
 		{Method: "POST", Path: "/api/v1/security-groups", OpID: "createSecurityGroup", Priv: PrivFWConfig, Object: sgRoot, Handler: needNet((*Server).createGroup)},
 		{Method: "GET", Path: "/api/v1/security-groups/{name}", OpID: "getSecurityGroup", Priv: PrivFWRead, Object: sgObj, Handler: needNet((*Server).getGroup)},

@@ -96,7 +96,8 @@ func TestEveryRouteDeclaresPrivilege(t *testing.T) {
 		PrivVMPowerOff: true, PrivVMConsole: true, PrivMonitor: true,
 		PrivNetAudit: true, PrivNetConfig: true, PrivFWRead: true, PrivFWConfig: true, PrivAuditRead: true,
 		PrivUserManage: true, PrivRoleManage: true, PrivPermManage: true, PrivVMConfig: true, PrivMonitorRespond: true,
-		PrivDatastoreAudit: true, PrivDatastoreAllocate: true, PrivVMSnapshot: true, PrivAttestRead: true, PrivAttestConfig: true, PrivPoolAudit: true, PrivPoolConfig: true, PrivPoolAllocate: true}
+		PrivDatastoreAudit: true, PrivDatastoreAllocate: true, PrivVMSnapshot: true, PrivAttestRead: true, PrivAttestConfig: true, PrivPoolAudit: true, PrivPoolConfig: true, PrivPoolAllocate: true,
+		PrivIPSRead: true, PrivIPSConfig: true, PrivNetMirror: true}
 	for _, rt := range Routes() {
 		key := rt.Method + " " + rt.Path
 		if rt.Handler == nil {
@@ -167,6 +168,12 @@ func TestRouteObjects(t *testing.T) {
 			if strings.Contains(rt.Path, "{name}") && rt.OpID != "importVolume" {
 				want = "/storage/default/volumes/web-1"
 			}
+		case coll == "ips" || coll == "mirrors":
+			// The IPS and the mirror sessions are host-wide: one object each.
+			want = "/" + coll
+		case coll == "service-chains":
+			// A chain redirects flows between VMs of networks.
+			want = "/networks"
 		case strings.Contains(rt.Path, "{name}"):
 			want = "/" + coll + "/web-1"
 		case coll == "vms" || coll == "networks" || coll == "security-groups" || coll == "ip-sets" || coll == "images" || coll == "pools":

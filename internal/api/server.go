@@ -21,6 +21,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/console"
 	"github.com/bulwark-project/bulwark/internal/hv"
 	"github.com/bulwark-project/bulwark/internal/manager"
+	"github.com/bulwark-project/bulwark/internal/mirrorsvc"
 	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/storage"
 	"github.com/bulwark-project/bulwark/internal/store"
@@ -69,6 +70,8 @@ type Server struct {
 	agent  Agent       // nil until SetAgent: the remote-attestation routes answer 503
 	scans  scanState   // latest introspection scan per VM run
 	pools  *Pools      // nil until SetPools: the pool routes answer 503
+	ips    *IPS        // nil until SetIPS: the IPS routes answer 503
+	mirror *mirrorsvc.Service
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec

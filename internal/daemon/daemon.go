@@ -188,6 +188,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("virtual switch: %w", err)
 	}
+	// The IPS and mirror stages of the switch (ips.go), before any VM port
+	// exists, so no frame passes uninspected on an inspected network.
+	nsec, closeNsec, err := startNetSecurity(ctx, cfg, sw, st, log)
+	if err != nil {
+		return err
+	}
+	defer closeNsec()
 	// The audit log: every mutating API call, with who, what, object,
 	// result and source, hash-chained with signed checkpoints and anchored
 	// outside its database; verified before anything is recorded.
@@ -227,13 +234,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	usage := &usageSampler{cg: cgset, sw: sw, mgr: mgr, svc: rpools.svc}
 	go usage.run(ctx)
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr, sw, usage)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), mgr, sw, usage, nsec.metrics())
 	host, _ := os.Hostname()
 	srv := api.New(mgr, api.Info{
 		Version: cfg.Version, Commit: cfg.Commit, GoVersion: runtime.Version(), Backend: "qemu",
 		Accel: auto, Hostname: host, StateDir: cfg.StateDir,
 	}, reg, log)
 	srv.SetNetwork(netSvc, fwPath)
+	nsec.wire(srv)
 	srv.SetStorage(vols)
 	srv.SetPools(&api.Pools{Svc: rpools.svc, Reconcile: rpools.Reconcile, Usage: usage.Usage})
 	if len(cfg.ImageDirs) == 0 {
