@@ -153,6 +153,11 @@ type Detector struct {
 	nalert int // alerts of the current packet
 	seq    uint64
 	cur    *Packet
+	// curDir is cur's direction in its flow (0 to the server).
+	curDir int
+	// turned is cur with its endpoints swapped: the packet that stands
+	// for the other direction's stream bytes cur's ACK delivered.
+	turned Packet
 	pkt    Packet
 	// defrag reassembles IP fragments for Frame.
 	defrag      defrag
@@ -245,6 +250,7 @@ func (d *Detector) Packet(p *Packet) []Alert {
 		dir = 0
 	}
 	f.seen[dir] = true
+	d.curDir = dir
 	if p.Proto == ProtoTCP && !p.Fragment && !p.L4Invalid {
 		d.trackTCP(f, p, toServer)
 	}
@@ -272,6 +278,12 @@ func (d *Detector) Packet(p *Packet) []Alert {
 		if f.sc != nil {
 			d.inspectStream(f, dir, nil)
 		}
+	}
+	if f.sc != nil {
+		// The packet's ACK may have delivered the other direction's
+		// bytes (out-of-order bytes behind a hole the receiver
+		// acknowledged): inspected now, before they become old context.
+		d.inspectStream(f, 1-dir, nil)
 	}
 	if dnsMsg != nil && !dnsMsg.Header.Response() {
 		for i := range dnsMsg.Questions {
@@ -486,6 +498,13 @@ func (d *Detector) scanWindow(f *flow, dir int) []int32 {
 // matches the window only if it does not match the window's earlier part
 // alone (that part was inspected with an earlier packet).
 //
+// The current packet delivers data to the other direction when its ACK
+// releases bytes held behind a hole (stream.Conn forceTo). Those are
+// inspected as their own unit (rules that matched the packet may match
+// them too) with the packet turned around, so that rule headers, flow
+// direction, thresholds and the alert see the stream's endpoints; the
+// alert still belongs to the current packet, whose frame it carries.
+//
 // cands, when not nil, are the window's candidates already found.
 func (d *Detector) inspectStream(f *flow, dir int, cands []int32) {
 	w := f.win[dir]
@@ -493,6 +512,10 @@ func (d *Detector) inspectStream(f *flow, dir int, cands []int32) {
 		return
 	}
 	p := d.cur
+	if dir != d.curDir {
+		d.gen++
+		p = d.turn(p)
+	}
 	var c ictx
 	c.reset(p, f, dir == 0, kindStream)
 	c.set(rules.BufPayload, w)
@@ -512,6 +535,18 @@ func (d *Detector) inspectStream(f *flow, dir int, cands []int32) {
 	}
 	// What was inspected becomes the tail of the next window.
 	f.win[dir], f.tail[dir] = d.keepTail(w), min(len(w), d.cfg.StreamTail)
+}
+
+// turn returns p with its endpoints swapped, held in d.turned (valid
+// until the next call), carrying no payload of its own.
+func (d *Detector) turn(p *Packet) *Packet {
+	t := &d.turned
+	*t = *p
+	t.Src, t.Dst = p.Dst, p.Src
+	t.SrcPort, t.DstPort = p.DstPort, p.SrcPort
+	t.SrcMAC, t.DstMAC = p.DstMAC, p.SrcMAC
+	t.Payload = nil
+	return t
 }
 
 // keepTail keeps the last StreamTail bytes of a window. A buffer grown

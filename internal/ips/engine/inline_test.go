@@ -130,3 +130,30 @@ func TestInlineNoAllocs(t *testing.T) {
 		t.Errorf("%.1f allocs per data packet and ack", n)
 	}
 }
+
+// A drop rule matched on client bytes that the server's ACK delivered (out
+// of order behind a hole the engine never saw) is the ACK packet's
+// verdict, and blocks the flow: the client's next packets are dropped.
+func TestInlineDropAtPeerAck(t *testing.T) {
+	for _, enforce := range []bool{true, false} {
+		d := newTestDetector(t, inlineRules)
+		c := newTCPConn(d, 4006)
+		c.cseq += 5 // a segment the engine did not see (passed fail-open)
+		if _, v := d.Inline(c.inlinePkt(true, "x BAD-"), enforce); v.Action != InlinePass {
+			t.Fatalf("first half: %+v", v)
+		}
+		if _, v := d.Inline(c.inlinePkt(true, "DROP y"), enforce); v.Action != InlinePass {
+			t.Fatalf("second half: %+v", v)
+		}
+		ack := c.inlinePkt(false, "")
+		ack.TCPFlags = rules.TCPAck
+		alerts, v := d.Inline(ack, enforce)
+		if v.Action != InlineDrop || v.Why != InlineRule || v.Rule == nil || v.Rule.SID != 1 || len(alerts) != 1 || !alerts[0].ToServer {
+			t.Fatalf("enforce %v: ack verdict %+v, alerts %d", enforce, v, len(alerts))
+		}
+		_, v = d.Inline(c.inlinePkt(true, "more"), enforce)
+		if blocked := v.Why == InlineFlowBlocked; blocked != enforce || d.BlockedFlows() != map[bool]int{true: 1}[enforce] {
+			t.Errorf("enforce %v: next client packet %+v, %d blocked flows", enforce, v, d.BlockedFlows())
+		}
+	}
+}
