@@ -162,6 +162,9 @@ type Detector struct {
 	// defrag reassembles IP fragments for Frame.
 	defrag      defrag
 	frameAlerts []Alert
+	// windowScans counts stream window scans (tests check that a window
+	// is scanned once).
+	windowScans uint64
 	// passed: a pass rule matched the last packet.
 	passed bool
 	stats  Stats
@@ -272,18 +275,18 @@ func (d *Detector) Packet(p *Packet) []Alert {
 		// one prefilter scan serves the packet and the stream window.
 		d.wcands = append(d.wcands[:0], d.scanWindow(f, dir)...)
 		d.inspectPacket(&c, dir, d.wcands)
-		d.inspectStream(f, dir, d.wcands)
+		d.inspectStream(f, dir, d.wcands, true)
 	} else {
 		d.inspectPacket(&c, dir, d.e.pf.Candidates(rules.BufPayload, p.Payload, &d.sc))
 		if f.sc != nil {
-			d.inspectStream(f, dir, nil)
+			d.inspectStream(f, dir, nil, false)
 		}
 	}
 	if f.sc != nil {
 		// The packet's ACK may have delivered the other direction's
 		// bytes (out-of-order bytes behind a hole the receiver
 		// acknowledged): inspected now, before they become old context.
-		d.inspectStream(f, 1-dir, nil)
+		d.inspectStream(f, 1-dir, nil, false)
 	}
 	if dnsMsg != nil && !dnsMsg.Header.Response() {
 		for i := range dnsMsg.Questions {
@@ -470,6 +473,7 @@ func (d *Detector) inspectPacket(c *ictx, dir int, pcands []int32) {
 // feeds), so the new bytes are the parser's stream offsets
 // [Offset-new, Offset).
 func (d *Detector) scanWindow(f *flow, dir int) []int32 {
+	d.windowScans++
 	w := f.win[dir]
 	from := max(0, f.tail[dir]-(prefilter.MaxPatternLen-1))
 	pf := d.e.pf
@@ -505,8 +509,9 @@ func (d *Detector) scanWindow(f *flow, dir int) []int32 {
 // direction, thresholds and the alert see the stream's endpoints; the
 // alert still belongs to the current packet, whose frame it carries.
 //
-// cands, when not nil, are the window's candidates already found.
-func (d *Detector) inspectStream(f *flow, dir int, cands []int32) {
+// With scanned, cands are the window's candidates already found (none
+// when empty); else the window is scanned here.
+func (d *Detector) inspectStream(f *flow, dir int, cands []int32, scanned bool) {
 	w := f.win[dir]
 	if len(w) == f.tail[dir] || d.cur == nil {
 		return
@@ -520,7 +525,7 @@ func (d *Detector) inspectStream(f *flow, dir int, cands []int32) {
 	c.reset(p, f, dir == 0, kindStream)
 	c.set(rules.BufPayload, w)
 	c.prior = w[:f.tail[dir]]
-	if cands == nil {
+	if !scanned {
 		cands = d.scanWindow(f, dir)
 	}
 	d.cands = append(d.cands[:0], cands...)

@@ -229,3 +229,31 @@ alert http any any -> any any (msg:"body"; http.response_body; content:"secret";
 		t.Fatalf("alerts %v", c.alerts)
 	}
 }
+
+// TestOneWindowScan: a stream window is scanned once per packet that adds
+// to it, also when the scan finds no candidate (it used to be scanned
+// again by inspectStream then), and not at all for a pure ACK.
+func TestOneWindowScan(t *testing.T) {
+	d := newTestDetector(t, `alert tcp any any -> any 80 (content:"attack"; sid:1;)`)
+	c := newTCPConn(d, 4100)
+	for i, tt := range []struct {
+		toServer bool
+		payload  string
+		scans    uint64
+	}{
+		{true, "nothing to see", 1},
+		{false, "", 0},
+		{false, "a reply", 1},
+		{true, "", 0},
+		{true, "an attack here", 1},
+	} {
+		before := d.windowScans
+		c.send(tt.toServer, rules.TCPAck|rules.TCPPsh, tt.payload)
+		if got := d.windowScans - before; got != tt.scans {
+			t.Errorf("packet %d: %d window scans, want %d", i, got, tt.scans)
+		}
+	}
+	if count(c.alerts, 1) != 1 {
+		t.Errorf("alerts %v", c.alerts)
+	}
+}

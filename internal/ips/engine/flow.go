@@ -130,7 +130,7 @@ func (f *flow) Data(sd stream.Dir, b []byte) {
 	if len(f.win[d])-f.tail[d]+len(b) > det.cfg.StreamChunk {
 		// Inspect what this packet delivered so far before taking
 		// more, so a window never exceeds tail + StreamChunk bytes.
-		det.inspectStream(f, d, nil)
+		det.inspectStream(f, d, nil, false)
 	}
 	f.win[d] = append(f.win[d], b...)
 	if f.app == rules.AppNone && !f.appTried[d] {
@@ -147,7 +147,7 @@ func (f *flow) Data(sd stream.Dir, b []byte) {
 // Gap is the stream.Consumer side: n bytes of direction d are lost.
 func (f *flow) Gap(sd stream.Dir, n int64) {
 	d := int(sd)
-	f.det.inspectStream(f, d, nil)
+	f.det.inspectStream(f, d, nil, false)
 	f.win[d], f.tail[d] = f.win[d][:0], 0
 	if f.http != nil {
 		f.http.Gap(http1.Dir(d), n)
