@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -57,6 +58,13 @@ func openGRE(to netip.Addr) (*greConn, error) {
 
 func (g *greConn) send(payload []byte) error {
 	_, err := g.c.WriteTo(payload, g.to)
+	if err != nil && !errors.Is(err, unix.EMSGSIZE) {
+		// The kernel reports an ICMP error about an earlier packet (a
+		// protocol unreachable from a collector's host with no ERSPAN
+		// listener, say) on the next send, which then sends nothing:
+		// send once more.
+		_, err = g.c.WriteTo(payload, g.to)
+	}
 	return err
 }
 

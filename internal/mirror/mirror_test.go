@@ -43,7 +43,7 @@ func (s *syncBuf) String() string {
 }
 
 type testNet struct {
-	t      *testing.T
+	t      testing.TB
 	sw     *netsw.Switch
 	dir    string // sockets
 	events *syncBuf
@@ -51,7 +51,7 @@ type testNet struct {
 
 // newTestNet is a switch with network "n" (10.0.0.0/24, every flow
 // allowed).
-func newTestNet(t *testing.T) *testNet {
+func newTestNet(t testing.TB) *testNet {
 	t.Helper()
 	ev := &syncBuf{}
 	sw := netsw.New(slog.New(slog.DiscardHandler), netsw.NewEventLog(ev, 1000))
@@ -66,7 +66,7 @@ func newTestNet(t *testing.T) *testNet {
 
 // vmNIC is a VM's NIC as its hypervisor sees it.
 type vmNIC struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	conn *net.UnixConn
 	sw   *net.UnixAddr
@@ -615,4 +615,43 @@ func ExampleSession() {
 	s.Normalize()
 	fmt.Println(s.Validate(), s.Direction, s.SnapLen, s.Target.MaxPPS)
 	// Output: <nil> both 65535 100000
+}
+
+// BenchmarkProcess is the mirror stage alone on one frame: no session, a
+// session that does not match, and a pcap session copying every frame
+// (its writer on another core).
+func BenchmarkProcess(b *testing.B) {
+	for _, mode := range []string{"none", "nomatch", "pcap"} {
+		b.Run(mode, func(b *testing.B) {
+			tn := newTestNet(b)
+			sw := tn.sw
+			tn.attach("a", 1)
+			tn.attach("b", 2)
+			m, err := NewManager(sw, filepath.Join(b.TempDir(), "m"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			switch mode {
+			case "nomatch":
+				err = m.Set([]Session{pcapSession("s", "c")})
+			case "pcap":
+				err = m.Set([]Session{pcapSession("s", "a")})
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			var f packet.Frame
+			raw := udp(packettest.Flow{SrcMAC: packet.MAC{2, 0, 0, 0, 0, 1}, DstMAC: packet.MAC{2, 0, 0, 0, 0, 2},
+				Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}, 1, 2, 64)
+			packet.Parse(raw, &f)
+			c := &netsw.FrameContext{Raw: raw, Frame: &f, In: sw.LookupPort("n", "a/nic0"), Out: sw.LookupPort("n", "b/nic0")}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				c.Seq, c.Now = uint64(i+1), int64(i+1)
+				m.Process(c)
+			}
+		})
+	}
 }

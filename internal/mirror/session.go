@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -145,7 +146,7 @@ func (s *Session) Validate() error {
 	if !nameRE.MatchString(s.Name) {
 		return ferr("name", "%q must be 1-63 lower-case letters, digits and '-', starting and ending with a letter or digit", s.Name)
 	}
-	if err := vm.ValidateName("network", s.Network); err != nil {
+	if err := validName("network", s.Network); err != nil {
 		return err
 	}
 	if len(s.Sources) == 0 {
@@ -240,11 +241,23 @@ func (s *Session) validateTarget() error {
 	}
 }
 
+// validName checks a VM or network name as the VM spec does, with the
+// error as this package's.
+func validName(field, name string) error {
+	var fe *vm.FieldError
+	if err := vm.ValidateName(field, name); errors.As(err, &fe) {
+		return ferr(fe.Field, "%s", fe.Msg)
+	} else if err != nil {
+		return ferr(field, "%v", err)
+	}
+	return nil
+}
+
 // parseSource splits a source into its VM name and NIC number (-1 for a
 // whole VM).
 func parseSource(field, src string) (vmName string, nic int, err error) {
 	vmName, nicPart, isPort := strings.Cut(src, "/")
-	if err := vm.ValidateName(field, vmName); err != nil {
+	if err := validName(field, vmName); err != nil {
 		return "", 0, err
 	}
 	if !isPort {
