@@ -244,6 +244,25 @@ type_slowly 'wget -q -O - http://10.10.0.30/' | "$BIN" console demo-web --linger
 	tr -d '\r' | grep -a "^hello from" | sed 's/^/    demo-web got: /' || echo "    (no answer from demo-deb yet; try: bulwark console demo-web)"
 
 echo
+step "IPS at every vNIC: Suricata rules inline between the demo VMs; demo-web's traffic mirrored to a pcap"
+"$BIN" ips rules load scripts/demo-ips.rules | sed 's/^/    /'
+ET=$(for d in ../shared/data/et-open /work/shared/data/et-open; do [ -d "$d" ] && echo "$d" && break; done)
+if [ -n "$ET" ] && ! "$BIN" ips rules list -o json | grep -q '"emerging-web_server.rules"'; then
+	echo "    loading every ET Open file from $ET (unsupported keywords are skipped and counted):"
+	"$BIN" ips rules load --classification "$ET/classification.config" "$ET"/*.rules >/dev/null
+	"$BIN" ips rules stats | sed 's/^/    /' | cut -c1-200
+fi
+"$BIN" ips mode demo block --overload fail-closed >/dev/null
+"$BIN" mirror list -o json | grep -q '"demo-tap"' ||
+	"$BIN" mirror create demo-tap --network demo --source demo-web --to pcap --max-bytes 8388608 >/dev/null
+echo "--- demo-web asks demo-deb's nginx for /etc/passwd: the IPS drops the request before nginx sees it"
+type_slowly 'timeout 6 wget -q -O - "http://10.10.0.30/view?file=/etc/passwd" || echo "demo-web: request failed"' | "$BIN" console demo-web --linger 7s 2>&1 |
+	tr -d '\r' | grep -a -E "^(demo-web: request failed|root:)" | sed 's/^/    /' || true
+echo "--- the alert, in Suricata's EVE JSON with the VMs, ports and groups (bulwark ips alerts)"
+"$BIN" ips alerts --sid 9800001 | tail -n 1 | cut -c1-400 | sed 's/^/    /'
+echo "--- mirror sessions (bulwark mirror list); the pcap opens in tshark/wireshark"
+"$BIN" mirror list
+echo
 step "introspection: demo-web seen from outside (separate monitor process, read-only guest RAM)"
 "$BIN" vmi info demo-web || true
 # (outputs are captured first: head closing a pipe would stop the script)
@@ -336,6 +355,7 @@ Bulwark is running.
   $BIN console demo-web        # the serial console (Ctrl-] detaches); one user at a time, recorded
   $BIN console recordings; $BIN console sessions demo-web; $BIN console policy demo-web --help
   $BIN vmi ps|pids|modules|syscalls|idt|check demo-web; $BIN events   # introspection (scans every 30 s)
+  $BIN ips status; $BIN ips alerts; $BIN ips rules list --hits; $BIN mirror list   # IPS and mirroring (docs/ips.md)
   $BIN host check              # which host protections are on; docs/jail.md explains each VMM's jail
   $BIN pool list; $BIN pool show demo; $BIN vm set demo-web --cpu-limit 250m   # resource pools (docs/pools.md)
   $BIN attest status|quote|log|pcrs; $BIN verifier --verifier-socket $VSOCK status   # attestation (docs/attestation.md)

@@ -140,7 +140,8 @@ spec = {
          {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100000}}], errors=("400", "503"))},
     "/api/v1/ips/rules/{name}": {
       "put": {**op("putRuleFile", "Upload a Suricata rule file (or classification.config) under this name and recompile; kept only when the whole set compiles. Returns the file's loaded/skipped/malformed counts by reason", "IPS.Config",
-        ok("the file's load report", ref("RuleFileReport")), [{"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"}}], errors=("400", "413", "503")),
+        ok("the file's load report", ref("RuleFileReport")), [{"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"}},
+         {"name": "compile", "in": "query", "description": "0: check the file alone and keep it, compile the set with a later upload (Status lists it as pending)", "schema": {"type": "string", "enum": ["0", "1"]}}], errors=("400", "413", "503")),
         "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
       "delete": op("deleteRuleFile", "Remove a rule file and recompile without it", "IPS.Config", {"204": {"description": "deleted"}}, [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}], errors=("400", "404", "503")),
     },

@@ -36,17 +36,19 @@ classification.config (alert.category) first.`,
 				return fmt.Errorf("--name needs exactly one FILE")
 			}
 			if class != "" {
-				if _, err := uploadRuleFile(cmd, g, class, "classification.config"); err != nil {
+				if _, err := uploadRuleFile(cmd, g, class, "classification.config", false); err != nil {
 					return err
 				}
 			}
 			var reps []any
-			for _, f := range args {
+			// All files but the last are stored with compilation deferred:
+			// the set is compiled once, with the last.
+			for i, f := range args {
 				n := filepath.Base(f)
 				if name != "" {
 					n = name
 				}
-				rep, err := uploadRuleFile(cmd, g, f, n)
+				rep, err := uploadRuleFile(cmd, g, f, n, i < len(args)-1)
 				if err != nil {
 					return err
 				}
@@ -119,7 +121,7 @@ classification.config (alert.category) first.`,
 	return cmd
 }
 
-func uploadRuleFile(cmd *cobra.Command, g *globals, path, name string) (any, error) {
+func uploadRuleFile(cmd *cobra.Command, g *globals, path, name string, deferCompile bool) (any, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -130,7 +132,11 @@ func uploadRuleFile(cmd *cobra.Command, g *globals, path, name string) (any, err
 		return nil, err
 	}
 	var out any
-	if err := g.client().Upload(cmd.Context(), "PUT", "/api/v1/ips/rules/"+url.PathEscape(name), f, fi.Size(), &out); err != nil {
+	q := ""
+	if deferCompile {
+		q = "?compile=0"
+	}
+	if err := g.client().Upload(cmd.Context(), "PUT", "/api/v1/ips/rules/"+url.PathEscape(name)+q, f, fi.Size(), &out); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return out, nil

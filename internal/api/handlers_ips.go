@@ -94,7 +94,8 @@ func (s *Server) putRuleFile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rep, err := s.ips.Svc.PutFile(r.PathValue("name"), data)
+	deferCompile := r.URL.Query().Get("compile") == "0"
+	rep, err := s.ips.Svc.PutFile(r.PathValue("name"), data, deferCompile)
 	if err != nil {
 		return err
 	}

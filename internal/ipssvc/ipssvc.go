@@ -93,6 +93,9 @@ type Status struct {
 	Stats      ipsstage.Stats  `json:"stats"`
 	// LastError is the last failed compile (the previous engine stays).
 	LastError string `json:"last_error,omitempty"`
+	// Pending lists files uploaded with compilation deferred and not yet
+	// in the running rule set.
+	Pending []string `json:"pending,omitempty"`
 }
 
 // Service owns the rule files and the policy.
@@ -110,6 +113,9 @@ type Service struct {
 	policy   ipsstage.Policy
 	lastErr  string
 	engine   *engine.Engine
+	// pending lists files stored with deferred compilation, not yet in
+	// the engine.
+	pending []string
 }
 
 // New opens the rule directory dir (created 0700, root's), loads the
@@ -291,6 +297,7 @@ func diffMap(a, b map[string]int) map[string]int {
 func (s *Service) install(e *engine.Engine, reports []FileReport, st rules.Stats, took time.Duration) {
 	s.stage.SetEngine(e)
 	s.engine = e
+	s.pending = nil
 	s.files, s.total, s.compiled, s.took, s.lastErr = reports, st, time.Now().UTC(), took, ""
 }
 
@@ -314,8 +321,11 @@ func (s *Service) recompileLocked() error {
 
 // PutFile stores a rule file (or the classification.config) under name
 // and recompiles; the file is kept only when the whole set compiles. It
-// returns the report of that file.
-func (s *Service) PutFile(name string, data []byte) (FileReport, error) {
+// returns the report of that file. With defer set (an upload of several
+// files, all but the last), the file is checked alone and kept, and the
+// running engine is left as it is until the next compile (Status lists
+// such files as pending).
+func (s *Service) PutFile(name string, data []byte, deferCompile ...bool) (FileReport, error) {
 	if !fileNameRE.MatchString(name) {
 		return FileReport{}, &InputError{Msg: fmt.Sprintf("rule file name %q: 1-100 letters, digits, '.', '_' and '-', starting with a letter or digit", name)}
 	}
@@ -332,6 +342,23 @@ func (s *Service) PutFile(name string, data []byte) (FileReport, error) {
 		if !slices.Contains(names, name) && len(names) >= MaxFiles {
 			return FileReport{}, &InputError{Msg: fmt.Sprintf("already %d rule files", MaxFiles)}
 		}
+	}
+	if len(deferCompile) > 0 && deferCompile[0] && name != ClassificationFile {
+		l := rules.NewLoader(&rules.Options{Disabled: engine.Disabled})
+		if err := l.Add(bytes.NewReader(data), name); err != nil {
+			return FileReport{}, &InputError{Msg: fmt.Sprintf("rule file %q not kept: %v", name, err)}
+		}
+		_, st := l.Finish()
+		if st.Limit != "" {
+			return FileReport{}, &InputError{Msg: fmt.Sprintf("rule file %q not kept: %s", name, st.Limit)}
+		}
+		if err := s.writeFile(name, data); err != nil {
+			return FileReport{}, err
+		}
+		if !slices.Contains(s.pending, name) {
+			s.pending = append(s.pending, name)
+		}
+		return diffReport(name, int64(len(data)), time.Now(), rules.Stats{}, st), nil
 	}
 	start := time.Now()
 	e, reports, st, err := s.compile(map[string][]byte{name: data})
@@ -510,7 +537,8 @@ func (s *Service) Status() Status {
 	return Status{Files: append([]FileReport(nil), s.files...), Loaded: s.total.Loaded,
 		Skipped: s.total.Skipped, Errors: s.total.Errors, Duplicates: s.total.Duplicates,
 		Compiled: s.compiled, CompileMs: float64(s.took.Microseconds()) / 1000,
-		Policy: clonePolicy(s.policy), Stats: s.stage.Stats(), LastError: s.lastErr}
+		Policy: clonePolicy(s.policy), Stats: s.stage.Stats(), LastError: s.lastErr,
+		Pending: append([]string(nil), s.pending...)}
 }
 
 // Rules lists the loaded rules with their hit counts; sid 0 lists all,

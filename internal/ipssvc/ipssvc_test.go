@@ -229,3 +229,25 @@ func TestAlertsNotices(t *testing.T) {
 		t.Errorf("second notice %+v", notes[len(notes)-1])
 	}
 }
+
+// An upload with compilation deferred is checked alone and kept; the set
+// is compiled with the next upload.
+func TestDeferredCompile(t *testing.T) {
+	svc, _, stage := newSvc(t, t.TempDir())
+	rep, err := svc.PutFile("a.rules", []byte(testRules), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Loaded != 2 || stage.Stats().Rules != 0 {
+		t.Errorf("deferred: report %+v, stage has %d rules", rep, stage.Stats().Rules)
+	}
+	if p := svc.Status().Pending; len(p) != 1 || p[0] != "a.rules" {
+		t.Errorf("pending %v", p)
+	}
+	if _, err := svc.PutFile("b.rules", []byte(`alert udp any any -> any 53 (msg:"b"; content:"q"; sid:2000001; rev:1;)`+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	if st := svc.Status(); st.Loaded != 3 || len(st.Pending) != 0 || stage.Stats().Rules != 3 {
+		t.Errorf("after compile: loaded %d, pending %v, stage %d", st.Loaded, st.Pending, stage.Stats().Rules)
+	}
+}
