@@ -9,8 +9,8 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/api"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
-	"github.com/bulwark-project/bulwark/internal/ipssvc"
 	"github.com/bulwark-project/bulwark/internal/ipsstage"
+	"github.com/bulwark-project/bulwark/internal/ipssvc"
 	"github.com/bulwark-project/bulwark/internal/mirror"
 	"github.com/bulwark-project/bulwark/internal/mirrorsvc"
 	"github.com/bulwark-project/bulwark/internal/netsw"

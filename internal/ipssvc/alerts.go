@@ -31,11 +31,11 @@ const maxNoticeKeys = 4096
 // Alerts turns the stage's events into EVE lines, monitoring notices and
 // log lines. Its Sink runs on the stage's one delivery goroutine.
 type Alerts struct {
-	eve    io.Writer
-	log    *slog.Logger
-	mu     sync.Mutex
-	notify func(Notice)
-	last   map[noticeKey]*noticeState
+	eve       io.Writer
+	log       *slog.Logger
+	mu        sync.Mutex
+	notify    func(Notice)
+	last      map[noticeKey]*noticeState
 	writeErrs uint64
 }
 
