@@ -68,7 +68,9 @@ bulwark_test_deps() {
 	# the jail's test runs in place of the real one.
 	# nftables: the switch benchmark's kernel-path peer.
 	# strace: the test that QEMU opens no firmware but the measured one.
-	BULWARK_APT_PACKAGES+=(chromium asciinema gcc libc6-dev nftables strace)
+	# tshark: reads the mirror's pcap files and decodes its ERSPAN packets;
+	# jq: reads the IPS's EVE lines as SIEM tooling would.
+	BULWARK_APT_PACKAGES+=(chromium asciinema gcc libc6-dev nftables strace tshark jq)
 	command -v npm >/dev/null || BULWARK_APT_PACKAGES+=(nodejs npm)
 	install_packages
 }

@@ -170,12 +170,12 @@ func waitFrames(t *testing.T, m *Manager, want map[string]uint64) {
 	}
 }
 
-// needTshark skips the test, loudly, without tshark: the capture format
-// would go unchecked by an independent reader.
+// needTshark fails the test without tshark: the capture format would go
+// unchecked by an independent reader (the test command installs it).
 func needTshark(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("SKIPPED: tshark is not installed (apt-get install tshark): the pcap and ERSPAN output cannot be checked by an independent reader")
+		t.Fatal("tshark is not installed (apt-get install tshark; scripts/deps.sh does): the pcap and ERSPAN output cannot be checked by an independent reader")
 	}
 }
 
