@@ -22,6 +22,8 @@ var collections = map[string]bool{
 	"groups":          true,
 	"images":          true,
 	"ip-sets":         true,
+	"ips":             true,
+	"mirrors":         true,
 	"networks":        true,
 	"pools":           true,
 	"roles":           true,
@@ -127,7 +129,7 @@ func checkPath(p string) (reason string, segment int) {
 			return why, depth
 		}
 		if depth%2 == 1 && !collections[seg] {
-			return "not a collection (vms, pools, networks, security-groups, ip-sets, storage, volumes, images, users, groups, roles, audit, attestation)", depth
+			return "not a collection (vms, pools, networks, security-groups, ip-sets, storage, volumes, images, users, groups, roles, audit, attestation, ips, mirrors)", depth
 		}
 		start = end + 1
 	}
