@@ -68,6 +68,9 @@ const (
 	ServiceSpoofed // from an appliance port with foreign addresses, but not a redirected flow leaving the expected port
 	ServiceDown    // a service chain's appliance port is absent or down and the chain does not fail open
 
+	// Response to an introspection finding (issue 16).
+	Quarantined // to or from a VM whose ports a response isolated (netsw.SetPortQuarantine)
+
 	numReasons
 )
 
@@ -86,6 +89,7 @@ var reasonNames = [numReasons]string{
 	IPSDrop: "ips_drop", IPSFlowBlocked: "ips_flow_blocked", IPSStream: "ips_stream", IPSOverload: "ips_overload",
 	MirrorPortTx: "mirror_port_tx",
 	VEPASpoofed:  "vepa_spoofed", ServiceSpoofed: "service_spoofed", ServiceDown: "service_down",
+	Quarantined: "quarantined",
 }
 
 // String returns the reason's metric label.

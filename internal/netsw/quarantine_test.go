@@ -1,0 +1,64 @@
+package netsw
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/bulwark-project/bulwark/internal/netsw/packet"
+	"github.com/bulwark-project/bulwark/internal/netsw/packet/packettest"
+)
+
+// A quarantined VM's port neither sends nor receives anything (unicast,
+// ARP), the drops are counted at its port and logged, bystanders are
+// unaffected, a port attached later is quarantined by name, other
+// inspection stages stay, and lifting the quarantine restores traffic
+// and the pipeline.
+func TestQuarantine(t *testing.T) {
+	ts := newTestSwitch(t, webDB)
+	ts.sw.SetInspectStages(passStage{})
+	a := ts.attach("a", 0, "n", 1, "web")
+	b := ts.attach("b", 0, "n", 2, "web")
+	c := ts.attach("c", 0, "n", 3, "web")
+	_, before := ts.sw.StageNames()
+
+	if !ts.sw.SetPortQuarantine("b", true) || ts.sw.SetPortQuarantine("b", true) {
+		t.Fatal("SetPortQuarantine: want a change once")
+	}
+	if _, d := ts.sw.StageNames(); !reflect.DeepEqual(d, []string{StageFirewall, StageQuarantine, "pass", StageIngressRate}) {
+		t.Fatalf("per-destination stages while quarantined: %v", d)
+	}
+	if q := ts.sw.Quarantined(); !reflect.DeepEqual(q, []string{"b"}) {
+		t.Fatalf("Quarantined() = %v", q)
+	}
+	fl := a.flow(b)
+	a.send(fl.ICMP(packet.ICMPv4EchoRequest, 0, packettest.Echo(9, 1)))
+	b.send(fl.Reverse().ICMP(packet.ICMPv4EchoReply, 0, packettest.Echo(9, 1)))
+	b.send(b.marker(a))
+	b.send(b.marker(c))
+	ts.waitDrops(b, "quarantined", 4)
+	if d := ts.status(a).Drops; len(d) != 0 {
+		t.Errorf("the bystander's port counted drops: %v", d)
+	}
+	c.expectNotForwarded(a) // nothing from b reached a, c still reaches a
+	a.expectNotForwarded(c)
+	if !ts.logHas(`"reason":"quarantined"`) || !ts.logHas(`"vm":"b"`) {
+		t.Errorf("no quarantined drop in the log:\n%s", ts.log.String())
+	}
+
+	// A port attached while the VM is quarantined is quarantined.
+	b2 := ts.attach("b", 1, "n", 4, "web")
+	a.send(a.marker(b2))
+	ts.waitDrops(b2, "quarantined", 1)
+
+	if !ts.sw.SetPortQuarantine("b", false) || ts.sw.SetPortQuarantine("b", false) {
+		t.Fatal("lifting: want a change once")
+	}
+	if _, d := ts.sw.StageNames(); !reflect.DeepEqual(d, before) {
+		t.Fatalf("per-destination stages after release: %v, want %v", d, before)
+	}
+	a.expectNotForwarded(b) // b received nothing while quarantined, and receives again
+	b.expectNotForwarded(a)
+	if q := ts.sw.Quarantined(); q != nil {
+		t.Fatalf("Quarantined() after release = %v", q)
+	}
+}
