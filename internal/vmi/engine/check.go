@@ -23,6 +23,10 @@ type Report struct {
 	Millis   float64        `json:"millis"`
 	Findings []Finding      `json:"findings"`
 	Scanned  map[string]int `json:"scanned"`
+	// TextBaseline says what kernel text is compared with: "image" or,
+	// where that cannot be derived, "first-attach" (with the reason).
+	TextBaseline       string `json:"text_baseline"`
+	TextBaselineReason string `json:"text_baseline_reason,omitempty"`
 }
 
 // MaxFindingsPerKind bounds a report (a thoroughly broken guest could
@@ -104,7 +108,9 @@ func (e *Engine) check(st *vmState, req monitor.Request) Report {
 		}
 	}
 
-	if now, err := k.PageHashes(st.regions, st.baseline); err != nil {
+	if checkImage(st, &r, add, scanErr) {
+		// Verified against the kernel image (check_image.go).
+	} else if now, err := k.PageHashes(st.regions, st.baseline); err != nil {
 		scanErr("kernel text", err)
 	} else {
 		r.Scanned["protected_pages"] = len(now)

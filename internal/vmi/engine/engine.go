@@ -34,6 +34,7 @@ type vmState struct {
 	k        *guest.Kernel
 	regions  []guest.Region
 	baseline map[uint64]*guest.PageHash
+	img      *imageState // verification against the kernel image (check_image.go)
 	attached time.Time
 }
 
@@ -150,6 +151,7 @@ func (e *Engine) attachLocked(req monitor.Request, ramFile, kernFile *os.File) (
 		ram.Close()
 		return nil, fmt.Errorf("baseline of kernel text: %w", err)
 	}
+	e.attachImageLocked(st, kernFile)
 	e.vms[req.VM] = st
 	return st, nil
 }
@@ -181,14 +183,19 @@ type Info struct {
 	LA57          bool      `json:"la57"`
 	Attached      time.Time `json:"attached"`
 	BaselinePages int       `json:"baseline_pages"`
+	// TextBaseline is "image" or "first-attach" (see Report).
+	TextBaseline       string `json:"text_baseline"`
+	TextBaselineReason string `json:"text_baseline_reason,omitempty"`
 }
 
 func (st *vmState) info() Info {
 	hex := func(v uint64) string { return fmt.Sprintf("%#x", v) }
+	mode, reason := st.baselineMode()
 	physBase := hex(st.k.PhysBase)
 	if pb := int64(st.k.PhysBase); pb < 0 { // phys_base is signed
 		physBase = fmt.Sprintf("-%#x", uint64(-pb))
 	}
 	return Info{Release: st.k.Info.OSRelease, BuildID: st.k.Info.BuildID, KernelOffset: hex(st.k.Slide), PhysBase: physBase,
-		PageOffset: hex(st.k.PageOffset), LA57: st.k.LA57, Attached: st.attached, BaselinePages: len(st.baseline)}
+		PageOffset: hex(st.k.PageOffset), LA57: st.k.LA57, Attached: st.attached, BaselinePages: len(st.baseline),
+		TextBaseline: mode, TextBaselineReason: reason}
 }
