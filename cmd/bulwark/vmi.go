@@ -78,6 +78,7 @@ func vmiCmd(g *globals) *cobra.Command {
 			}
 		}),
 		vmiInfoCmd(g), vmiCheckCmd(g), vmiDumpCmd(g))
+	cmd.AddCommand(vmiHookCmds(g)...)
 	return cmd
 }
 

@@ -114,6 +114,8 @@ func routes() []Route {
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/sysfs-modules", OpID: "vmiSysfsModules", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("sysfs-modules"))},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/syscalls", OpID: "vmiSyscalls", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("syscalls"))},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/idt", OpID: "vmiIDT", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("idt"))},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/bpf", OpID: "vmiBPF", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("bpf"))},
+		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/hooks", OpID: "vmiHooks", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("hooks"))},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/info", OpID: "vmiInfo", Priv: PrivMonitor, Object: vmObj, Handler: needVMI(vmiView("info"))},
 		{Method: "POST", Path: "/api/v1/vms/{name}/vmi/check", OpID: "vmiCheck", Priv: PrivMonitor, Object: vmObj, Handler: needVMI((*Server).vmiCheck)},
 		{Method: "GET", Path: "/api/v1/vms/{name}/vmi/dump", OpID: "vmiDump", Priv: PrivMonitorRespond, Object: vmObj, Handler: (*Server).vmiDump},

@@ -148,6 +148,7 @@ func (e *Engine) check(st *vmState, req monitor.Request) Report {
 				Evidence: map[string]any{"page": fmt.Sprintf("%#x", va), "blocks": blocks}})
 		}
 	}
+	checkHooks(k, add, scanErr, r.Scanned)
 	r.Millis = float64(time.Since(start).Microseconds()) / 1000
 	return r
 }

@@ -86,6 +86,11 @@ func (e *Engine) Handle(req monitor.Request, files []*os.File) (any, error) {
 		}
 		idt, err := st.k.IDT(req.Regs[0].IDTBase, req.Regs[0].IDTLimit)
 		return timed(start, idt, err)
+	case "bpf":
+		return timed(start, st.k.BPF(), nil)
+	case "hooks":
+		hv, err := st.k.Hooks()
+		return timed(start, hv, err)
 	case "check":
 		return e.check(st, req), nil
 	case "info":
