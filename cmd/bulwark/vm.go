@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -259,6 +260,7 @@ func showVM(tw *tabwriter.Writer, v *vm.VM) {
 			p("disk", fmt.Sprintf("shares %s, read %d B/s %d IOPS, write %d B/s %d IOPS", firstNonEmpty(r.Disk.Shares, "normal"), r.Disk.ReadBPS, r.Disk.ReadIOPS, r.Disk.WriteBPS, r.Disk.WriteIOPS))
 		}
 	}
+	p("monitor interval", firstNonEmpty(v.Spec.MonitorInterval, "none (introspection on demand only)"))
 	p("accel", fmt.Sprintf("%s (requested %s) %s", v.Runtime.Accel, v.Spec.Accel, v.Runtime.AccelWhy))
 	if v.Runtime.PID > 0 {
 		p("pid", v.Runtime.PID)
@@ -404,13 +406,42 @@ func vmDeleteCmd(g *globals) *cobra.Command {
 }
 
 func vmLogCmd(g *globals) *cobra.Command {
-	var n int
+	var (
+		n       int
+		boot    string
+		current bool
+	)
 	cmd := &cobra.Command{
 		Use: "log NAME", Short: "Print the tail of a VM's serial console log", Args: cobra.ExactArgs(1),
+		Long: `Print the tail of a VM's serial console log (kept across starts and
+rotated by the daemon).
+
+--boot current (or --current-boot) prints only the current boot: the log from
+the last Linux boot banner ("Linux version ...", the kernel's first console
+line) on, looking back up to 4 MiB. The banner is guest output, so a guest can
+print a fake one to hide its own earlier output of this run from this view
+(the full log is still there without the flag). When no banner is found the
+whole tail is printed with a note on stderr.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch boot {
+			case "", "all":
+			case "current":
+				current = true
+			default:
+				return fmt.Errorf("--boot %q: want current or all", boot)
+			}
+			if current && n == 0 {
+				n = maxConsoleLogBytes
+			}
 			b, err := g.client().ConsoleLog(cmd.Context(), args[0], n)
 			if err != nil {
 				return err
+			}
+			if current {
+				var found bool
+				if b, found = currentBoot(b); !found {
+					fmt.Fprintf(cmd.ErrOrStderr(), "note: no boot banner in the last %d bytes of the log: printing all of them\n", len(b))
+				}
 			}
 			if g.output == "json" {
 				return g.emit(cmd.OutOrStdout(), map[string]string{"vm": args[0], "log": strings.ToValidUTF8(string(b), "\uFFFD")}, nil)
@@ -425,6 +456,26 @@ func vmLogCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().IntVar(&n, "bytes", 0, "bytes from the end (default 65536)")
+	cmd.Flags().IntVar(&n, "bytes", 0, "bytes from the end (default 65536; with --boot current 4 MiB)")
+	cmd.Flags().StringVar(&boot, "boot", "", "which boot: current (since the last kernel boot banner) or all")
+	cmd.Flags().BoolVar(&current, "current-boot", false, "same as --boot current")
 	return cmd
+}
+
+// maxConsoleLogBytes is the most the daemon returns of a log (its
+// maxLogBytes).
+const maxConsoleLogBytes = 4 << 20
+
+// bootBanner matches the Linux kernel's first console line, with or
+// without the printk timestamp.
+var bootBanner = regexp.MustCompile(`(?m)^(?:\[ *0\.0+\] )?Linux version `)
+
+// currentBoot cuts a console log to the last boot: from the start of the
+// last banner line on.
+func currentBoot(b []byte) ([]byte, bool) {
+	all := bootBanner.FindAllIndex(b, -1)
+	if len(all) == 0 {
+		return b, false
+	}
+	return b[all[len(all)-1][0]:], true
 }

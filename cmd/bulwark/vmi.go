@@ -64,17 +64,31 @@ func vmiCmd(g *globals) *cobra.Command {
 			for _, s := range sc {
 				ok := "ok"
 				if s.Hooked {
-					ok = "HOOKED (image: " + s.Expected + ")"
+					ok = "HOOKED (image: " + s.Expected + "; points into " + s.Region + ")"
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\n", s.NR, s.Symbol, ok)
 			}
 		}),
-		view("idt", "Interrupt descriptor table (exceptions and 0x80)", "idt", func(tw *tabwriter.Writer, raw json.RawMessage) {
-			var idt []guest.IDTEntry
-			json.Unmarshal(raw, &idt)
-			fmt.Fprintln(tw, "VECTOR\tHANDLER\tIN TEXT")
-			for _, e := range idt {
-				fmt.Fprintf(tw, "%d\t%s\t%v\n", e.Vector, e.Symbol, e.InText)
+		view("idt", "Interrupt descriptor table: every present vector against the handler the kernel image defines", "idt", func(tw *tabwriter.Writer, raw json.RawMessage) {
+			var v struct {
+				Gates []guest.IDTEntry `json:"gates"`
+				Notes []string         `json:"notes"`
+			}
+			json.Unmarshal(raw, &v)
+			fmt.Fprintln(tw, "VECTOR\tHANDLER\tEXPECTED\tOK")
+			for _, e := range v.Gates {
+				ok := "ok"
+				if !e.OK {
+					ok = "BAD: " + e.Reason + " (" + e.Region + ")"
+				}
+				exp := e.Expected
+				if exp == "" {
+					exp = "(function start)"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.Vector, e.Symbol, exp, ok)
+			}
+			for _, n := range v.Notes {
+				fmt.Fprintf(tw, "note: %s\n", n)
 			}
 		}),
 		vmiInfoCmd(g), vmiCheckCmd(g), vmiDumpCmd(g))
@@ -102,13 +116,27 @@ func vmiInfoCmd(g *globals) *cobra.Command {
 func vmiCheckCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "check VM", Short: "Run every detection now; new findings become events", Args: cobra.ExactArgs(1),
+		Long: `Run every detection on the running guest now and print the report (findings,
+what was scanned, how long it took). New findings become monitoring events.
+
+Exit status, the same rule as the views (vmi ps, ...): 0 when the check ran
+completely, with or without findings; 1 when it could not run (the VM is not
+running, the guest kernel is not up yet, no permission) or when any part of
+it could not be read (a scan_error finding: the report is still printed, and
+says which view failed).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rep map[string]any
 			if err := g.client().Do(cmd.Context(), "POST", "/api/v1/vms/"+args[0]+"/vmi/check", nil, &rep); err != nil {
 				return err
 			}
-			return g.emit(cmd.OutOrStdout(), rep, func(tw *tabwriter.Writer) {
-				fs, _ := rep["findings"].([]any)
+			fs, _ := rep["findings"].([]any)
+			scanErrors := 0
+			for _, f := range fs {
+				if m, _ := f.(map[string]any); m["kind"] == "scan_error" {
+					scanErrors++
+				}
+			}
+			err := g.emit(cmd.OutOrStdout(), rep, func(tw *tabwriter.Writer) {
 				if len(fs) == 0 {
 					fmt.Fprintf(tw, "clean: no findings (%v ms; scanned %v)\n", rep["millis"], rep["scanned"])
 					return
@@ -119,6 +147,14 @@ func vmiCheckCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(tw, "%v\t%v\n", m["kind"], m["summary"])
 				}
 			})
+			if err != nil {
+				return err
+			}
+			if scanErrors > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "error: %d part(s) of the check could not run (scan_error)\n", scanErrors)
+				return exitError{1}
+			}
+			return nil
 		},
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 // Finding is one detection, raised as a monitoring event by the daemon.
 type Finding struct {
-	Kind     string         `json:"kind"` // hidden_process, syscall_hook, idt_hook, kernel_text_modified, kernel_rodata_modified, scan_error
+	Kind     string         `json:"kind"` // hidden_process, syscall_hook, idt_hook, idt_gate_moved, syscall_dispatch_modified, kernel_text_modified, kernel_rodata_modified, scan_error
 	Summary  string         `json:"summary"`
 	Evidence map[string]any `json:"evidence,omitempty"`
 }
@@ -84,19 +84,7 @@ func (e *Engine) check(st *vmState, req monitor.Request) Report {
 		}
 	}
 
-	if len(req.Regs) > 0 {
-		if idt, err := k.IDT(req.Regs[0].IDTBase, req.Regs[0].IDTLimit); err != nil {
-			scanErr("IDT", err)
-		} else {
-			r.Scanned["idt_vectors"] = len(idt)
-			for _, g := range idt {
-				if !g.InText {
-					add(Finding{Kind: "idt_hook", Summary: fmt.Sprintf("IDT vector %d points to %#x (%s), outside kernel text", g.Vector, g.Handler, g.Symbol),
-						Evidence: map[string]any{"vector": g.Vector, "handler": fmt.Sprintf("%#x", g.Handler), "symbol": g.Symbol}})
-				}
-			}
-		}
-	}
+	e.checkGates(st, req, &r, add, scanErr)
 
 	if bad, err := k.BadJumpSites(); err != nil {
 		scanErr("static-key sites", err)

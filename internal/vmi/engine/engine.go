@@ -63,6 +63,7 @@ func (e *Engine) Handle(req monitor.Request, files []*os.File) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.loadGatesLocked(st, files[1])
 	start := time.Now()
 	switch req.Op {
 	case "ps":
@@ -84,7 +85,7 @@ func (e *Engine) Handle(req monitor.Request, files []*os.File) (any, error) {
 		if len(req.Regs) == 0 {
 			return nil, errors.New("no registers")
 		}
-		idt, err := st.k.IDT(req.Regs[0].IDTBase, req.Regs[0].IDTLimit)
+		idt, err := e.idtView(st, req)
 		return timed(start, idt, err)
 	case "bpf":
 		return timed(start, st.k.BPF(), nil)
@@ -137,14 +138,14 @@ func (e *Engine) attachLocked(req monitor.Request, ramFile, kernFile *os.File) (
 	k, err := guest.Attach(ram, LayoutOf(prof), req.Regs)
 	if err != nil {
 		ram.Close()
-		return nil, err
+		return nil, bootError(req.Regs, prof, err)
 	}
 	if ok, state, err := k.Booted(); err != nil || !ok {
 		ram.Close()
 		if err != nil {
 			return nil, fmt.Errorf("guest kernel state: %w", err)
 		}
-		return nil, fmt.Errorf("the guest kernel is still starting (system_state %d): no baseline before it runs", state)
+		return nil, fmt.Errorf("the guest kernel is not up yet (system_state %d: still starting; no baseline before it runs); try again once it has booted", state)
 	}
 	st := &vmState{gen: req.Gen, ram: ram, k: k, attached: time.Now()}
 	// The baseline of text and read-only data is taken at the first attach

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"strings"
 )
 
 // Syscall is one sys_call_table entry.
@@ -14,13 +15,17 @@ type Syscall struct {
 	Expected string `json:"expected,omitempty"` // what the kernel image has, when it differs
 	InText   bool   `json:"in_text"`
 	Hooked   bool   `json:"hooked"`
+	Region   string `json:"region,omitempty"` // what a hooked entry points into
 }
 
 // MaxSyscalls bounds the table read.
 const MaxSyscalls = 1024
 
 // Syscalls reads sys_call_table and checks every entry against the kernel
-// image and against kernel text.
+// image: an entry must equal the address the image's table holds for that
+// number, relocated by the slide (a pointer into the middle of the right
+// handler is a hook too), and lie in kernel text. A hooked entry is named
+// (symbol+offset) with the image's handler and the region it points into.
 func (k *Kernel) Syscalls() ([]Syscall, error) {
 	table, err := k.Sym("sys_call_table")
 	if err != nil {
@@ -38,6 +43,7 @@ func (k *Kernel) Syscalls() ([]Syscall, error) {
 	if err != nil {
 		return nil, err
 	}
+	region := k.regionNamer()
 	out := make([]Syscall, n)
 	for i := range out {
 		a := binary.LittleEndian.Uint64(raw[8*i:])
@@ -46,8 +52,9 @@ func (k *Kernel) Syscalls() ([]Syscall, error) {
 		if a != want || !s.InText {
 			s.Hooked = true
 			s.Expected = k.syscallName(want)
-			if s.Symbol == "" {
-				s.Symbol = fmt.Sprintf("%#x (outside the kernel image)", a)
+			s.Region = region(a)
+			if !s.InText {
+				s.Symbol = strings.TrimSpace(fmt.Sprintf("%s %#x (%s)", s.Symbol, a, s.Region))
 			}
 		}
 		out[i] = s
@@ -70,18 +77,29 @@ func (k *Kernel) textRange() (uint64, uint64, error) {
 	return lo, hi, nil
 }
 
-// IDTEntry is one interrupt gate.
+// IDTEntry is one interrupt gate and its verdict against the kernel
+// image (GateCheck).
 type IDTEntry struct {
 	Vector  int    `json:"vector"`
 	Handler uint64 `json:"handler"`
 	Symbol  string `json:"symbol"`
 	Present bool   `json:"present"`
 	InText  bool   `json:"in_text"`
+	Bits    uint16 `json:"bits"` // idt_bits: type, DPL, IST, present
+	GateCheck
 }
 
 // IDT reads the interrupt descriptor table at base (from the vCPU's IDTR)
-// and checks the exception vectors 0–31 and 0x80 against kernel text.
+// and checks every present gate by the fallback rule alone (a function
+// start in kernel text); IDTExact compares with the image.
 func (k *Kernel) IDT(base uint64, limit uint32) ([]IDTEntry, error) {
+	return k.IDTExact(nil, base, limit)
+}
+
+// IDTExact reads the IDT at base and checks every present gate against
+// ref (the image's handler, attributes and selector for each vector), or
+// by the fallback rule where ref does not define a vector.
+func (k *Kernel) IDTExact(ref *GateRef, base uint64, limit uint32) ([]IDTEntry, error) {
 	n := (int(limit) + 1) / 16
 	if n <= 0 || n > 256 {
 		return nil, fmt.Errorf("IDT limit %#x is implausible", limit)
@@ -100,19 +118,25 @@ func (k *Kernel) IDT(base uint64, limit uint32) ([]IDTEntry, error) {
 	ilo, _ := k.Sym("_sinittext")
 	ihi, _ := k.Sym("_einittext")
 	inImage := func(a uint64) bool { return a >= lo && a < hi || ilo != 0 && a >= ilo && a < ihi }
+	region := k.regionNamer()
 	var out []IDTEntry
 	for v := 0; v < n; v++ {
-		if v >= 32 && v != 0x80 {
-			continue
-		}
 		g := raw[16*v:]
 		h := uint64(binary.LittleEndian.Uint16(g[0:])) | uint64(binary.LittleEndian.Uint16(g[6:]))<<16 |
 			uint64(binary.LittleEndian.Uint32(g[8:]))<<32
-		present := g[5]&0x80 != 0
-		if !present {
+		bits := binary.LittleEndian.Uint16(g[4:])
+		if bits&gatePresent == 0 {
 			continue
 		}
-		out = append(out, IDTEntry{Vector: v, Handler: h, Symbol: k.Name(h), Present: present, InText: inImage(h)})
+		e := IDTEntry{Vector: v, Handler: h, Symbol: k.Name(h), Present: true, InText: inImage(h), Bits: bits}
+		e.GateCheck = k.checkGate(ref, v, h, bits, binary.LittleEndian.Uint16(g[2:]), e.InText)
+		if e.Symbol == "" {
+			e.Symbol = fmt.Sprintf("%#x", h)
+		}
+		if !e.OK {
+			e.Region = region(h)
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }
