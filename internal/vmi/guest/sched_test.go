@@ -299,3 +299,18 @@ func FuzzRunQueues(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkHiddenTasks: one round of all three views and the two lists
+// over the synthetic kernel with nothing hidden (no confirmation round).
+func BenchmarkHiddenTasks(b *testing.B) {
+	m := newSchedMem()
+	m.task(slabPA, 1, "init")
+	m.list(slabPA)
+	m.cfsRoot(cpu0PA+rqOff+0x40, slabPA)
+	for i := 0; i < b.N; i++ {
+		s, err := m.k.HiddenTasks(nil, true)
+		if err != nil || len(s.Hidden) != 0 {
+			b.Fatal(err, s.Hidden)
+		}
+	}
+}

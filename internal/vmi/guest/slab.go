@@ -56,7 +56,17 @@ func (k *Kernel) SlabTasks() (tasks []uint64, slabs int, err error) {
 	}
 	// oo packs the slab's page order (high 16 bits) and its object count.
 	order, perSlab := oo>>16, oo&0xffff
-	minSize := k.L.Sizes["task_struct"]
+	// The cache's objects are arch_task_struct_size bytes: the BTF size
+	// less the FPU register area the CPU does not use, so they may be
+	// smaller than sizeof(struct task_struct), never smaller than the
+	// members read from them.
+	minSize := uint64(1024)
+	for _, f := range []string{"task_struct.comm", "task_struct.real_cred", "task_struct.exit_state", "task_struct.sched_class",
+		"task_struct.stack", "task_struct.cred", "task_struct.pid_links", "task_struct.thread_pid"} {
+		if o, ok := k.L.Offsets[f]; ok {
+			minSize = max(minSize, o+16)
+		}
+	}
 	if size == 0 || uint64(size) < minSize || size > 1<<20 || order > maxSlabOrder || perSlab == 0 ||
 		uint64(perSlab)*uint64(size) > 4096<<order {
 		return nil, 0, fmt.Errorf("task_struct cache: object size %d, order %d, %d objects per slab: inconsistent", size, order, perSlab)
