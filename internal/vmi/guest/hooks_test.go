@@ -297,3 +297,17 @@ func FuzzHooks(f *testing.F) {
 		k.BPF()
 	})
 }
+
+// BenchmarkHooks is one read of every hook point and both BPF tables of
+// the synthetic guest (the cost a scan adds, less the guest's own sizes).
+func BenchmarkHooks(b *testing.B) {
+	k := hookKernel(hookGuest())
+	for i := 0; i < b.N; i++ {
+		if v, err := k.Hooks(); err != nil || len(v.Errors) != 0 {
+			b.Fatal(err, v.Errors)
+		}
+		if v := k.BPF(); len(v.Errors) != 0 {
+			b.Fatal(v.Errors)
+		}
+	}
+}
