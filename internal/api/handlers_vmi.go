@@ -94,6 +94,11 @@ type ScanReport struct {
 	Millis   float64        `json:"millis"`
 	Findings []ScanFinding  `json:"findings"`
 	Scanned  map[string]int `json:"scanned"`
+	// TextBaseline says what kernel text is compared with: "image" (the
+	// booted kernel image, relocated) or "first-attach" (hashes taken when
+	// the monitor first looked), with the reason for the fallback.
+	TextBaseline       string `json:"text_baseline,omitempty"`
+	TextBaselineReason string `json:"text_baseline_reason,omitempty"`
 	// New lists the findings raised as events by this scan.
 	New []MonitorEvent `json:"new_events"`
 }

@@ -66,7 +66,26 @@ func Attach(m mem.Physical, l *Layout, regs []hv.Registers) (*Kernel, error) {
 		return nil, errors.New("no vCPU registers")
 	}
 	la57 := regs[0].LA57()
-	info, gpa, err := vmcoreinfo.FindVerified(m, regs[0].CR3, la57)
+	// The VMCOREINFO note is verified through a vCPU's page tables. A vCPU
+	// in user mode under page-table isolation (PTI) runs on the user half
+	// of its PGD pair, which maps almost no kernel: the kernel half is the
+	// same 8 KiB pair with bit 12 clear. Each vCPU's CR3 is tried as is,
+	// then its kernel half; the checks against phys_base are the same.
+	var (
+		info *vmcoreinfo.Info
+		gpa  uint64
+		err  error
+	)
+	for _, r := range regs {
+		for _, cr3 := range []uint64{r.CR3, r.CR3 &^ (1 << 12)} {
+			if info, gpa, err = vmcoreinfo.FindVerified(m, cr3, la57); err == nil {
+				break
+			}
+		}
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("find the kernel: %w", err)
 	}
