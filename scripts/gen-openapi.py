@@ -117,6 +117,15 @@ spec = {
     "/api/v1/events": {"get": op("listEvents", "Monitoring events (JSON lines), newest last", "Monitor.Read",
         {"200": {"description": "events", "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
         [{"name": "bytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304, "default": 65536}}], errors=("400", "503"))},
+    "/api/v1/monitor/response-policy": {
+      "get": op("getResponsePolicy", "The response policy: finding kinds to actions (record, isolate, dump, pause, stop) per VM, per resource pool and globally", "Monitor.Read",
+        ok("the policy", ref("ResponsePolicy")), errors=("500", "503")),
+      "put": op("setResponsePolicy", "Replace the response policy (validated strictly; `field` names the offending entry); audited", "Monitor.Respond",
+        ok("the policy now in force", ref("ResponsePolicy")), body=ref("ResponsePolicy"), errors=("400", "413", "500", "503"))},
+    "/api/v1/monitor/quarantine": {"get": op("listQuarantine", "VMs whose switch ports a response quarantined (every frame to or from them dropped)", "Monitor.Read",
+        ok("quarantined VMs", {"type": "object", "properties": {"vms": {"type": "array", "items": {"type": "string"}}}}), errors=("500", "503"))},
+    "/api/v1/vms/{name}/monitor/release": {"post": op("releaseQuarantine", "Lift a VM's quarantine (its ports forward again); audited and recorded as an event", "Monitor.Respond",
+        ok("released", {"type": "object", "properties": {"vm": {"type": "string"}, "was_quarantined": {"type": "boolean"}}}), [NAME], errors=("500", "503"))},
     "/api/v1/networks": {
       "get": op("listNetworks", "List networks", "Network.Audit", ok("networks", {"type": "array", "items": ref("Network")}), errors=("503",)),
       "post": op("createNetwork", "Create a network (isolated L2 segment, optional uplink)", "Network.Config", ok("created", ref("Network"), "201"), body=ref("Network"), errors=("400", "409", "413", "503")),
@@ -409,6 +418,13 @@ spec = {
         "accel": {"type": "string"}, "accel_reason": {"type": "string"}, "run_dir": {"type": "string"}, "uid": {"type": "integer"}}},
     "VM": {"type": "object", "properties": {"spec": ref("Spec"), "state": {"type": "string", "enum": ["defined", "starting", "running", "paused", "stopping", "stopped", "crashed"]},
         "reason": {"type": "string"}, "runtime": ref("Runtime"), "created": {"type": "string", "format": "date-time"}, "updated": {"type": "string", "format": "date-time"}}},
+    "ResponseRules": {"type": "object", "description": "finding kind (^[a-z][a-z0-9_]{0,63}$) or \"*\" to actions, in any order; \"record\" only alone",
+        "maxProperties": 64, "additionalProperties": {"type": "array", "minItems": 1, "uniqueItems": True,
+        "items": {"type": "string", "enum": ["record", "isolate", "dump", "pause", "stop"]}}},
+    "ResponsePolicy": {"type": "object", "additionalProperties": False, "properties": {
+        "global": ref("ResponseRules"),
+        "pools": {"type": "object", "maxProperties": 1024, "additionalProperties": ref("ResponseRules"), "description": "by resource pool name; a VM's pool, then its ancestors, nearest first"},
+        "vms": {"type": "object", "maxProperties": 4096, "additionalProperties": ref("ResponseRules"), "description": "by VM name; wins over pools and global"}}},
     "AuditRecord": {"type": "object", "properties": {k: {"type": "integer"} if k == "seq" else {"type": "string"} for k in
         ["seq", "time", "user", "action", "object", "result", "source", "detail", "prev", "hash"]}},
     "Role": {"type": "object", "properties": {"Name": {"type": "string"}, "BuiltIn": {"type": "boolean"}, "Privs": {"type": "array", "items": {"type": "string"}}}},

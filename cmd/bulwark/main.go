@@ -59,7 +59,7 @@ func main() {
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (default $BULWARK_TOKEN; none: the local root's identity on the socket)")
 	root.AddCommand(serveCmd(), vmCmd(g), imageCmd(g), versionCmd(g),
 		networkCmd(g), sgCmd(g), ipsetCmd(g), portCmd(g), fwCmd(g), auditCmd(g),
-		userCmd(g), groupCmd(g), roleCmd(g), permCmd(g), tokenCmd(g), loginCmd(g), whoamiCmd(g), adminCmd(g), consoleCmd(g), vmiCmd(g), eventsCmd(g), monitorCmd())
+		userCmd(g), groupCmd(g), roleCmd(g), permCmd(g), tokenCmd(g), loginCmd(g), whoamiCmd(g), adminCmd(g), consoleCmd(g), vmiCmd(g), eventsCmd(g), withResponseCmds(g, monitorCmd()))
 	for _, c := range extraCommands {
 		root.AddCommand(c(g))
 	}

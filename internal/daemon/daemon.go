@@ -208,6 +208,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}()
 
+	// Automatic responses to introspection findings (respond.go): stored
+	// quarantines are re-applied before Recover re-creates the VMs' ports.
+	resp, err := newResponder(ctx, cfg.StateDir, st, mgr, sw, auditLog, rpools.svc.Tree, log)
+	if err != nil {
+		return err
+	}
+
 	// The console broker: output of running VMs flows into it from the
 	// manager's console pumps, so it must exist before Recover.
 	conDefaults := console.DefaultPolicy()
@@ -272,7 +279,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeAgent()
-	stopVMI, err := startIntrospection(ctx, cfg, mgr, srv, cg, jailRoot, log)
+	stopVMI, err := startIntrospection(ctx, cfg, mgr, srv, cg, jailRoot, resp, log)
 	if err != nil {
 		return fmt.Errorf("introspection: %w", err)
 	}
@@ -379,7 +386,7 @@ func listenTLS(cfg Config) (net.Listener, error) {
 // startIntrospection starts the monitor process lazily (on first use) as
 // its own uid, records findings as events and scans VMs that ask for
 // periodic scans.
-func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, srv *api.Server, cg *cgroup.Hierarchy, jailRoot string, log *slog.Logger) (func(), error) {
+func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, srv *api.Server, cg *cgroup.Hierarchy, jailRoot string, resp *responder, log *slog.Logger) (func(), error) {
 	// Unjailed: /proc/self/exe, not the binary's path: the monitor's uid
 	// may not be able to traverse to it (a checkout under /root), and the
 	// magic link needs no path walk. Jailed: the binary's path, bound
@@ -438,7 +445,7 @@ func startIntrospection(ctx context.Context, cfg Config, mgr *manager.Manager, s
 		return nil, err
 	}
 	gw := &monitor.Gateway{Proc: proc, Src: mgr}
-	srv.SetIntrospection(gw, api.NewEvents(evLog, evPath))
+	srv.SetIntrospection(resp.gateway(gw, srv.RecordEvent), api.NewEvents(evLog, evPath))
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
