@@ -1,6 +1,7 @@
 package netsw
 
 import (
+	"log/slog"
 	"reflect"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestQuarantine(t *testing.T) {
 	}
 	fl := a.flow(b)
 	a.send(fl.ICMP(packet.ICMPv4EchoRequest, 0, packettest.Echo(9, 1)))
-	b.send(fl.Reverse().ICMP(packet.ICMPv4EchoReply, 0, packettest.Echo(9, 1)))
+	b.send(b.flow(a).ICMP(packet.ICMPv4EchoRequest, 0, packettest.Echo(10, 1)))
 	b.send(b.marker(a))
 	b.send(b.marker(c))
 	ts.waitDrops(b, "quarantined", 4)
@@ -60,5 +61,26 @@ func TestQuarantine(t *testing.T) {
 	b.expectNotForwarded(a)
 	if q := ts.sw.Quarantined(); q != nil {
 		t.Fatalf("Quarantined() after release = %v", q)
+	}
+}
+
+// The quarantine stage allocates nothing per frame, quarantined or not.
+func TestQuarantineNoAllocs(t *testing.T) {
+	sw := New(slog.New(slog.DiscardHandler), nil)
+	defer sw.Close()
+	sw.SetPortQuarantine("bad", true)
+	q := sw.quarantineLocked()
+	n := &network{cfg: Network{Name: "n"}}
+	good, bad := &Port{Name: "good/nic0", VM: "good", net: n}, &Port{Name: "bad/nic0", VM: "bad", net: n}
+	var f packet.Frame
+	for _, c := range []*FrameContext{{In: good, Out: good, Frame: &f}, {In: good, Out: bad, Frame: &f}, {In: bad, Out: good, Frame: &f}} {
+		want := c.In == bad || c.Out == bad
+		if allocs := testing.AllocsPerRun(100, func() {
+			if v := q.Process(c); (v.Action == Drop) != want {
+				t.Fatalf("%s → %s: %+v", c.In.VM, c.Out.VM, v)
+			}
+		}); allocs != 0 {
+			t.Errorf("%s → %s: %.1f allocations per frame", c.In.VM, c.Out.VM, allocs)
+		}
 	}
 }
