@@ -229,13 +229,22 @@ func fnv64(b []byte) uint64 {
 
 // syscallName names a syscall handler, preferring the x86-64 entry point
 // where the compiler gave one function several names (__x64_sys_getpid,
-// __ia32_sys_getpid, __do_sys_getpid).
+// __ia32_sys_getpid, __do_sys_getpid), also for an address inside it
+// (__x64_sys_getpid+0x10).
 func (k *Kernel) syscallName(a uint64) string {
-	if k.L.NamesAt != nil && a >= k.Slide {
-		for _, n := range k.L.NamesAt(a - k.Slide) {
-			if len(n) > 10 && n[:10] == "__x64_sys_" {
+	if k.L.NamesAt == nil || k.L.Nearest == nil || a < k.Slide {
+		return k.Name(a)
+	}
+	_, off, ok := k.L.Nearest(a - k.Slide)
+	if !ok {
+		return k.Name(a)
+	}
+	for _, n := range k.L.NamesAt(a - k.Slide - off) {
+		if strings.HasPrefix(n, "__x64_sys_") {
+			if off == 0 {
 				return n
 			}
+			return fmt.Sprintf("%s+%#x", n, off)
 		}
 	}
 	return k.Name(a)

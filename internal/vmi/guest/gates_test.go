@@ -79,7 +79,7 @@ func gateSyms() fakeSyms {
 		{"_stext", v(gText)}, {"asm_exc_divide_error", v(gDivide)}, {"asm_exc_int3", v(gInt3)},
 		{"asm_sysvec_reschedule_ipi", v(gSysvecA)}, {"asm_sysvec_kvm_asyncpf_interrupt", v(gSysvecKVM)},
 		{"x64_sys_call", v(gDispatch)}, {"__fentry__", v(gFentry)}, {"ftrace_caller", v(gFtrace)},
-		{"__x86_return_thunk", v(gRetThunk)}, {"__x64_sys_a", v(gSysA)}, {"__x64_sys_b", v(gSysB)},
+		{"__x86_return_thunk", v(gRetThunk)}, {"__x64_sys_a", v(gSysA)}, {"__x64_sys_b", v(gSysB)}, {"__ia32_sys_b", v(gSysB)}, // an alias Nearest names first
 		{"irq_entries_start", v(gIRQ)}, {"spurious_entries_start", v(gSpurious)}, {"_etext", v(gEText)},
 		{"_sinittext", v(gEarly)}, {"early_idt_handler_array", v(gEarly)}, {"_einittext", v(gEInit)},
 		{"def_idts", v(gDefIDTs)}, {"apic_idts", v(gApicIDTs)}, {"sys_call_table", v(gTable)},
@@ -173,6 +173,15 @@ func gateKernel(t testing.TB) (*Kernel, []byte, *GateRef) {
 	k := testKernel(phys, symMap)
 	k.L.Nearest = syms.nearest()
 	k.L.ImageSyscalls = []uint64{pageOffset + gSysA, pageOffset + gSysB}
+	k.L.NamesAt = func(a uint64) []string {
+		var out []string
+		for _, s := range syms {
+			if s.addr == a {
+				out = append(out, s.name)
+			}
+		}
+		return out
+	}
 	return k, phys, ref
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/bulwark-project/bulwark/internal/hv"
@@ -65,6 +66,11 @@ func (g *Gateway) Query(ctx context.Context, name, op string, out any) error {
 	}
 	regs, err := g.Src.Registers(ctx, name)
 	if err != nil {
+		// CR3 0: paging is off (firmware, boot loader), a boot state and
+		// not a failure to report as one.
+		if strings.Contains(err.Error(), "has no CR3") {
+			return fmt.Errorf("the guest kernel is not up yet (the vCPU has no page tables: firmware or boot loader); try again once it has booted")
+		}
 		return fmt.Errorf("vCPU registers: %w", err)
 	}
 	// Read-only: the monitor gets no write access to guest RAM.
