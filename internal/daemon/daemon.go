@@ -194,7 +194,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer closeNsec()
+	// The ports close first, so no frame passes while the inspection
+	// stages (and a quarantine among them) are taken down.
+	defer func() {
+		sw.Close()
+		closeNsec()
+	}()
 	// The audit log: every mutating API call, with who, what, object,
 	// result and source, hash-chained with signed checkpoints and anchored
 	// outside its database; verified before anything is recorded.
