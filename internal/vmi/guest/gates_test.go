@@ -357,3 +357,23 @@ func FuzzDeriveGates(f *testing.F) {
 		k.CheckDispatch(ref)
 	})
 }
+
+// BenchmarkIDTExact is the per-scan cost of checking all 256 gates.
+func BenchmarkIDTExact(b *testing.B) {
+	k, _, ref := gateKernel(b)
+	for i := 0; i < b.N; i++ {
+		if _, err := k.IDTExact(ref, pageOffset+gIDT, 0xfff); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckDispatch is the per-scan cost of comparing x64_sys_call.
+func BenchmarkCheckDispatch(b *testing.B) {
+	k, _, ref := gateKernel(b)
+	for i := 0; i < b.N; i++ {
+		if _, err := k.CheckDispatch(ref); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
