@@ -274,6 +274,13 @@ echo "--- checks: hidden processes and modules, syscall table, IDT, kernel text 
 echo "--- sys_call_table, first entries (named from the kernel's own kallsyms)"
 sc_out=$("$BIN" vmi syscalls demo-web || true)
 printf '%s\n' "$sc_out" | sed -n 1,4p
+echo "--- hook points (kprobes, ftrace, netfilter, LSM), each handler's owner; eBPF programs"
+hk_out=$("$BIN" vmi hooks demo-web || true)
+printf '%s\n' "$hk_out" | grep -a -v " lsm " | head -n 8
+"$BIN" vmi bpf demo-web 2>&1 | head -n 4 || true
+echo "--- response policy: a syscall-table hook on demo-web is answered with a memory dump and a network quarantine"
+printf '%s\n' '{"global": {"*": ["record"]}, "vms": {"demo-web": {"syscall_hook": ["dump", "isolate"], "hidden_task": ["dump", "isolate"], "kernel_text_modified": ["dump", "pause"]}}}' |
+	"$BIN" monitor response set - >/dev/null && "$BIN" monitor response show | sed 's/^/    /'
 echo "--- the monitor runs as its own uid:"
 mon=$(pgrep -f ' monitor --cache ' | head -n 1 || true)
 [ -n "$mon" ] && ps -o user:12,pid,args -p "$mon" || true
@@ -355,6 +362,7 @@ Bulwark is running.
   $BIN console demo-web        # the serial console (Ctrl-] detaches); one user at a time, recorded
   $BIN console recordings; $BIN console sessions demo-web; $BIN console policy demo-web --help
   $BIN vmi ps|pids|modules|syscalls|idt|check demo-web; $BIN events   # introspection (scans every 30 s)
+  $BIN vmi hooks|bpf demo-web; $BIN monitor response show; $BIN monitor quarantine   # introspection round two (docs/introspection.md)
   $BIN ips status; $BIN ips alerts; $BIN ips rules list --hits; $BIN mirror list   # IPS and mirroring (docs/ips.md)
   $BIN host check              # which host protections are on; docs/jail.md explains each VMM's jail
   $BIN pool list; $BIN pool show demo; $BIN vm set demo-web --cpu-limit 250m   # resource pools (docs/pools.md)

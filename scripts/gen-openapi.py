@@ -102,7 +102,7 @@ spec = {
         ok("modules", ref("VMIView")), [NAME], errors=("404", "409", "500", "503"))},
     "/api/v1/vms/{name}/vmi/syscalls": {"get": op("vmiSyscalls", "sys_call_table entries, each named and checked against the kernel image and kernel text", "Monitor.Read",
         ok("entries", ref("VMIView")), [NAME], errors=("404", "409", "500", "503"))},
-    "/api/v1/vms/{name}/vmi/idt": {"get": op("vmiIDT", "IDT exception vectors and 0x80, checked against kernel text", "Monitor.Read",
+    "/api/v1/vms/{name}/vmi/idt": {"get": op("vmiIDT", "Every present IDT vector of every distinct IDTR: the live gate, the handler, attributes and selector the kernel image defines for it (items: {gates, notes}), and whether they match", "Monitor.Read",
         ok("gates", ref("VMIView")), [NAME], errors=("404", "409", "500", "503"))},
     "/api/v1/vms/{name}/vmi/bpf": {"get": op("vmiBPF", "Loaded eBPF programs (prog_idr) and links (link_idr) with their attach points", "Monitor.Read",
         ok("programs and links", ref("VMIView")), [NAME], errors=("404", "409", "500", "503"))},
