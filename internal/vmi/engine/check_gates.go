@@ -79,11 +79,7 @@ func (e *Engine) deriveGatesLocked(kern *os.File) (*guest.GateRef, error) {
 	if p.Kallsyms == nil {
 		return nil, errors.New("the profile has no kallsyms table")
 	}
-	fi, err := kern.Stat()
-	if err != nil {
-		return nil, err
-	}
-	vmlinux, err := kimage.Extract(kern, fi.Size())
+	vmlinux, err := e.vmlinuxLocked(kern)
 	if err != nil {
 		return nil, err
 	}

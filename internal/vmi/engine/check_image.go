@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/bulwark-project/bulwark/internal/vmi/guest"
-	"github.com/bulwark-project/bulwark/internal/vmi/kimage"
 )
 
 // Text baseline modes, as reports and attach info name them.
@@ -94,11 +93,7 @@ func (e *Engine) deriveImageLocked(kern *os.File) (*guest.ImageText, error) {
 	if p.Kallsyms == nil {
 		return nil, errors.New("the profile has no kallsyms table")
 	}
-	fi, err := kern.Stat()
-	if err != nil {
-		return nil, err
-	}
-	vmlinux, err := kimage.Extract(kern, fi.Size())
+	vmlinux, err := e.vmlinuxLocked(kern)
 	if err != nil {
 		return nil, err
 	}

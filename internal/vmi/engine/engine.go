@@ -26,6 +26,7 @@ type Engine struct {
 	mu       sync.Mutex
 	vms      map[string]*vmState
 	profiles map[string]*profile.Profile // by kernel file identity
+	images   imageCache                  // decompressed kernels (imagecache.go)
 }
 
 type vmState struct {
@@ -60,10 +61,13 @@ func (e *Engine) Handle(req monitor.Request, files []*os.File) (any, error) {
 		return nil, fmt.Errorf("want the RAM file and the kernel image, got %d descriptors", len(files))
 	}
 	st, err := e.attachLocked(req, files[0], files[1])
+	if err == nil {
+		e.loadGatesLocked(st, files[1])
+	}
+	e.releaseImagesLocked()
 	if err != nil {
 		return nil, err
 	}
-	e.loadGatesLocked(st, files[1])
 	start := time.Now()
 	switch req.Op {
 	case "ps":
@@ -163,15 +167,15 @@ func (e *Engine) attachLocked(req monitor.Request, ramFile, kernFile *os.File) (
 }
 
 func (e *Engine) profileLocked(kern *os.File) (*profile.Profile, error) {
-	fi, err := kern.Stat()
+	key, err := fileKey(kern)
 	if err != nil {
 		return nil, err
 	}
-	key := fmt.Sprintf("%v-%d-%d", fileID(fi), fi.Size(), fi.ModTime().UnixNano())
 	if p := e.profiles[key]; p != nil {
 		return p, nil
 	}
-	p, err := profile.LoadOrDerive(e.CacheDir, fmt.Sprintf("/proc/self/fd/%d", kern.Fd()))
+	p, err := profile.LoadOrDeriveWith(e.CacheDir, fmt.Sprintf("/proc/self/fd/%d", kern.Fd()),
+		func() ([]byte, error) { return e.vmlinuxLocked(kern) })
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,15 @@ const maxProfileFile = 64 << 20
 // file that is unreadable, corrupt or from another format version is
 // ignored and rewritten.
 func LoadOrDerive(cacheDir, bzImagePath string) (*Profile, error) {
+	return LoadOrDeriveWith(cacheDir, bzImagePath, nil)
+}
+
+// LoadOrDeriveWith is LoadOrDerive with the decompression supplied by the
+// caller, who may share one decompression of the image among several
+// derivations: extract is called only when the cache misses, and must
+// return the decompressed kernel of the file at bzImagePath. A nil extract
+// decompresses the file here.
+func LoadOrDeriveWith(cacheDir, bzImagePath string, extract func() ([]byte, error)) (*Profile, error) {
 	img, err := readImage(bzImagePath)
 	if err != nil {
 		return nil, err
@@ -42,7 +51,10 @@ func LoadOrDerive(cacheDir, bzImagePath string) (*Profile, error) {
 		}
 	}
 
-	vmlinux, err := kimage.Extract(bytes.NewReader(img), int64(len(img)))
+	if extract == nil {
+		extract = func() ([]byte, error) { return kimage.Extract(bytes.NewReader(img), int64(len(img))) }
+	}
+	vmlinux, err := extract()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", bzImagePath, err)
 	}
