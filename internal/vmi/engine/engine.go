@@ -35,7 +35,8 @@ type vmState struct {
 	k        *guest.Kernel
 	regions  []guest.Region
 	baseline map[uint64]*guest.PageHash
-	img      *imageState // verification against the kernel image (check_image.go)
+	img      *imageState  // verification against the kernel image (check_image.go)
+	mods     *moduleState // the initramfs's modules, when passed (check_modules.go)
 	attached time.Time
 }
 
@@ -57,12 +58,15 @@ func (e *Engine) Handle(req monitor.Request, files []*os.File) (any, error) {
 		e.forgetLocked(req.VM)
 		return map[string]bool{"forgotten": true}, nil
 	}
-	if len(files) != 2 {
-		return nil, fmt.Errorf("want the RAM file and the kernel image, got %d descriptors", len(files))
+	if len(files) != 2 && len(files) != 3 {
+		return nil, fmt.Errorf("want the RAM file, the kernel image and optionally the initramfs, got %d descriptors", len(files))
 	}
 	st, err := e.attachLocked(req, files[0], files[1])
 	if err == nil {
 		e.loadGatesLocked(st, files[1])
+		if len(files) == 3 {
+			e.loadModulesLocked(st, files[2])
+		}
 	}
 	e.releaseImagesLocked()
 	if err != nil {

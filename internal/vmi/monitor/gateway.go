@@ -21,7 +21,7 @@ type Source interface {
 }
 
 // Gateway turns a request about a VM into a monitor call: it reads the
-// registers, opens the RAM file and the kernel image read-only and passes
+// registers, opens the RAM file, the kernel image and the initramfs (if the VM has one) read-only and passes
 // them to the monitor process.
 type Gateway struct {
 	Proc *Process
@@ -84,6 +84,17 @@ func (g *Gateway) Query(ctx context.Context, name, op string, out any) error {
 		return fmt.Errorf("kernel image: %w", err)
 	}
 	defer kern.Close()
+	files := []*os.File{ram, kern}
+	// The initramfs the VM booted carries the modules it may load: the
+	// monitor verifies loaded modules against it.
+	if v.Spec.Initrd != "" {
+		initrd, err := os.Open(v.Spec.Initrd)
+		if err != nil {
+			return fmt.Errorf("initramfs: %w", err)
+		}
+		defer initrd.Close()
+		files = append(files, initrd)
+	}
 	req := Request{Op: op, VM: name, Gen: generation(v), RAMSize: size, Regs: regs, Kernel: v.Spec.Kernel}
 	g.mu.Lock()
 	if g.queried == nil {
@@ -91,5 +102,5 @@ func (g *Gateway) Query(ctx context.Context, name, op string, out any) error {
 	}
 	g.queried[name] = req.Gen
 	g.mu.Unlock()
-	return g.Proc.Call(ctx, req, []*os.File{ram, kern}, out)
+	return g.Proc.Call(ctx, req, files, out)
 }
