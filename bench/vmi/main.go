@@ -29,6 +29,7 @@
 //
 //	go run ./bench/vmi
 //	go run ./bench/vmi -procs 500 -phase 20s -json
+//	go run ./bench/vmi -procs 500 -modules 45 -churn 30m -timeout 40m
 //
 // See docs/benchmarks.md for what is measured and the caveats.
 package main
@@ -63,6 +64,15 @@ type config struct {
 	timeout     time.Duration
 	bootTimeout time.Duration
 	keep        bool
+	// modules is how many of extraModules the guest image gets and loads
+	// at boot, besides image.DefaultModules.
+	modules int
+	// churn, when set, replaces the measurements with a churn run of
+	// this length: processes, a module and ftrace keep changing in the
+	// guest while a check runs every churnInterval (churn.go).
+	churn         time.Duration
+	churnInterval time.Duration
+	cpuProfile    string // CPU profile of the cold-discovery step
 }
 
 func main() {
@@ -89,10 +99,15 @@ func run() int {
 	flag.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "give up (and clean up) after this long")
 	flag.DurationVar(&cfg.bootTimeout, "boot-timeout", 150*time.Second, "give up when the guest has not started its processes after this long")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (image, console and QEMU logs; the RAM file is always removed)")
+	flag.IntVar(&cfg.modules, "modules", 0, fmt.Sprintf("extra modules (0-%d) built into the guest image and loaded at boot", len(extraModules)))
+	flag.DurationVar(&cfg.churn, "churn", 0, "instead of the measurements, a churn run this long: process creation and exit, a module unloaded and loaded again (with -modules ≥ 1), ftrace on and off via tracefs, a full check every -churn-interval, findings counted by kind")
+	flag.DurationVar(&cfg.churnInterval, "churn-interval", 2*time.Second, "time between checks in a churn run")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the cold-discovery step to this file")
 	flag.Parse()
 	if cfg.procs < 0 || cfg.rounds < 1 || cfg.psN < 1 || cfg.checkN < 1 || cfg.coldReps < 1 || cfg.spin < 1 ||
-		cfg.vcpus < 1 || cfg.memMiB < 128 || cfg.phase < 2*time.Second || cfg.interval <= 0 {
-		fmt.Fprintln(os.Stderr, "vmi: bad flags: -procs ≥ 0; -rounds, -ps, -checks, -cold, -spin, -vcpus ≥ 1; -memory ≥ 128; -phase ≥ 2s; -interval > 0")
+		cfg.vcpus < 1 || cfg.memMiB < 128 || cfg.phase < 2*time.Second || cfg.interval <= 0 ||
+		cfg.modules < 0 || cfg.modules > len(extraModules) || cfg.churn < 0 || cfg.churnInterval <= 0 {
+		fmt.Fprintf(os.Stderr, "vmi: bad flags: -procs ≥ 0; -rounds, -ps, -checks, -cold, -spin, -vcpus ≥ 1; -memory ≥ 128; -phase ≥ 2s; -interval > 0; -modules 0-%d; -churn ≥ 0; -churn-interval > 0\n", len(extraModules))
 		return 2
 	}
 	if cfg.accel != "tcg" && cfg.accel != "kvm" {
@@ -100,6 +115,9 @@ func run() int {
 		return 2
 	}
 
+	if d := cfg.churn + 5*time.Minute; cfg.churn > 0 && cfg.timeout < d {
+		cfg.timeout = d // the boot and the first attach on top of the run
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bulwark-project/bulwark/bench/internal/benchrun"
@@ -55,7 +57,11 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	if img == "" {
 		img = filepath.Join(root, "img")
 		if err := step("build guest image", func() error {
-			_, err := image.Build(image.Options{OutDir: img})
+			opts := image.Options{OutDir: img}
+			if cfg.modules > 0 {
+				opts.Modules = append(slices.Clone(image.DefaultModules), extraModules[:cfg.modules]...)
+			}
+			_, err := image.Build(opts)
 			return err
 		}); err != nil {
 			return nil, err
@@ -68,7 +74,11 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 		}
 	}
 	ud := filepath.Join(root, "userdata.img")
-	if err := writeUserdata(ud, userdataScript(cfg.procs, cfg.spin)); err != nil {
+	script := userdataScript(cfg.procs, cfg.spin)
+	if cfg.churn > 0 {
+		script = churnScript(cfg.procs, cfg.churnModule())
+	}
+	if err := writeUserdata(ud, script); err != nil {
 		return nil, err
 	}
 
@@ -78,7 +88,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 		Machine: machineInfo(qemuPath),
 		Config: resultConfig{Procs: cfg.procs, PhaseS: cfg.phase.Seconds(), Rounds: cfg.rounds, IntervalS: cfg.interval.Seconds(),
 			PS: cfg.psN, Checks: cfg.checkN, ColdReps: cfg.coldReps, Spin: cfg.spin, VCPUs: cfg.vcpus, MemoryMiB: cfg.memMiB,
-			Accel: cfg.accel, RAMDir: ramDir},
+			Accel: cfg.accel, RAMDir: ramDir, Modules: cfg.modules, ChurnS: cfg.churn.Seconds(), ChurnIntervalS: cfg.churnInterval.Seconds()},
 	}
 	defer func() {
 		if res != nil {
@@ -130,6 +140,9 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	defer g.stop()
 
 	b := &bencher{cfg: cfg, g: g, kernel: kernel, root: root, res: res, cacheDir: filepath.Join(root, "cache")}
+	if cfg.churn > 0 {
+		return res, step(fmt.Sprintf("churn (%s, a check every %s)", cfg.churn, cfg.churnInterval), func() error { return b.churn(ctx) })
+	}
 	if err := step("cold discovery", func() error { return b.cold(ctx) }); err != nil {
 		return res, err
 	}
@@ -216,6 +229,17 @@ func (b *bencher) call(ctx context.Context, e *engine.Engine, op string) (callSa
 // then the attach stages one by one.
 func (b *bencher) cold(ctx context.Context) error {
 	c := &b.res.Cold
+	if b.cfg.cpuProfile != "" {
+		f, err := os.Create(b.cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	for rep := 0; rep < b.cfg.coldReps; rep++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -235,6 +259,10 @@ func (b *bencher) cold(ctx context.Context) error {
 			return err
 		}
 		for _, filled := range []bool{false, true} {
+			// As a freshly started monitor: no build's expected text or
+			// gate tables derived yet (they are shared by all engines).
+			engine.DropDerivedImages()
+			runtime.GC()
 			e := engine.New(cacheDir)
 			s, out, err := b.call(ctx, e, "info")
 			e.Handle(monitor.Request{Op: "forget", VM: vmName}, nil)
@@ -249,7 +277,7 @@ func (b *bencher) cold(ctx context.Context) error {
 			c.RegsMS = append(c.RegsMS, s.RegsMS)
 			if inf, ok := out.(engine.Info); ok {
 				c.BaselinePages = inf.BaselinePages
-				c.KernelOffset = fmt.Sprintf("%#x", inf.KernelOffset)
+				c.KernelOffset = inf.KernelOffset
 			}
 			runtime.GC()
 		}
@@ -357,21 +385,40 @@ func (b *bencher) warm(ctx context.Context, e *engine.Engine) error {
 			return err
 		}
 		w.Check = append(w.Check, s)
-		if r, ok := out.(engine.Report); ok && i == 0 {
+		r, ok := out.(engine.Report)
+		if !ok {
+			return fmt.Errorf("check returned %T", out)
+		}
+		if i == 0 {
 			w.Scanned = r.Scanned
 			for _, f := range r.Findings {
 				w.Findings = append(w.Findings, f.Kind+": "+f.Summary)
 			}
 		}
+		for k, v := range r.Scanned {
+			if strings.HasSuffix(k, "_us") && k != "image_cold_us" {
+				if w.ViewUS == nil {
+					w.ViewUS = map[string][]float64{}
+				}
+				w.ViewUS[k] = append(w.ViewUS[k], float64(v))
+			}
+		}
 	}
 	w.CheckLoopCPUPerCheckMS = (selfCPUSeconds() - cpu0) * 1000 / float64(b.cfg.checkN)
 	w.CheckLoopWallPerCheckMS = ms(time.Since(t0)) / float64(b.cfg.checkN)
+	if _, out, err := b.call(ctx, e, "modules"); err == nil {
+		if t, ok := out.(engine.Timed); ok {
+			if ms, ok := t.Items.([]guest.Module); ok {
+				w.Modules = len(ms)
+			}
+		}
+	}
 	return b.checkParts(ctx)
 }
 
 // checkPartNames are the pieces of a check (engine/check.go), and the two
 // process views, in report order.
-var checkPartNames = []string{"TaskList", "PIDTable", "HiddenProcesses", "HiddenModules", "Syscalls", "IDT", "PageHashes"}
+var checkPartNames = []string{"TaskList", "PIDTable", "HiddenProcesses", "HiddenTasks", "HiddenModules", "Syscalls", "IDT", "PageHashes", "Hooks", "BPF"}
 
 // checkParts times the pieces of a check on an attachment of its own.
 func (b *bencher) checkParts(ctx context.Context) error {
@@ -408,6 +455,9 @@ func (b *bencher) checkParts(ctx context.Context) error {
 		"Syscalls":        func() error { _, err := k.Syscalls(); return err },
 		"IDT":             func() error { _, err := k.IDT(regs[0].IDTBase, regs[0].IDTLimit); return err },
 		"PageHashes":      func() error { _, err := k.PageHashes(regions, base); return err },
+		"HiddenTasks":     func() error { _, err := k.HiddenTasks(regs, true); return err },
+		"Hooks":           func() error { _, err := k.Hooks(); return err },
+		"BPF":             func() error { k.BPF(); return nil },
 	}
 	out := map[string][]float64{}
 	for i := 0; i < 5; i++ {

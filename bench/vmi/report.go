@@ -35,6 +35,10 @@ type resultConfig struct {
 	MemoryMiB int     `json:"memory_mib"`
 	Accel     string  `json:"accel"`
 	RAMDir    string  `json:"ram_dir"`
+	Modules   int     `json:"extra_modules"`
+	ChurnS    float64 `json:"churn_s,omitempty"`
+	// ChurnIntervalS is the time between checks of a churn run.
+	ChurnIntervalS float64 `json:"churn_interval_s,omitempty"`
 }
 
 type bootInfo struct {
@@ -74,11 +78,15 @@ type callSample struct {
 }
 
 type warmResult struct {
-	PS                      []callSample         `json:"ps"`
-	Check                   []callSample         `json:"check"`
-	Processes               int                  `json:"processes"`
-	KernelThreads           int                  `json:"kernel_threads"`
-	Sleeps                  int                  `json:"sleeps"`
+	PS            []callSample `json:"ps"`
+	Check         []callSample `json:"check"`
+	Processes     int          `json:"processes"`
+	KernelThreads int          `json:"kernel_threads"`
+	Sleeps        int          `json:"sleeps"`
+	Modules       int          `json:"modules"` // the module list's length
+	// ViewUS are the per-view costs each check reports (Report.Scanned's
+	// *_us counts), one sample per check.
+	ViewUS                  map[string][]float64 `json:"view_us"`
 	Scanned                 map[string]int       `json:"scanned"`
 	Findings                []string             `json:"findings"`
 	CheckPartsMS            map[string][]float64 `json:"check_parts_ms"`
@@ -113,6 +121,7 @@ type dist struct {
 	N      int     `json:"n"`
 	Median float64 `json:"median"`
 	P90    float64 `json:"p90"`
+	P95    float64 `json:"p95"`
 	Min    float64 `json:"min"`
 	Max    float64 `json:"max"`
 }
@@ -129,7 +138,8 @@ func summarizeDist(xs []float64) dist {
 		med = (s[n/2-1] + s[n/2]) / 2
 	}
 	p90 := s[int(math.Ceil(0.9*float64(n)))-1]
-	return dist{N: n, Median: med, P90: p90, Min: s[0], Max: s[n-1]}
+	p95 := s[int(math.Ceil(0.95*float64(n)))-1]
+	return dist{N: n, Median: med, P90: p90, P95: p95, Min: s[0], Max: s[n-1]}
 }
 
 func field(ss []callSample, f func(callSample) float64) dist {
@@ -165,6 +175,8 @@ type summary struct {
 	CheckTotal   dist            `json:"check_total_ms"`
 	CheckCPU     dist            `json:"check_cpu_ms"`
 	CheckParts   map[string]dist `json:"check_parts_ms"`
+	ViewUS       map[string]dist `json:"view_us"`
+	ChurnCheck   dist            `json:"churn_check_ms"`
 
 	// PairedPct is, for each B phase, 100 × (1 − B / mean of the A phases
 	// before and after it), per guest second: drift cancels.
@@ -241,6 +253,7 @@ type result struct {
 	Cold    coldResult    `json:"cold"`
 	Warm    warmResult    `json:"warm"`
 	Phases  []phaseResult `json:"phases"`
+	Churn   *churnResult  `json:"churn,omitempty"`
 	Summary summary       `json:"summary"`
 }
 
@@ -266,6 +279,13 @@ func (r *result) summarize() {
 	s.CheckHandle = field(w.Check, func(c callSample) float64 { return c.HandleMS })
 	s.CheckTotal = field(w.Check, func(c callSample) float64 { return c.TotalMS })
 	s.CheckCPU = field(w.Check, func(c callSample) float64 { return c.CPUMS })
+	s.ViewUS = map[string]dist{}
+	for k, v := range w.ViewUS {
+		s.ViewUS[k] = summarizeDist(v)
+	}
+	if r.Churn != nil {
+		s.ChurnCheck = summarizeDist(r.Churn.CheckMS)
+	}
 	s.CheckParts = map[string]dist{}
 	for k, v := range w.CheckPartsMS {
 		s.CheckParts[k] = summarizeDist(v)
@@ -400,6 +420,9 @@ func report(r *result) string {
 		cf.Accel, cf.VCPUs, cf.MemoryMiB, cf.RAMDir, cf.Procs, cf.Spin)
 	p("Boot: ready marker %.1f s after QEMU started, processes started at %.1f s (%q).\n\n", r.Boot.ReadyS, r.Boot.ProcsS, r.Boot.ProcsLine)
 
+	if r.Churn != nil {
+		churnReport(p, r.Churn, s.ChurnCheck, cf)
+	}
 	if len(r.Cold.DeriveMS) == 0 {
 		return b.String()
 	}
@@ -436,6 +459,21 @@ func report(r *result) string {
 	p("| ps | %d | %s | %s | %s | %s | %s |\n", s.PSHandle.N, fd(s.PSMonitor), fd(s.PSHandle), fd(s.PSTotal), fd(s.PSRegs), fd(s.PSCPU))
 	p("| check | %d | %s | %s | %s | – | %s |\n\n", s.CheckHandle.N, fd(s.CheckMonitor), fd(s.CheckHandle), fd(s.CheckTotal), fd(s.CheckCPU))
 	p("Back-to-back checks: %.1f ms of CPU (this process) and %.1f ms wall per check.\n\n", w.CheckLoopCPUPerCheckMS, w.CheckLoopWallPerCheckMS)
+	p("Full check with all views: median %s ms, p95 %s ms (monitor's millis, n=%d; goal < 50 ms for 500 tasks and 50 modules); %d modules listed.\n\n",
+		num(s.CheckMonitor.Median), num(s.CheckMonitor.P95), s.CheckMonitor.N, w.Modules)
+	if len(s.ViewUS) > 0 {
+		p("Cost of each view inside a check as the report gives it (µs, median / p95 / max):\n\n| view | µs |\n|---|---|\n")
+		keys := make([]string, 0, len(s.ViewUS))
+		for k := range s.ViewUS {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			d := s.ViewUS[k]
+			p("| %s | %s / %s / %s |\n", k, num(d.Median), num(d.P95), num(d.Max))
+		}
+		p("\n")
+	}
 	if len(s.CheckParts) > 0 {
 		p("Parts of a check, timed alone (ms, median / p90 / max of 5):\n\n| part | ms |\n|---|---|\n")
 		for _, name := range checkPartNames {
@@ -509,4 +547,39 @@ func list(xs []float64) string {
 		out[i] = num(x)
 	}
 	return strings.Join(out, ", ")
+}
+
+func churnReport(p func(string, ...any), c *churnResult, check dist, cf resultConfig) {
+	p("## Churn run (%.0f s, a check every %gs)\n\n", c.Seconds, cf.ChurnIntervalS)
+	mod := "no module cycled (-modules 0)"
+	if c.Module != "" {
+		mod = fmt.Sprintf("module %s unloaded and loaded %d times (%d failures)", c.Module, c.ModCycles, c.ModFailures)
+	}
+	ft := "ftrace not available"
+	if c.Ftrace {
+		ft = fmt.Sprintf("ftrace function tracer switched %d times", c.FtraceFlips)
+	}
+	p("Guest: %d tasks and %d modules listed at the end; %d short-lived processes, %s, %s.\n\n", c.Tasks, c.Modules, c.Forks, mod, ft)
+	total := 0
+	kinds := make([]string, 0, len(c.Findings))
+	for k, n := range c.Findings {
+		total += n
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	slices.Sort(kinds)
+	p("%d checks (%d failed requests), check %s ms (median / p90 / max); **%d findings on a clean guest (false positives)**%s.\n\n",
+		c.Checks, c.CheckErrors, fd(check), total, kindsText(kinds))
+	for _, t := range c.Texts {
+		p("- %s\n", t)
+	}
+	if len(c.Texts) > 0 {
+		p("\n")
+	}
+}
+
+func kindsText(kinds []string) string {
+	if len(kinds) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(kinds, ", ")
 }
