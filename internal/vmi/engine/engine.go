@@ -155,6 +155,7 @@ func (e *Engine) attachLocked(req monitor.Request, ramFile, kernFile *os.File) (
 		}
 		return nil, fmt.Errorf("the guest kernel is not up yet (system_state %d: still starting; no baseline before it runs); try again once it has booted", state)
 	}
+	e.prefetchLocked(kernFile) // overlaps the baseline below (imagecache.go)
 	st := &vmState{gen: req.Gen, ram: ram, k: k, attached: time.Now()}
 	// The baseline of text and read-only data is taken at the first attach
 	// (once the guest's kernel is up): later changes are findings.

@@ -33,6 +33,10 @@ type imageCache struct {
 }
 
 type vmlinuxEntry struct {
+	// done is closed when a decompression started by prefetchLocked ends;
+	// nil when none is in flight. The fields below belong to that
+	// goroutine until then.
+	done    chan struct{}
 	vmlinux []byte // nil once released, or on failure
 	err     error
 	// extractions counts the decompressions of this file: more than one
@@ -52,9 +56,62 @@ func fileKey(kern *os.File) (string, error) {
 }
 
 // vmlinuxLocked returns the decompressed kernel in kern, decompressing it
-// at most once per request however many derivations ask. The caller must
-// not modify the bytes.
+// at most once per request however many derivations ask (waiting for a
+// prefetch in flight). The caller must not modify the bytes.
 func (e *Engine) vmlinuxLocked(kern *os.File) ([]byte, error) {
+	ent, err := e.entryLocked(kern)
+	if err != nil {
+		return nil, err
+	}
+	ent.wait()
+	if ent.vmlinux == nil && ent.err == nil {
+		ent.extract(kern)
+	}
+	return ent.vmlinux, ent.err
+}
+
+// prefetchLocked starts decompressing kern in the background when this
+// process has not derived the build's expected text and gate tables yet,
+// so the decompression overlaps the rest of a first attach (the baseline
+// hashes of text and rodata) on a host with a spare core. It is called once
+// the guest kernel is known to be up, so the polls of a booting guest do not
+// decompress the image each time. The
+// request's own vmlinuxLocked calls wait for it, and releaseImagesLocked
+// before the request's descriptors are closed.
+func (e *Engine) prefetchLocked(kern *os.File) {
+	key, err := fileKey(kern)
+	if err != nil {
+		return
+	}
+	if p := e.profiles[key]; p != nil && derivedImage(p.BuildID) {
+		return
+	}
+	ent, err := e.entryLocked(kern)
+	if err != nil || ent.done != nil || ent.vmlinux != nil || ent.err != nil {
+		return
+	}
+	ent.done = make(chan struct{})
+	go func() {
+		defer close(ent.done)
+		ent.extract(kern)
+	}()
+}
+
+// derivedImage reports whether both image references of a build are
+// cached.
+func derivedImage(buildID string) bool {
+	imageRefs.mu.Lock()
+	_, img := imageRefs.m[buildID]
+	imageRefs.mu.Unlock()
+	gateRefs.mu.Lock()
+	_, gates := gateRefs.m[buildID]
+	gateRefs.mu.Unlock()
+	return img && gates
+}
+
+// entryLocked finds or adds kern's entry, evicting the oldest beyond
+// maxImageEntries.
+func (e *Engine) entryLocked(kern *os.File) (*vmlinuxEntry, error) {
 	key, err := fileKey(kern)
 	if err != nil {
 		return nil, err
@@ -63,19 +120,29 @@ func (e *Engine) vmlinuxLocked(kern *os.File) ([]byte, error) {
 	if c.m == nil {
 		c.m = map[string]*vmlinuxEntry{}
 	}
-	ent := c.m[key]
-	if ent != nil && (ent.vmlinux != nil || ent.err != nil) {
-		return ent.vmlinux, ent.err
+	if ent := c.m[key]; ent != nil {
+		return ent, nil
 	}
-	if ent == nil {
-		for len(c.order) >= maxImageEntries {
-			delete(c.m, c.order[0])
-			c.order = c.order[1:]
-		}
-		ent = &vmlinuxEntry{}
-		c.m[key] = ent
-		c.order = append(c.order, key)
+	for len(c.order) >= maxImageEntries {
+		c.m[c.order[0]].wait()
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
 	}
+	ent := &vmlinuxEntry{}
+	c.m[key] = ent
+	c.order = append(c.order, key)
+	return ent, nil
+}
+
+// wait waits for a prefetch in flight.
+func (ent *vmlinuxEntry) wait() {
+	if ent.done != nil {
+		<-ent.done
+		ent.done = nil
+	}
+}
+
+func (ent *vmlinuxEntry) extract(kern *os.File) {
 	start := time.Now()
 	fi, err := kern.Stat()
 	if err == nil {
@@ -86,13 +153,14 @@ func (e *Engine) vmlinuxLocked(kern *os.File) ([]byte, error) {
 	}
 	ent.extractions++
 	ent.millis = float64(time.Since(start).Microseconds()) / 1000
-	return ent.vmlinux, ent.err
 }
 
 // releaseImagesLocked drops the decompressed bytes at the end of a request
-// (failures are kept).
+// (failures are kept), once no prefetch is in flight: the request's
+// descriptors are closed after it.
 func (e *Engine) releaseImagesLocked() {
 	for _, ent := range e.images.m {
+		ent.wait()
 		ent.vmlinux = nil
 	}
 }
@@ -105,6 +173,7 @@ func (e *Engine) extractionsLocked(kern *os.File) int {
 		return 0
 	}
 	if ent := e.images.m[key]; ent != nil {
+		ent.wait()
 		return ent.extractions
 	}
 	return 0

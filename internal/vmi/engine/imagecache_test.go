@@ -44,6 +44,46 @@ func TestOneExtraction(t *testing.T) {
 			t.Fatal("the decompressed kernel is kept after the request")
 		}
 	}
+
+	// With a prefetch in flight (as attachLocked starts one), the
+	// derivations wait for it instead of decompressing again. The
+	// image references are dropped so the prefetch is not skipped.
+	DropDerivedImages()
+	e = New(t.TempDir())
+	e.mu.Lock()
+	e.prefetchLocked(kern)
+	e.mu.Unlock()
+	coldDerive(t, e, kern)
+	if n := e.extractionsLocked(kern); n != 1 {
+		t.Fatalf("prefetch: %d decompressions, want 1", n)
+	}
+	// Once the build's references exist, an attach does not prefetch.
+	e.mu.Lock()
+	p, err := e.profileLocked(kern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageRefs.mu.Lock()
+	imageRefs.m[p.BuildID] = &imageRef{}
+	imageRefs.mu.Unlock()
+	gateRefs.mu.Lock()
+	gateRefs.m[p.BuildID] = &gateRef{}
+	gateRefs.mu.Unlock()
+	defer DropDerivedImages()
+	e.prefetchLocked(kern)
+	inFlight := e.images.m[mustKey(t, kern)].done != nil
+	e.mu.Unlock()
+	if inFlight {
+		t.Fatal("prefetch of a build whose references are derived")
+	}
+}
+
+func mustKey(t *testing.T, f *os.File) string {
+	k, err := fileKey(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // TestImageCacheBounded: at most maxImageEntries files are remembered, and
