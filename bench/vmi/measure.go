@@ -139,7 +139,7 @@ func bench(ctx context.Context, cfg config) (res *result, err error) {
 	}
 	defer g.stop()
 
-	b := &bencher{cfg: cfg, g: g, kernel: kernel, root: root, res: res, cacheDir: filepath.Join(root, "cache")}
+	b := &bencher{cfg: cfg, g: g, kernel: kernel, initrd: initrd, root: root, res: res, cacheDir: filepath.Join(root, "cache")}
 	if cfg.churn > 0 {
 		return res, step(fmt.Sprintf("churn (%s, a check every %s)", cfg.churn, cfg.churnInterval), func() error { return b.churn(ctx) })
 	}
@@ -173,15 +173,16 @@ type bencher struct {
 	cfg      config
 	g        *guestVM
 	kernel   string
+	initrd   string // passed as the daemon does, for the module check
 	root     string
 	cacheDir string // the warm engine's profile cache
 	res      *result
 }
 
 // call does what the daemon's gateway and the monitor do for one request:
-// read the registers over QMP, open the RAM file (read-only) and the
-// kernel image, run the engine, encode the result as JSON. Handle closes
-// the files.
+// read the registers over QMP, open the RAM file (read-only), the kernel
+// image and the initramfs, run the engine, encode the result as JSON.
+// Handle closes the files.
 func (b *bencher) call(ctx context.Context, e *engine.Engine, op string) (callSample, any, error) {
 	var s callSample
 	t0 := time.Now()
@@ -199,10 +200,16 @@ func (b *bencher) call(ctx context.Context, e *engine.Engine, op string) (callSa
 		ram.Close()
 		return s, nil, err
 	}
+	initrd, err := os.Open(b.initrd)
+	if err != nil {
+		ram.Close()
+		kern.Close()
+		return s, nil, err
+	}
 	t2 := time.Now()
 	c0 := selfCPUSeconds()
 	out, err := e.Handle(monitor.Request{Op: op, VM: vmName, Gen: "1", RAMSize: b.g.ramSize, Regs: regs, Kernel: b.kernel},
-		[]*os.File{ram, kern})
+		[]*os.File{ram, kern, initrd})
 	t3 := time.Now()
 	c1 := selfCPUSeconds()
 	if err != nil {

@@ -435,7 +435,7 @@ func report(r *result) string {
 	}
 	row("profile.Derive (no cache)", c.DeriveMS)
 	row("profile.LoadOrDerive, empty cache (hash the image, derive, save)", c.DeriveSaveMS)
-	row("**first request, fresh engine, empty profile cache** (derive + save + map + find + attach + baseline)", c.InfoEmptyMS)
+	row("**first request, fresh engine, empty profile cache** (derive + save + map + find + attach + baseline + the kernel's expected text and gates from the image, the modules' from the initramfs, first verification)", c.InfoEmptyMS)
 	row("**first request, fresh engine, filled profile cache**", c.InfoFilledMS)
 	row("· profile from the cache (LoadOrDerive: hash the image, read JSON)", c.ProfileLoadMS)
 	row("· map the RAM file", c.MapMS)
