@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"sort"
+	"time"
 )
 
 // JumpSite is a static-key patch site (see profile.JumpSite).
@@ -43,6 +44,46 @@ type BadJumpSite struct {
 	Bytes []byte
 }
 
+// Patching in progress: the kernel switches a static key with
+// text_poke_bp, which writes an int3 over the site's first byte, then the
+// tail, then the new first byte, with CPUs that hit the int3 waiting in
+// its handler. A site read in between is an int3 followed by the tail of
+// its old or its new form. Such a site is read again a few times; only an
+// int3 that stays (nothing but the patcher removes it within
+// milliseconds) or bytes that are neither form are reported.
+const (
+	patchRereads     = 5
+	patchRereadPause = 2 * time.Millisecond
+)
+
+// siteState classifies a jump site's bytes.
+type siteState uint8
+
+const (
+	siteLegal siteState = iota
+	sitePatching
+	siteBad
+)
+
+func jumpSiteState(b []byte, code, target uint64) siteState {
+	var nop, jmp []byte
+	if len(b) == 5 {
+		nop = nop5
+		jmp = []byte{0xe9, 0, 0, 0, 0}
+		binary.LittleEndian.PutUint32(jmp[1:], uint32(int32(int64(target)-int64(code+5))))
+	} else {
+		nop = nop2
+		jmp = []byte{0xeb, byte(int8(int64(target) - int64(code+2)))}
+	}
+	if bytes.Equal(b, nop) || bytes.Equal(b, jmp) {
+		return siteLegal
+	}
+	if b[0] == 0xcc && (bytes.Equal(b[1:], nop[1:]) || bytes.Equal(b[1:], jmp[1:])) {
+		return sitePatching
+	}
+	return siteBad
+}
+
 // BadJumpSites checks every jump site's bytes.
 func (k *Kernel) BadJumpSites() ([]BadJumpSite, error) {
 	var out []BadJumpSite
@@ -56,15 +97,15 @@ func (k *Kernel) BadJumpSites() ([]BadJumpSite, error) {
 		if err := k.Read(code, b); err != nil {
 			return out, err
 		}
-		ok := false
-		if s.Len == 5 {
-			rel := int64(target) - int64(code+5)
-			ok = bytes.Equal(b, nop5) || b[0] == 0xe9 && int64(int32(binary.LittleEndian.Uint32(b[1:]))) == rel
-		} else {
-			rel := int64(target) - int64(code+2)
-			ok = bytes.Equal(b, nop2) || b[0] == 0xeb && int64(int8(b[1])) == rel
+		st := jumpSiteState(b, code, target)
+		for i := 0; st == sitePatching && i < patchRereads; i++ {
+			time.Sleep(patchRereadPause)
+			if err := k.Read(code, b); err != nil {
+				return out, err
+			}
+			st = jumpSiteState(b, code, target)
 		}
-		if !ok {
+		if st != siteLegal {
 			out = append(out, BadJumpSite{Addr: code, Bytes: append([]byte(nil), b...)})
 		}
 	}

@@ -53,3 +53,33 @@ func TestJumpSites(t *testing.T) {
 		t.Fatal("a change next to a site went unnoticed")
 	}
 }
+
+// A site read while the kernel patches it (an int3 over the first byte,
+// the old or new form's tail behind it) is legal only while it changes:
+// an int3 that stays is reported.
+func TestJumpSitePatching(t *testing.T) {
+	const code, target = 0xffffffff81000000, 0xffffffff81000040
+	jmp := []byte{0xe9, 0x3b, 0, 0, 0}
+	for _, c := range []struct {
+		b    []byte
+		want siteState
+	}{
+		{nop5, siteLegal},
+		{jmp, siteLegal},
+		{[]byte{0xcc, 0x1f, 0x44, 0x00, 0x00}, sitePatching},
+		{[]byte{0xcc, 0x3b, 0, 0, 0}, sitePatching},
+		{[]byte{0xcc, 0x3c, 0, 0, 0}, siteBad},
+		{[]byte{0xe8, 0x3b, 0, 0, 0}, siteBad},
+		{[]byte{0x66, 0x90}, siteLegal},
+		{[]byte{0xcc, 0x90}, sitePatching},
+		{[]byte{0xcc, 0xcc}, siteBad},
+	} {
+		tgt := uint64(target)
+		if len(c.b) == 2 {
+			tgt = code + 2 + 0x10
+		}
+		if got := jumpSiteState(c.b, code, tgt); got != c.want {
+			t.Errorf("% x: state %d, want %d", c.b, got, c.want)
+		}
+	}
+}

@@ -31,7 +31,10 @@ func unlz4(body []byte, limit, hint int64) ([]byte, error) {
 	// cannot make us allocate the whole limit up front.
 	var out []byte
 	if hint > 0 && hint <= limit && hint <= 16*int64(len(body)) {
-		out = make([]byte, 0, hint)
+		// One block of slack: each block is decoded into the room a whole
+		// block could need, so an exact-size buffer would be grown (and
+		// the whole output copied) for the last one.
+		out = make([]byte, 0, min(hint+lz4LegacyBlockSize, limit))
 	}
 	pos := 4
 	for block := 0; pos < len(body); block++ {
