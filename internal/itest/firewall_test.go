@@ -49,8 +49,16 @@ func ipOf(nic string) string {
 	return ""
 }
 
-// probe is a guest loop printing "probe NAME ok|fail" every ~2 s.
+// probe is a guest loop printing "probe NAME ok|fail" every ~2 s. Each
+// try is bounded by timeout(1): busybox nc's -w bounds only the connect, so
+// a probe connection whose close was cut by a rule change (its FIN dropped
+// as revoked) would otherwise hang the loop, and the last result printed
+// would stand for ever (a CI run saw "ok" for two minutes after a rule
+// removal that way).
 func probe(name, cmd string) string {
+	if !strings.HasPrefix(cmd, "timeout ") {
+		cmd = "timeout 8 " + cmd
+	}
 	return fmt.Sprintf("(while :; do if %s >/dev/null 2>&1; then echo \"probe %s ok\"; else echo \"probe %s fail\"; fi; sleep 1; done) &\n", cmd, name, name)
 }
 
@@ -71,9 +79,25 @@ func (h *host) lastProbe(vmName, probeName string) string {
 // to stay so for a few more results (no flapping).
 func (h *host) expectProbe(vmName, probeName, want string) {
 	h.t.Helper()
-	h.waitFor(fmt.Sprintf("probe %s on %s to be %s", probeName, vmName, want), 120*time.Second, func() bool {
-		return h.lastProbe(vmName, probeName) == want
-	})
+	deadline := time.Now().Add(120 * time.Second)
+	for h.lastProbe(vmName, probeName) != want {
+		if time.Now().After(deadline) {
+			// The probe's own recent results first: the whole-console dump
+			// below may be cut by a CI log's size limit.
+			var recent []string
+			for _, m := range probeRE.FindAllStringSubmatch(h.consoleLog(vmName), -1) {
+				if m[1] == probeName {
+					recent = append(recent, m[2])
+				}
+			}
+			if len(recent) > 10 {
+				recent = recent[len(recent)-10:]
+			}
+			h.t.Fatalf("timed out after 2m waiting for probe %s on %s to be %s; its last results: %v\ndaemon log:\n%s\nconsole logs:\n%s",
+				probeName, vmName, want, recent, h.logBuf, h.allConsoles())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (h *host) ports() []netsw.PortStatus {
