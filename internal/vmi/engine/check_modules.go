@@ -21,6 +21,10 @@ type moduleState struct {
 	refs   map[string]*guest.ModuleRef
 	refErr map[string]error
 	chk    *guest.ModuleCheck
+	// flux: when each module (by struct address) was first seen going or
+	// unformed, so that a module held in such a state is verified after
+	// fluxGrace instead of never.
+	flux map[uint64]time.Time
 }
 
 // loadModulesLocked reads the VM's initramfs (the third descriptor) once
@@ -68,12 +72,40 @@ func (ms *moduleState) ref(name string) (*guest.ModuleRef, error) {
 	return r, nil
 }
 
-// Module states (enum module_state): only live and initialising modules
-// are verified; a module being formed or unloaded is in flux.
+// Module states (enum module_state). Live and initialising modules are
+// verified; a module being formed or unloaded is in flux for a moment
+// (relocations are being applied, or its memory is about to be freed). A
+// rootkit can write either state into its own or a patched module's
+// struct to stay out of the check: a module seen in flux for longer than
+// fluxGrace is verified like a live one, and a state outside the enum
+// counts as live.
 const (
-	moduleLive   = 0
-	moduleComing = 1
+	moduleLive     = 0
+	moduleComing   = 1
+	moduleGoing    = 2
+	moduleUnformed = 3
+
+	fluxGrace = 30 * time.Second
 )
+
+// verifyNow says whether module m is to be verified in this scan, and
+// keeps the flux record (pruned to the modules of this scan by the
+// caller).
+func (ms *moduleState) verifyNow(m guest.Module, now time.Time, seen map[uint64]bool) bool {
+	if m.State != moduleGoing && m.State != moduleUnformed {
+		return true
+	}
+	seen[m.Module] = true
+	if ms.flux == nil {
+		ms.flux = map[uint64]time.Time{}
+	}
+	first, ok := ms.flux[m.Module]
+	if !ok {
+		ms.flux[m.Module] = now
+		return false
+	}
+	return now.Sub(first) >= fluxGrace
+}
 
 // checkModules: every loaded module must come from the VM's initramfs
 // (else unknown_module), and its text and read-only data must match its
@@ -127,13 +159,21 @@ func checkModules(st *vmState, add func(Finding), scanErr func(string, error), s
 		return a, a != 0
 	}
 	masked, verified := map[string]int{}, 0
+	inFlux := map[uint64]bool{}
+	defer func() {
+		for a := range ms.flux {
+			if !inFlux[a] {
+				delete(ms.flux, a)
+			}
+		}
+	}()
 	for _, m := range mods {
 		if !ms.tree.Has(m.Name) {
 			add(Finding{Kind: "unknown_module", Summary: fmt.Sprintf("module %s is loaded but is not in the VM's initramfs", m.Name),
 				Evidence: map[string]any{"name": m.Name, "module": fmt.Sprintf("%#x", m.Module), "base": fmt.Sprintf("%#x", m.Base), "size": m.Size}})
 			continue
 		}
-		if ms.chk == nil || m.State != moduleLive && m.State != moduleComing {
+		if ms.chk == nil || !ms.verifyNow(m, start, inFlux) {
 			continue
 		}
 		r, err := ms.ref(m.Name)

@@ -550,7 +550,8 @@ func (c *ImageCheck) Verify(k *Kernel) ([]TextMismatch, ImageStats, error) {
 				} else if k.Read(s.Addr+slide, sg) != nil || !img.expected(so, s.Addr, slide) {
 					continue
 				}
-				if why := img.legal(s, s.Addr+slide, sg, so, slide); why != "" {
+				why := k.settled(s.Addr+slide, sg, func(b []byte) string { return img.legal(s, s.Addr+slide, b, so, slide) })
+				if why != "" {
 					push(TextMismatch{Addr: s.Addr + slide, Len: int(s.Len), Region: r.Name, Site: s.Kind.String(), Why: why,
 						Got: clip(sg), Want: clip(so)})
 				}

@@ -56,6 +56,24 @@ const (
 	patchRereadPause = 2 * time.Millisecond
 )
 
+// settled judges a patch site's bytes b (read at runtime address at) and,
+// while judge refuses them and they start with an int3, reads them again
+// a few times: text_poke_bp is switching the site (ftrace, static calls,
+// static keys all go through it), and the judgement is of what it
+// settles to. An int3 that stays is reported like any illegal encoding.
+// b holds the last bytes read.
+func (k *Kernel) settled(at uint64, b []byte, judge func([]byte) string) string {
+	why := judge(b)
+	for i := 0; why != "" && len(b) > 0 && b[0] == 0xcc && i < patchRereads; i++ {
+		time.Sleep(patchRereadPause)
+		if k.Read(at, b) != nil {
+			break
+		}
+		why = judge(b)
+	}
+	return why
+}
+
 // siteState classifies a jump site's bytes.
 type siteState uint8
 

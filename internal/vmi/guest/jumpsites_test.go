@@ -83,3 +83,37 @@ func TestJumpSitePatching(t *testing.T) {
 		}
 	}
 }
+
+// settled reads a site that starts with an int3 again until its judge
+// accepts it (text_poke_bp finished) and reports an int3 that stays.
+func TestSettled(t *testing.T) {
+	b := make([]byte, 1<<16)
+	text := uint64(pageOffset + 0x4000)
+	k := testKernel(b, map[string]uint64{"_stext": text, "_etext": text + 0x2000})
+	copy(b[0x4100:], []byte{0xcc, 0x1f, 0x44, 0, 0}) // int3 over a NOP5's first byte
+	calls := 0
+	judge := func(s []byte) string {
+		calls++
+		if calls == 2 {
+			b[0x4100] = 0x0f // the patcher writes the first byte back
+		}
+		if s[0] == 0xcc {
+			return "int3"
+		}
+		return ""
+	}
+	site := make([]byte, 5)
+	copy(site, b[0x4100:])
+	if why := k.settled(text+0x100, site, judge); why != "" || site[0] != 0x0f {
+		t.Fatalf("a site the patcher finished: %q % x", why, site)
+	}
+	b[0x4100] = 0xcc
+	calls = 10
+	copy(site, b[0x4100:])
+	if why := k.settled(text+0x100, site, judge); why != "int3" {
+		t.Fatalf("an int3 that stays: %q", why)
+	}
+	if calls != 10+1+patchRereads {
+		t.Fatalf("%d judgements, want %d", calls-10, 1+patchRereads)
+	}
+}

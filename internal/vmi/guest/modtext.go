@@ -224,9 +224,12 @@ func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(s
 				c.frozen[s.Addr] = append([]byte(nil), g...)
 			}
 		case s.Kind == SiteStaticKey:
-			why = legalJump(s, g)
+			g = append([]byte(nil), g...) // a re-read must not touch got
+			why = k.settled(s.Addr, g, func(b []byte) string { return legalJump(s, b) })
 		default:
-			why = c.Img.legal(PatchSite{Addr: s.Addr - c.Slide, Len: s.Len, Kind: s.Kind}, s.Addr, g, w, c.Slide)
+			g = append([]byte(nil), g...)
+			ps := PatchSite{Addr: s.Addr - c.Slide, Len: s.Len, Kind: s.Kind}
+			why = k.settled(s.Addr, g, func(b []byte) string { return c.Img.legal(ps, s.Addr, b, w, c.Slide) })
 		}
 		if why != "" {
 			push(ModuleMismatch{Addr: s.Addr, Len: int(s.Len), Region: "text", Site: s.Kind.String(), Why: why, Got: clip(g), Want: clip(w)})
