@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,8 +47,8 @@ func TestVMIModules(t *testing.T) {
 		if bad := moduleFindings(t, rep); len(bad) != 0 {
 			t.Fatalf("clean guest, scan %d:\n%s", i, strings.Join(bad, "\n"))
 		}
-		if rep.Scanned["modules_verified"] == 0 {
-			t.Fatalf("no module verified: scanned %v", rep.Scanned)
+		if rep.Scanned["modules_verified"] == 0 || rep.Scanned["module_symbols"] == 0 {
+			t.Fatalf("no module or module symbol verified: scanned %v", rep.Scanned)
 		}
 	}
 
@@ -111,6 +112,38 @@ func TestVMIModules(t *testing.T) {
 		t.Fatalf("a byte flipped at %s+0xc in %s was not found", fn.Name, target.Name)
 	}
 	rk.write(at, orig[:])
+
+	// One of the module's symbols renamed in its kallsyms table (what
+	// /proc/kallsyms and stack traces show), as a rootkit disguises a
+	// function in a known module.
+	ckOff, _ := rk.k.Off("module.core_kallsyms")
+	strOff, _ := rk.k.Off("mod_kallsyms.strtab")
+	strtab, err := rk.k.U64(target.Module + ckOff + strOff)
+	if err != nil || strtab < target.Base || strtab >= target.Base+target.Size {
+		t.Fatalf("%s's core strtab at %#x (%v), core %#x+%#x", target.Name, strtab, err, target.Base, target.Size)
+	}
+	names := make([]byte, target.Base+target.Size-strtab)
+	if err := rk.k.Read(strtab, names); err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(names, []byte("\x00"+fn.Name+"\x00"))
+	if i < 0 {
+		t.Fatalf("%s not in %s's kallsyms names", fn.Name, target.Name)
+	}
+	symAt := strtab + uint64(i) + 1
+	rk.write(symAt, []byte{'X'})
+	rep = imageCheck(t, h, "vmmod")
+	rk.write(symAt, []byte(fn.Name[:1]))
+	found = false
+	for _, f := range moduleFindings(t, rep) {
+		t.Log(f)
+		if strings.HasPrefix(f, "module_symbols_modified") && strings.Contains(f, target.Name) && strings.Contains(f, "X"+fn.Name[1:]) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("symbol %s renamed in %s's kallsyms table was not found", fn.Name, target.Name)
+	}
 
 	// A module renamed in memory (as a rootkit hides its own under a
 	// name not in the image) is unknown.

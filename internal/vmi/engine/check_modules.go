@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -192,6 +193,28 @@ func checkModules(st *vmState, add func(Finding), scanErr func(string, error), s
 		scanned["module_relocs"] += stats.Relocs
 		for why, n := range stats.Masked {
 			masked[why] += n
+		}
+		if m.State == moduleLive {
+			sm, n, err := ms.chk.VerifySymbols(k, m, r, false)
+			if errors.Is(err, guest.ErrSymbolsSwitching) {
+				// Legal while do_init_module finishes; held for
+				// fluxGrace, it is judged as it stands.
+				key := guest.Module{Module: m.Module + 1, State: moduleGoing}
+				if ms.verifyNow(key, start, inFlux) {
+					sm, n, err = ms.chk.VerifySymbols(k, m, r, true)
+				} else {
+					err = nil
+				}
+			}
+			switch {
+			case errors.Is(err, guest.ErrNoModuleSymbols):
+				scanned["module_symbols_unsupported"]++
+			case err != nil:
+				scanErr("module "+m.Name+" symbols", err)
+			default:
+				scanned["module_symbols"] += n
+				mm = append(mm, sm...)
+			}
 		}
 		for _, x := range mm {
 			kind := "module_" + x.Region + "_modified"

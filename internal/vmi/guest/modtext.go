@@ -92,6 +92,11 @@ type ModuleCheck struct {
 	Slide uint64
 
 	frozen map[uint64][]byte // runtime site address → first-seen bytes
+
+	// symsAll: the kernel keeps data symbols of modules too
+	// (CONFIG_KALLSYMS_ALL); nil until a module shows which.
+	symsAll *bool
+	syms    map[coreSymsKey]*kimage.KoCoreSymbols
 }
 
 // NewModuleCheck returns a check for a kernel verified against img.

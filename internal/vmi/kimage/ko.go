@@ -30,10 +30,12 @@ type KoSection struct {
 // KoSymbol is one symbol; Shndx is a section index or SHN_UNDEF/ABS/COMMON.
 type KoSymbol struct {
 	Name       string
+	NameOff    uint32 // st_name
 	Value      uint64
 	Size       uint64
 	Shndx      uint16
 	Bind, Type uint8
+	Other      uint8
 }
 
 // KoRelas are the relocations of one section (Target, a section index).
@@ -181,7 +183,7 @@ func (k *Ko) readSymbols(idx int) error {
 		if err != nil {
 			return fmt.Errorf("ko: symbol %d: %w", j/24, err)
 		}
-		k.Symbols = append(k.Symbols, KoSymbol{Name: name, Bind: d[j+4] >> 4, Type: d[j+4] & 0xf,
+		k.Symbols = append(k.Symbols, KoSymbol{Name: name, NameOff: le.Uint32(d[j:]), Bind: d[j+4] >> 4, Type: d[j+4] & 0xf, Other: d[j+5],
 			Shndx: le.Uint16(d[j+6:]), Value: le.Uint64(d[j+8:]), Size: le.Uint64(d[j+16:])})
 	}
 	return nil

@@ -310,5 +310,10 @@ func FuzzParseKo(f *testing.F) {
 		ko.Relocate(l, 0xffffffffc0000000, func(string) (uint64, bool) { return 0xffffffff81000000, true })
 		ko.Names(l)
 		ko.Exports(l)
+		for _, all := range []bool{true, false} {
+			if cs, err := ko.CoreSymbols(l, 0xffffffffc0000000, all); err == nil && (cs.N*kimage.SymtabEntry != len(cs.Symtab) || cs.End < cs.TypeOff) {
+				t.Fatalf("kept symbols: %d entries in %d bytes, end %d", cs.N, len(cs.Symtab), cs.End)
+			}
+		}
 	})
 }

@@ -59,7 +59,12 @@ var wantedOffsets = []wanted{
 	req("module.core_layout", "module.mem"),
 	opt("module.core_layout.base", "module.mem[0].base"),
 	opt("module.core_layout.size", "module.mem[0].size"),
-	opt("module.init_layout.base"),
+	opt("module.init_layout.base"), opt("module.init_layout.size"),
+	// The module's symbol table as kallsyms reads it (mod->kallsyms, which
+	// points at mod->core_kallsyms once the module is live).
+	opt("module.kallsyms"), opt("module.core_kallsyms"),
+	opt("mod_kallsyms.symtab"), opt("mod_kallsyms.num_symtab"),
+	opt("mod_kallsyms.strtab"), opt("mod_kallsyms.typetab"),
 	opt("module_kobject.kobj"), opt("module_kobject.mod"),
 
 	req("kobject.name"), req("kobject.entry"), req("kobject.parent"), req("kobject.kset"),
