@@ -49,6 +49,8 @@ type Port struct {
 	stats   portStats
 	closed  atomic.Bool
 	monitor atomic.Bool // a mirror session's monitor port: what it sends is dropped (mirrorport.go)
+	// quarantined: nothing to or from this VM port passes (quarantine.go).
+	quarantined atomic.Bool
 	// fc is the pipeline's context for frames from this port, reused for
 	// each (only the port's reader runs them).
 	fc FrameContext
@@ -113,6 +115,10 @@ func (st *portStats) restore(c *portCounters) {
 // send delivers a frame out of this port.
 func (p *Port) send(frame []byte) {
 	if p.closed.Load() {
+		return
+	}
+	if p.quarantined.Load() {
+		p.drop(packet.Quarantined)
 		return
 	}
 	if err := p.io.write(frame); err != nil {

@@ -2,7 +2,6 @@ package netsw
 
 import (
 	"sort"
-	"sync/atomic"
 
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
 )
@@ -15,37 +14,37 @@ import (
 // Quarantine is by VM name, so it holds for ports attached later (a
 // restart of the VM) until it is lifted.
 //
-// The check is a stage at the head of the inspection stages, so it runs
-// for every destination of every frame, after the firewall stage and
-// before the IPS, mirroring and delivery; it is installed only while some
-// VM is quarantined, so without one the pipeline is what it was. Frames
-// the switch sends outside the pipeline are not covered: a firewall
-// reject's RST or ICMP answer to the quarantined sender, mirror copies to
-// a quarantined monitoring VM, and the second leg of a flow redirected
-// through a quarantined service appliance.
-//
-// SetInspectStages replaces the inspection stages and with them this one:
-// callers that install inspection stages do so before any quarantine
-// (the daemon does, at start) and otherwise re-apply Quarantined().
+// It is a flag on each of the VM's ports, checked at three places:
+//   - first thing after a frame from the port is parsed, before port
+//     security, the firewall and conntrack: nothing the VM sends creates
+//     state, learns a MAC, draws a reject or reaches a stage;
+//   - first thing for each destination, before the firewall: nothing
+//     reaches it through the pipeline, flooded or not;
+//   - in the port's send, for frames the switch makes outside the
+//     pipeline (a reject's answer, a mirror copy to a quarantined
+//     monitoring VM, a service chain's second leg): counted there (the
+//     frame is not parsed, so not logged).
+// The two stages are in the pipeline only while some VM is quarantined,
+// so without one the pipeline is what it was.
 
-// quarantineStage drops frames to or from the VMs in vms.
+// quarantineStage drops frames from (src) or to (!src) quarantined ports.
 type quarantineStage struct {
 	s   *Switch
-	vms atomic.Pointer[map[string]bool] // replaced whole under Switch.mu
+	src bool
 }
 
-// StageQuarantine is the quarantine stage's name.
+// StageQuarantine is the quarantine stages' name.
 const StageQuarantine = "quarantine"
 
 func (*quarantineStage) Name() string { return StageQuarantine }
 
 func (q *quarantineStage) Process(c *FrameContext) Verdict {
-	vms := *q.vms.Load()
-	p := c.In
-	if !vms[p.VM] || p.Kind != VMPort {
-		if p = c.Out; !vms[p.VM] || p.Kind != VMPort {
-			return Verdict{}
-		}
+	p := c.Out
+	if q.src {
+		p = c.In
+	}
+	if p == nil || !p.quarantined.Load() {
+		return Verdict{}
 	}
 	q.s.drop(p, packet.Quarantined, c.Frame, c.In, c.Out, c.Now)
 	return Verdict{Action: Drop, Reason: packet.Quarantined, Accounted: true}
@@ -58,40 +57,27 @@ func (q *quarantineStage) Process(c *FrameContext) Verdict {
 func (s *Switch) SetPortQuarantine(vm string, on bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.quarantineLocked()
-	old := map[string]bool{}
-	if q != nil {
-		old = *q.vms.Load()
-	}
-	if old[vm] == on {
+	if s.quarantine[vm] == on {
 		return false
 	}
-	vms := make(map[string]bool, len(old)+1)
-	for k := range old {
-		vms[k] = true
-	}
 	if on {
-		vms[vm] = true
+		if s.quarantine == nil {
+			s.quarantine = map[string]bool{}
+		}
+		s.quarantine[vm] = true
 	} else {
-		delete(vms, vm)
-	}
-	switch {
-	case q == nil: // the first quarantine: install the stage
-		q = &quarantineStage{s: s}
-		q.vms.Store(&vms)
-		s.inspect = append([]Stage{q}, s.inspect...)
-		s.stages.Store(s.buildStages(s.inspect, s.mirror))
-	case len(vms) == 0: // the last one lifted: the pipeline as it was
-		s.inspect = append([]Stage(nil), s.inspect[1:]...)
-		s.stages.Store(s.buildStages(s.inspect, s.mirror))
-	default:
-		q.vms.Store(&vms)
+		delete(s.quarantine, vm)
 	}
 	ports := 0
 	for _, p := range s.byID {
 		if p.Kind == VMPort && p.VM == vm {
+			p.quarantined.Store(on)
 			ports++
 		}
+	}
+	// The stages come with the first quarantine and go with the last.
+	if len(s.quarantine) == 1 && on || len(s.quarantine) == 0 {
+		s.stages.Store(s.buildStages(s.inspect, s.mirror))
 	}
 	if on {
 		s.log.Warn("switch: VM quarantined: every frame to or from its ports is dropped (reason quarantined)", "vm", vm, "ports", ports)
@@ -101,27 +87,12 @@ func (s *Switch) SetPortQuarantine(vm string, on bool) bool {
 	return true
 }
 
-// quarantineLocked returns the installed quarantine stage (always first
-// among the inspection stages), or nil.
-func (s *Switch) quarantineLocked() *quarantineStage {
-	if len(s.inspect) > 0 {
-		if q, ok := s.inspect[0].(*quarantineStage); ok && q.s == s {
-			return q
-		}
-	}
-	return nil
-}
-
 // Quarantined lists the quarantined VMs, sorted.
 func (s *Switch) Quarantined() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q := s.quarantineLocked()
-	if q == nil {
-		return nil
-	}
 	var out []string
-	for vm := range *q.vms.Load() {
+	for vm := range s.quarantine {
 		out = append(out, vm)
 	}
 	sort.Strings(out)

@@ -124,8 +124,12 @@ func (s *Switch) buildStages(inspect, mirror []Stage) *stageList {
 	l := &stageList{perFrame: []stageEntry{
 		{Stage: egressRateStage{s}},
 		{Stage: parseStage{}},
-		{Stage: portSecurityStage{}},
 	}}
+	if len(s.quarantine) > 0 { // quarantine.go
+		l.perFrame = append(l.perFrame, stageEntry{Stage: &quarantineStage{s: s, src: true}})
+		l.perDest = append(l.perDest, stageEntry{Stage: &quarantineStage{s: s}})
+	}
+	l.perFrame = append(l.perFrame, stageEntry{Stage: portSecurityStage{}})
 	l.perDest = append(l.perDest, stageEntry{Stage: firewallStage{s}})
 	for _, st := range inspect {
 		l.perDest = append(l.perDest, stageEntry{Stage: st})

@@ -42,6 +42,7 @@ type Switch struct {
 	stop    chan struct{} // closed by Close
 	// inspect and mirror are the plug-in stages of the pipeline.
 	inspect, mirror []Stage
+	quarantine      map[string]bool // quarantined VMs (quarantine.go)
 	// chains are the service chains by name (servicechain.go).
 	chains map[string]*chain
 	// monitors are the mirror sessions' monitor ports (mirrorport.go).
@@ -329,6 +330,7 @@ func (s *Switch) addVMPortLocked(n *network, name string, spec VMPortSpec, b por
 	}
 	s.nextID = p.ID
 	p.monitor.Store(s.monitors[PortRef{Network: n.cfg.Name, Name: name}])
+	p.quarantined.Store(p.Kind == VMPort && s.quarantine[p.VM])
 	groups := slices.Clone(spec.Groups)
 	p.groups.Store(&groups)
 	s.byID[p.ID] = p
