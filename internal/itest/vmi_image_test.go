@@ -1,6 +1,7 @@
 package itest
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -84,6 +85,47 @@ func TestIntrospectionImageBaseline(t *testing.T) {
 		t.Errorf("clean check against the image: scanned %v", rep.Scanned)
 	}
 	t.Logf("clean check: scanned %v", rep.Scanned)
+
+	// Patch sites whose legal encodings depend on run-time state are held
+	// to it: an ftrace site calling into module space that no registered
+	// ftrace_ops owns, and a static-call trampoline jumping to a kernel
+	// function its key does not hold, were both accepted by the kind-only
+	// rules (any call outside the image; any kernel address).
+	rel32 := func(op byte, at, target uint64) []byte {
+		b := []byte{op, 0, 0, 0, 0}
+		binary.LittleEndian.PutUint32(b[1:], uint32(int32(int64(target)-int64(at+5))))
+		return b
+	}
+	for _, c := range []struct {
+		name, sym string
+		bytes     func(at uint64) []byte
+		want      string
+	}{
+		{"ftrace site", "__x64_sys_acct", func(at uint64) []byte { return rel32(0xe8, at, 0xffffffffc0001000) }, "ftrace trampoline"},
+		{"static-call trampoline", "__SCT__preempt_schedule", func(at uint64) []byte { return rel32(0xe9, at, acct) }, "its key's function"},
+	} {
+		at, err := rk.k.Sym(c.sym)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		was := make([]byte, 5)
+		if err := rk.k.Read(at, was); err != nil {
+			t.Fatal(err)
+		}
+		rk.write(at, c.bytes(at))
+		rep = imageCheck(t, h, "vmimg")
+		rk.write(at, was)
+		found := false
+		for _, f := range rep.Findings {
+			t.Logf("%s: %s: %s", c.name, f.Kind, f.Summary)
+			if f.Kind == "kernel_text_modified" && strings.Contains(f.Summary, c.sym) && strings.Contains(f.Summary, c.want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s at %s (% x, was % x) not found as %q", c.name, c.sym, c.bytes(at), was, c.want)
+		}
+	}
 }
 
 // imageCheck runs `vmi check`, which exits 1 when some view could not run:

@@ -52,7 +52,7 @@ func (e *Engine) attachImageLocked(st *vmState, kern *os.File) {
 	}
 	chk, err := st.k.NewImageCheck(ref.img)
 	if err == nil {
-		_, _, err = chk.Verify(st.k)
+		_, _, err = chk.Verify(st.k, nil)
 	}
 	if err != nil {
 		st.img.reason = err.Error()
@@ -125,7 +125,8 @@ func checkImage(st *vmState, r *Report, add func(Finding), scanErr func(string, 
 	}
 	k := st.k
 	start := time.Now()
-	ms, stats, err := st.img.chk.Verify(k)
+	st.env = siteEnv(st, scanErr)
+	ms, stats, err := st.img.chk.Verify(k, st.env)
 	if err != nil {
 		scanErr("kernel text against the image", err)
 		return true
@@ -154,4 +155,74 @@ func checkImage(st *vmState, r *Report, add func(Finding), scanErr func(string, 
 				"why": m.Why, "got": fmt.Sprintf("% x", m.Got), "want": fmt.Sprintf("% x", m.Want), "baseline": BaselineImage}})
 	}
 	return true
+}
+
+// ftraceLinger is how long an ftrace trampoline or ops function stays a
+// legal target after it was last seen registered: ftrace_shutdown unlinks
+// an ops before it rewrites the sites that call its trampoline.
+const ftraceLinger = 10 * time.Second
+
+// ftraceRecent remembers ftrace targets by when they were last seen.
+type ftraceRecent struct {
+	tramps, funcs map[uint64]time.Time
+}
+
+func (fr *ftraceRecent) note(now time.Time, tramps, funcs map[uint64]bool) (map[uint64]bool, map[uint64]bool) {
+	keep := func(m *map[uint64]time.Time, cur map[uint64]bool) map[uint64]bool {
+		if *m == nil {
+			*m = map[uint64]time.Time{}
+		}
+		old := map[uint64]bool{}
+		for a, t := range *m {
+			if now.Sub(t) > ftraceLinger {
+				delete(*m, a)
+			} else if !cur[a] {
+				old[a] = true
+			}
+		}
+		for a := range cur {
+			if len(*m) < 1<<14 {
+				(*m)[a] = now
+			}
+		}
+		return old
+	}
+	return keep(&fr.tramps, tramps), keep(&fr.funcs, funcs)
+}
+
+// siteEnv reads what this check's ftrace and static-call sites are judged
+// by: the registered ftrace trampolines and ops functions (with those seen
+// in the last ftraceLinger) and which code a static call may hold (kernel
+// text, or a module the VM's initramfs holds; any listed module when the
+// VM has no module tree). A failing read is a scan error and leaves the
+// looser rules in force.
+func siteEnv(st *vmState, scanErr func(string, error)) *guest.SiteEnv {
+	k := st.k
+	type span struct{ lo, hi uint64 }
+	var code []span
+	if mods, err := k.Modules(); err == nil {
+		judged := st.mods != nil && st.mods.err == nil && st.mods.tree != nil && st.mods.tree.Len() > 0
+		for _, m := range mods {
+			if m.Base != 0 && m.Size != 0 && (!judged || st.mods.tree.Has(m.Name)) {
+				code = append(code, span{m.Base, m.Base + m.Size})
+			}
+		}
+	}
+	known := func(a uint64) bool {
+		for _, c := range code {
+			if a >= c.lo && a < c.hi {
+				return true
+			}
+		}
+		return false
+	}
+	env, err := k.NewSiteEnv(known)
+	if err != nil {
+		scanErr("ftrace trampolines", err)
+		return env
+	}
+	if env.Trampolines != nil {
+		env.Remember(st.recent.note(time.Now(), env.Trampolines, env.OpsFuncs))
+	}
+	return env
 }

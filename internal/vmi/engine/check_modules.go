@@ -182,7 +182,7 @@ func checkModules(st *vmState, add func(Finding), scanErr func(string, error), s
 			scanErr("module "+m.Name, err)
 			continue
 		}
-		mm, stats, err := ms.chk.Verify(k, m, r, resolve)
+		mm, stats, err := ms.chk.Verify(k, m, r, resolve, st.env)
 		if err != nil {
 			scanErr("module "+m.Name, err)
 			continue

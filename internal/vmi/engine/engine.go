@@ -37,6 +37,10 @@ type vmState struct {
 	baseline map[uint64]*guest.PageHash
 	img      *imageState  // verification against the kernel image (check_image.go)
 	mods     *moduleState // the initramfs's modules, when passed (check_modules.go)
+	// env is this check's runtime patch-site environment (check_image.go);
+	// recent holds ftrace targets seen in the last ftraceLinger.
+	env    *guest.SiteEnv
+	recent ftraceRecent
 	attached time.Time
 }
 

@@ -34,6 +34,10 @@ type ImageText struct {
 	indirectThunks   map[uint64]int  // __x86_indirect_thunk_<reg> → register number
 	itsThunks        map[uint64]bool // ITS-safe indirect thunks (legal retpoline targets)
 	ftraceTrampoline map[uint64]bool // ftrace_caller, ftrace_regs_caller
+	// staticKeys maps a static-call site (inline or a key's __SCT__
+	// trampoline) to its key's link address with the site's flags.
+	staticKeys map[uint64]uint64
+	return0    uint64 // __static_call_return0
 	// Masked counts, per kind, sites compared with their first-attach
 	// bytes rather than derived encodings.
 	Masked map[string]int
@@ -186,7 +190,9 @@ func BuildImageText(vmlinux []byte, syms *kallsyms.Table) (*ImageText, error) {
 		return a, nil
 	}
 	img := &ImageText{BuildID: id, Relocs: relocs, Masked: map[string]int{},
-		returnThunks: map[uint64]bool{}, indirectThunks: map[uint64]int{}, itsThunks: map[uint64]bool{}, ftraceTrampoline: map[uint64]bool{}}
+		returnThunks: map[uint64]bool{}, indirectThunks: map[uint64]int{}, itsThunks: map[uint64]bool{}, ftraceTrampoline: map[uint64]bool{},
+		staticKeys: map[uint64]uint64{}}
+	img.return0, _, _ = syms.Lookup("__static_call_return0")
 	var bounds [6]uint64
 	for i, n := range []string{"_stext", "_etext", "__start_rodata", "__end_rodata", "_text", "_end"} {
 		if bounds[i], err = sym(n); err != nil {
@@ -233,6 +239,10 @@ func BuildImageText(vmlinux []byte, syms *kallsyms.Table) (*ImageText, error) {
 			img.ftraceTrampoline[s.Addr] = true
 		case strings.HasPrefix(s.Name, "__SCT__"):
 			img.Sites = append(img.Sites, PatchSite{Addr: s.Addr, Len: 5, Kind: SiteStaticCall})
+			// A trampoline is patched as a tail site of its key.
+			if key, _, ok := syms.Lookup("__SCK__" + strings.TrimPrefix(s.Name, "__SCT__")); ok {
+				img.staticKeys[s.Addr] = key | staticCallTail
+			}
 		case s.Name == "ftrace_call" || s.Name == "ftrace_regs_call":
 			img.Sites = append(img.Sites, PatchSite{Addr: s.Addr, Len: 5, Kind: SiteFtraceCall})
 		}
@@ -335,7 +345,12 @@ func (img *ImageText) collectSites(src *imageSource) error {
 		if err != nil {
 			return err
 		}
-		add(RelativeSites(tab, lo, 8), 5, SiteStaticCall)
+		for i := 0; i+8 <= len(tab); i += 8 {
+			entry := lo + uint64(i)
+			a := entry + uint64(int64(int32(binary.LittleEndian.Uint32(tab[i:]))))
+			img.Sites = append(img.Sites, PatchSite{Addr: a, Len: 5, Kind: SiteStaticCall})
+			img.staticKeys[a] = entry + 4 + uint64(int64(int32(binary.LittleEndian.Uint32(tab[i+4:]))))
+		}
 	}
 	// Static keys: {s32 code, s32 target, s64 key}; 2- or 5-byte sites.
 	if lo, hi, ok := src.table("__jump_table", "__start___jump_table", "__stop___jump_table"); ok {
@@ -512,7 +527,7 @@ func (c *ImageCheck) inFrozenRange(a uint64, n uint64) bool {
 // image: bytes outside patch sites must equal the relocated image, each
 // patch site must hold a legal encoding of its kind, and masked sites and
 // sealed data their first-attach bytes.
-func (c *ImageCheck) Verify(k *Kernel) ([]TextMismatch, ImageStats, error) {
+func (c *ImageCheck) Verify(k *Kernel, env *SiteEnv) ([]TextMismatch, ImageStats, error) {
 	var st ImageStats
 	var out []TextMismatch
 	push := func(m TextMismatch) {
@@ -550,7 +565,19 @@ func (c *ImageCheck) Verify(k *Kernel) ([]TextMismatch, ImageStats, error) {
 				} else if k.Read(s.Addr+slide, sg) != nil || !img.expected(so, s.Addr, slide) {
 					continue
 				}
-				why := k.settled(s.Addr+slide, sg, func(b []byte) string { return img.legal(s, s.Addr+slide, b, so, slide) })
+				key := uint64(0)
+				if s.Kind == SiteStaticCall {
+					if key = img.staticKeys[s.Addr]; key != 0 {
+						key += slide
+					}
+				}
+				judge := func(b []byte) string { return img.legal(s, s.Addr+slide, b, so, slide, env, key) }
+				var why string
+				if s.Kind == SiteStaticCall || s.Kind == SiteFtrace || s.Kind == SiteFtraceCall {
+					why = k.settledAny(s.Addr+slide, sg, judge) // its key or ops may be changing
+				} else {
+					why = k.settled(s.Addr+slide, sg, judge)
+				}
 				if why != "" {
 					push(TextMismatch{Addr: s.Addr + slide, Len: int(s.Len), Region: r.Name, Site: s.Kind.String(), Why: why,
 						Got: clip(sg), Want: clip(so)})
@@ -605,6 +632,11 @@ func (c *ImageCheck) Verify(k *Kernel) ([]TextMismatch, ImageStats, error) {
 	return out, st, nil
 }
 
+// inText reports whether link address a lies in the image's text.
+func (img *ImageText) inText(a uint64) bool {
+	return len(img.Ranges) > 0 && a >= img.Ranges[0].Start && a < img.Ranges[0].End
+}
+
 // sitesIn returns the sites overlapping link range [lo, hi).
 func (img *ImageText) sitesIn(lo, hi uint64) []PatchSite {
 	// Sites are at most maxSiteLen long: start the search that far back.
@@ -657,9 +689,9 @@ func kernelHalf(a uint64) bool { return a >= 0xffff800000000000 }
 // legal says why got is not a legal encoding of site s ("" when it is).
 // orig is the relocated image's bytes at the site; at is its runtime
 // address.
-func (img *ImageText) legal(s PatchSite, at uint64, got, orig []byte, slide uint64) string {
+func (img *ImageText) legal(s PatchSite, at uint64, got, orig []byte, slide uint64, env *SiteEnv, key uint64) string {
 	if bytes.Equal(got, orig) {
-		return ""
+		return "" // the image's own bytes (for a static call: a call to its trampoline, or the trampoline's first form)
 	}
 	callOrJmp := len(got) >= 5 && (got[0] == 0xe8 || got[0] == 0xe9)
 	target := uint64(0)
@@ -679,21 +711,27 @@ func (img *ImageText) legal(s PatchSite, at uint64, got, orig []byte, slide uint
 		}
 		return "neither ret nor a jump to a return thunk"
 	case SiteFtrace:
-		if bytes.Equal(got, nopsCanon[5]) || callOrJmp && got[0] == 0xe8 &&
-			(img.ftraceTrampoline[target-slide] || kernelHalf(target) && !inImage) {
+		if bytes.Equal(got, nopsCanon[5]) || callOrJmp && got[0] == 0xe8 && img.ftraceTrampoline[target-slide] {
 			return ""
+		}
+		if callOrJmp && got[0] == 0xe8 && !inImage {
+			if env == nil || env.Trampolines == nil {
+				if kernelHalf(target) {
+					return ""
+				}
+			} else if env.Trampolines[target] {
+				return ""
+			}
 		}
 		return "neither a NOP nor a call to an ftrace trampoline"
 	case SiteFtraceCall:
-		if callOrJmp && got[0] == 0xe8 && kernelHalf(target) {
+		inText := target >= img.Ranges[0].Start+slide && target < img.Ranges[0].End+slide
+		if callOrJmp && got[0] == 0xe8 && (inText || (env == nil || env.OpsFuncs == nil) && kernelHalf(target) || env != nil && env.OpsFuncs[target]) {
 			return ""
 		}
-		return "not a call to a kernel address"
+		return "a call to neither kernel text nor a registered ftrace_ops function"
 	case SiteStaticCall:
-		if bytes.Equal(got, nopsCanon[5]) || bytes.Equal(got, retInt3) || bytes.Equal(got, xor5rax) || callOrJmp && kernelHalf(target) {
-			return ""
-		}
-		return "not a static-call encoding"
+		return img.legalStaticCall(at, got, slide, env, key)
 	case SiteEndbr:
 		if bytes.Equal(got, endbr64) || bytes.Equal(got, endbrNop) {
 			return ""

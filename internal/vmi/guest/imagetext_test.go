@@ -71,7 +71,7 @@ func TestDebianImageText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, st, err := c.Verify(k)
+	ms, st, err := c.Verify(k, nil)
 	t.Logf("attach + verify %v: %+v", time.Since(start), st)
 	if err != nil || len(ms) != 0 {
 		t.Fatalf("clean image: %v, %d mismatches, first %+v", err, len(ms), ms[:min(3, len(ms))])
@@ -91,7 +91,7 @@ func TestDebianImageText(t *testing.T) {
 	copy(ram[pa(ret.Addr):], retInt3)
 	lock := site(SiteSMPLock)
 	ram[pa(lock.Addr)] = 0x3e
-	if ms, _, _ := c.Verify(k); len(ms) != 0 {
+	if ms, _, _ := c.Verify(k, nil); len(ms) != 0 {
 		t.Fatalf("legal rewrites flagged: %+v", ms)
 	}
 	// A byte of commit_creds that is no patch site.
@@ -106,7 +106,7 @@ func TestDebianImageText(t *testing.T) {
 	ram[pa(ret2.Addr)+1] ^= 0x40
 	alt := site(SiteAlternative)
 	ram[pa(alt.Addr)] ^= 0x01
-	ms, _, _ = c.Verify(k)
+	ms, _, _ = c.Verify(k, nil)
 	want := map[string]bool{}
 	for _, m := range ms {
 		t.Logf("%#x %s %s %s got % x want % x", m.Addr, m.Region, m.Site, m.Why, m.Got, m.Want)
@@ -188,7 +188,7 @@ func BenchmarkImageVerify(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if ms, _, err := c.Verify(k); err != nil || len(ms) != 0 {
+		if ms, _, err := c.Verify(k, nil); err != nil || len(ms) != 0 {
 			b.Fatal(err, len(ms))
 		}
 	}

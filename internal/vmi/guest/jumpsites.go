@@ -74,6 +74,21 @@ func (k *Kernel) settled(at uint64, b []byte, judge func([]byte) string) string 
 	return why
 }
 
+// settledAny is settled for sites whose legal encoding depends on data the
+// kernel changes just before rewriting them (a static call's key, the
+// ftrace ops list): any refused reading is read again a few times.
+func (k *Kernel) settledAny(at uint64, b []byte, judge func([]byte) string) string {
+	why := judge(b)
+	for i := 0; why != "" && i < patchRereads; i++ {
+		time.Sleep(patchRereadPause)
+		if k.Read(at, b) != nil {
+			break
+		}
+		why = judge(b)
+	}
+	return why
+}
+
 // siteState classifies a jump site's bytes.
 type siteState uint8
 

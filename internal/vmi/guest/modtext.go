@@ -142,7 +142,7 @@ func (c *ModuleCheck) runtime(link uint64) uint64 {
 // sorted tables are masked; patch sites are checked for the encodings
 // the kernel may write there (alternatives and paravirt: their first-seen
 // bytes).
-func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(string) (uint64, bool)) ([]ModuleMismatch, ModuleStats, error) {
+func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(string) (uint64, bool), env *SiteEnv) ([]ModuleMismatch, ModuleStats, error) {
 	st := ModuleStats{Masked: map[string]int{}}
 	l := ref.Layout
 	if m.Base == 0 || m.Base&0xfff != 0 || !kernelHalf(m.Base) {
@@ -234,7 +234,16 @@ func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(s
 		default:
 			g = append([]byte(nil), g...)
 			ps := PatchSite{Addr: s.Addr - c.Slide, Len: s.Len, Kind: s.Kind}
-			why = k.settled(s.Addr, g, func(b []byte) string { return c.Img.legal(ps, s.Addr, b, w, c.Slide) })
+			key := uint64(0)
+			if s.Kind == SiteStaticCall {
+				key = c.staticCallKey(s.Target)
+			}
+			judge := func(b []byte) string { return c.Img.legal(ps, s.Addr, b, w, c.Slide, env, key) }
+			if s.Kind == SiteStaticCall || s.Kind == SiteFtrace {
+				why = k.settledAny(s.Addr, g, judge)
+			} else {
+				why = k.settled(s.Addr, g, judge)
+			}
 		}
 		if why != "" {
 			push(ModuleMismatch{Addr: s.Addr, Len: int(s.Len), Region: "text", Site: s.Kind.String(), Why: why, Got: clip(g), Want: clip(w)})
@@ -258,8 +267,25 @@ func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(s
 	return out, st, nil
 }
 
+// staticCallKey resolves a module's static-call site key field (runtime,
+// with the site's flags). A module may name an exported key; for a key
+// that is not exported it names the kernel's trampoline instead, and
+// static_call_add_module looks the key up from it: so does this, through
+// the trampoline's __SCK__ twin. 0 when unknown.
+func (c *ModuleCheck) staticCallKey(field uint64) uint64 {
+	addr, flags := field&^staticCallFlags, field&staticCallFlags
+	if !c.Img.inText(addr - c.Slide) {
+		return field
+	}
+	if k := c.Img.staticKeys[addr-c.Slide]; k != 0 {
+		return (k&^staticCallFlags + c.Slide) | flags
+	}
+	return 0
+}
+
 // moduleSite is a patch site at a runtime address; Target is a static
-// key's jump target.
+// key's jump target, or a static call's key (runtime, with the site's
+// flags).
 type moduleSite struct {
 	PatchSite
 	Target uint64
@@ -318,7 +344,9 @@ func moduleSites(ref *ModuleRef, img []byte, base uint64, masked []kimage.KoRang
 	}
 	table(".altinstructions", 12, func(entry uint64, e []byte) { add(rel(entry, e), e[10], SiteAlternative) })
 	table(".parainstructions", 16, func(_ uint64, e []byte) { add(binary.LittleEndian.Uint64(e), e[9], SiteParavirt) })
-	table(".static_call_sites", 8, func(entry uint64, e []byte) { add(rel(entry, e), 5, SiteStaticCall) })
+	table(".static_call_sites", 8, func(entry uint64, e []byte) {
+		out = append(out, moduleSite{PatchSite: PatchSite{Addr: rel(entry, e), Len: 5, Kind: SiteStaticCall}, Target: rel(entry+4, e[4:])})
+	})
 	table("__jump_table", 16, func(entry uint64, e []byte) {
 		a := rel(entry, e)
 		n := uint8(5)

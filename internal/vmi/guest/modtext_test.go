@@ -78,7 +78,7 @@ func TestModuleVerify(t *testing.T) {
 
 	verify := func() []ModuleMismatch {
 		t.Helper()
-		mm, st, err := c.Verify(k, m, ref, resolve)
+		mm, st, err := c.Verify(k, m, ref, resolve, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func TestModuleVerify(t *testing.T) {
 
 	// A layout that is not the object's.
 	put32(modPA+sizeOff+4, uint32(l.TextSize+4096))
-	if mm, _, err := c.Verify(k, m, ref, resolve); err != nil || len(mm) != 1 || mm[0].Region != "layout" {
+	if mm, _, err := c.Verify(k, m, ref, resolve, nil); err != nil || len(mm) != 1 || mm[0].Region != "layout" {
 		t.Fatalf("layout: %+v %v", mm, err)
 	}
 }

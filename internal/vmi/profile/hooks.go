@@ -29,6 +29,8 @@ func init() {
 		opt("ftrace_ops.func"), opt("ftrace_ops.next"), opt("ftrace_ops.flags"), opt("ftrace_ops.func_hash"),
 		opt("ftrace_ops_hash.filter_hash"), opt("ftrace_hash.size_bits"), opt("ftrace_hash.buckets"),
 		opt("ftrace_hash.count"), opt("ftrace_func_entry.hlist"), opt("ftrace_func_entry.ip"),
+		// What ftrace call sites may call (guest/siteenv.go).
+		opt("ftrace_ops.trampoline"), opt("ftrace_func_entry.direct"),
 
 		opt("net.nf.hooks_ipv4"), opt("net.nf.hooks_ipv6"), opt("net.nf.hooks_arp"), opt("net.nf.hooks_bridge"),
 		opt("nf_hook_entries.num_hook_entries"), opt("nf_hook_entries.hooks"), opt("nf_hook_entry.hook"),
