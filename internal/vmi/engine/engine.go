@@ -39,8 +39,8 @@ type vmState struct {
 	mods     *moduleState // the initramfs's modules, when passed (check_modules.go)
 	// env is this check's runtime patch-site environment (check_image.go);
 	// recent holds ftrace targets seen in the last ftraceLinger.
-	env    *guest.SiteEnv
-	recent ftraceRecent
+	env      *guest.SiteEnv
+	recent   ftraceRecent
 	attached time.Time
 }
 
