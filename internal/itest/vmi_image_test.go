@@ -1,12 +1,18 @@
 package itest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bulwark-project/bulwark/internal/vmi/guest"
+	"github.com/bulwark-project/bulwark/internal/vmi/kimage"
+	"github.com/bulwark-project/bulwark/internal/vmi/profile"
 )
 
 // imageReport is the part of `vmi check` this test reads.
@@ -46,6 +52,13 @@ func TestIntrospectionImageBaseline(t *testing.T) {
 	}
 	rk.write(acct+2, []byte{orig[0] ^ 0xff})
 
+	// And an alternative or paravirt site, whose legal forms depend on the
+	// CPU and the hypervisor (they used to be held to their first-attach
+	// bytes, so a patch made before it was its own baseline): a
+	// canonical 3-byte NOP in its padding becomes another encoding of a
+	// NOP ("66 66 90"), harmless to run and none of the site's forms.
+	pvAt, pvWas := patchAltSite(t, rk)
+
 	// The first vmi call: the monitor attaches to a kernel already patched.
 	var rep imageReport
 	rep = imageCheck(t, h, "vmimg")
@@ -70,9 +83,20 @@ func TestIntrospectionImageBaseline(t *testing.T) {
 	if !found {
 		t.Fatalf("a text patch made before the first attach was not found naming __x64_sys_acct")
 	}
+	found = false
+	for _, f := range rep.Findings {
+		if f.Kind == "kernel_text_modified" && (f.Evidence["site"] == "alternative" || f.Evidence["site"] == "paravirt") &&
+			f.Evidence["addr"] == fmt.Sprintf("%#x", pvAt) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("an alternative/paravirt site patched before the first attach (%#x) was not found", pvAt)
+	}
 
 	// Undone, the guest is clean against the image.
 	rk.write(acct+2, orig[:])
+	rk.write(pvAt, pvWas)
 	rep = imageCheck(t, h, "vmimg")
 	for _, f := range rep.Findings {
 		if f.Kind == "scan_error" && !strings.Contains(f.Summary, "kernel text") {
@@ -139,4 +163,46 @@ func imageCheck(t *testing.T, h *host, name string) imageReport {
 		t.Fatalf("vmi check %s: %v %v\n%s\n%s", name, err, jerr, out, errs)
 	}
 	return rep
+}
+
+// patchAltSite finds an alternative or paravirt site of the guest's kernel
+// (from its image) whose bytes end in the canonical 3-byte NOP and writes
+// "66 66 90" there; it returns the site's runtime address and its bytes.
+func patchAltSite(t *testing.T, rk *rootkit) (uint64, []byte) {
+	t.Helper()
+	kern := filepath.Join(imgDir, "vmlinuz")
+	f, err := os.Open(kern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	vmlinux, err := kimage.Extract(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := profile.LoadOrDerive(t.TempDir(), kern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := guest.BuildImageText(vmlinux, prof.Kallsyms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range img.Sites {
+		if s.Kind != guest.SiteParavirt || s.Len < 6 {
+			continue
+		}
+		at := s.Addr + rk.k.Slide
+		b := make([]byte, s.Len)
+		if rk.k.Read(at, b) != nil || !bytes.HasSuffix(b, []byte{0x0f, 0x1f, 0x00}) {
+			continue
+		}
+		p := append(append([]byte(nil), b[:len(b)-3]...), 0x66, 0x66, 0x90)
+		rk.write(at, p)
+		t.Logf("site at %#x (%s): % x -> % x", at, rk.k.Name(at), b, p)
+		return at, b
+	}
+	t.Fatal("no paravirt site ending in a 3-byte NOP")
+	return 0, nil
 }

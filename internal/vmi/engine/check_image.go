@@ -135,6 +135,12 @@ func checkImage(st *vmState, r *Report, add func(Finding), scanErr func(string, 
 	r.Scanned["patch_sites"] = stats.Sites
 	r.Scanned["frozen_items"] = stats.Frozen
 	r.Scanned["image_mismatches"] = stats.Mismatches
+	r.Scanned["alternatives_derived"] = stats.Alt.Derived
+	r.Scanned["alternatives_underived"] = stats.Alt.Underived
+	r.Scanned["alternatives_reloc"] = stats.Alt.Reloc
+	for kind, n := range stats.Alt.OverlapBy {
+		r.Scanned["alternatives_overlap_"+kind] = n
+	}
 	r.Scanned["image_verify_us"] = int(time.Since(start).Microseconds())
 	r.Scanned["image_cold_us"] = int(st.img.coldMillis * 1000)
 	for _, m := range ms {

@@ -38,6 +38,12 @@ type ImageText struct {
 	// trampoline) to its key's link address with the site's flags.
 	staticKeys map[uint64]uint64
 	return0    uint64 // __static_call_return0
+	// alts: each alternative site's entries (altsites.go).
+	alts map[uint64][]altEntry
+	// pv: each paravirt site's op (an index into pv_ops) and length;
+	// pvOps, pvNop, bugFunc: pv_ops, _paravirt_nop, BUG_func (altsites.go).
+	pv                    map[uint64]pvSite
+	pvOps, pvNop, bugFunc uint64
 	// Masked counts, per kind, sites compared with their first-attach
 	// bytes rather than derived encodings.
 	Masked map[string]int
@@ -193,6 +199,9 @@ func BuildImageText(vmlinux []byte, syms *kallsyms.Table) (*ImageText, error) {
 		returnThunks: map[uint64]bool{}, indirectThunks: map[uint64]int{}, itsThunks: map[uint64]bool{}, ftraceTrampoline: map[uint64]bool{},
 		staticKeys: map[uint64]uint64{}}
 	img.return0, _, _ = syms.Lookup("__static_call_return0")
+	img.pvOps, _, _ = syms.Lookup("pv_ops")
+	img.pvNop, _, _ = syms.Lookup("_paravirt_nop")
+	img.bugFunc, _, _ = syms.Lookup("BUG_func")
 	var bounds [6]uint64
 	for i, n := range []string{"_stext", "_etext", "__start_rodata", "__end_rodata", "_text", "_end"} {
 		if bounds[i], err = sym(n); err != nil {
@@ -318,6 +327,7 @@ func (img *ImageText) collectSites(src *imageSource) error {
 			a := lo + uint64(i) + uint64(int64(int32(binary.LittleEndian.Uint32(tab[i:]))))
 			img.Sites = append(img.Sites, PatchSite{Addr: a, Len: tab[i+10], Kind: SiteAlternative})
 		}
+		img.readAlternatives(src, lo, tab)
 	}
 	// .parainstructions: u64 instr, u8 type, u8 len, padded to 16.
 	if lo, hi, ok := src.table(".parainstructions", "__parainstructions", "__parainstructions_end"); ok {
@@ -325,8 +335,11 @@ func (img *ImageText) collectSites(src *imageSource) error {
 		if err != nil {
 			return err
 		}
+		img.pv = map[uint64]pvSite{}
 		for i := 0; i+16 <= len(tab); i += 16 {
-			img.Sites = append(img.Sites, PatchSite{Addr: binary.LittleEndian.Uint64(tab[i:]), Len: tab[i+9], Kind: SiteParavirt})
+			a := binary.LittleEndian.Uint64(tab[i:])
+			img.Sites = append(img.Sites, PatchSite{Addr: a, Len: tab[i+9], Kind: SiteParavirt})
+			img.pv[a] = pvSite{typ: tab[i+8], n: tab[i+9]}
 		}
 	}
 	// __mcount_loc: absolute addresses of the ftrace call sites.
@@ -414,6 +427,11 @@ type ImageCheck struct {
 	// ranges, concatenated in the order of frozenAt.
 	frozen   []byte
 	frozenAt []frozenItem
+	// altBad are the alternative sites that held none of their legal
+	// forms at attach (re-judged every scan); alt says how many were
+	// judged.
+	altBadAt []*altRegion
+	alt      AltStats
 }
 
 type frozenItem struct {
@@ -437,6 +455,7 @@ type TextMismatch struct {
 // ImageStats is the cost and coverage of one verification.
 type ImageStats struct {
 	Pages, Unreadable, Sites, Frozen, Mismatches int
+	Alt                                          AltStats // alternatives judged at attach
 }
 
 // Bounds on a verification's output.
@@ -480,6 +499,11 @@ func (k *Kernel) NewImageCheck(img *ImageText) (*ImageCheck, error) {
 			}
 		}
 	}
+	_, st, err := c.checkAlternatives(k)
+	if err != nil {
+		return nil, err
+	}
+	c.alt = st
 	return c, nil
 }
 
@@ -606,11 +630,23 @@ func (c *ImageCheck) Verify(k *Kernel, env *SiteEnv) ([]TextMismatch, ImageStats
 	if st.Pages == 0 {
 		return nil, st, errors.New("no page of kernel text or read-only data could be read")
 	}
+	// Alternatives that held none of their forms at attach, while they
+	// still do.
+	st.Alt = c.alt
+	for _, r := range c.altBadAt {
+		n := int(r.hi - r.lo)
+		if m, err := c.judge(k, r, make([]byte, n), make([]byte, n)); err == nil && m != nil {
+			push(*m)
+		}
+	}
 	// Masked sites and sealed data: first-attach bytes.
 	off := 0
 	for _, f := range c.frozenAt {
 		was := c.frozen[off : off+f.n]
 		off += f.n
+		if c.inBadRegion(f.addr, uint64(f.n)) {
+			continue // judged by its legal forms above, not by what attach saw
+		}
 		now := got[:f.n]
 		if err := k.Read(f.addr+slide, now); err != nil {
 			st.Unreadable++
@@ -827,4 +863,15 @@ func mergeNops(b []byte) []byte {
 		i = j
 	}
 	return out
+}
+
+// inBadRegion reports whether link range [a, a+n) overlaps a site region
+// that held none of its legal forms at attach.
+func (c *ImageCheck) inBadRegion(a, n uint64) bool {
+	for _, r := range c.altBadAt {
+		if a < r.hi && a+n > r.lo {
+			return true
+		}
+	}
+	return false
 }

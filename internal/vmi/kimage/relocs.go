@@ -223,3 +223,18 @@ func elfEnd(b []byte) (int, error) {
 	}
 	return int(end), nil
 }
+
+// Touches reports whether any relocation rewrites a byte of link range
+// [va, va+n).
+func (r *Relocs) Touches(va, n uint64) bool {
+	for _, l := range []struct {
+		list  []uint64
+		width uint64
+	}{{r.Abs32, 4}, {r.Inv32, 4}, {r.Abs64, 8}} {
+		i := sort.Search(len(l.list), func(i int) bool { return l.list[i]+l.width > va })
+		if i < len(l.list) && l.list[i] < va+n {
+			return true
+		}
+	}
+	return false
+}
