@@ -207,6 +207,7 @@ func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(s
 		return "rodata"
 	}
 	sites := moduleSites(ref, core, m.Base, masked)
+	alts := moduleAlternatives(ref, core, m.Base, masked)
 	for _, s := range sites {
 		off := s.Addr - m.Base
 		if off+uint64(s.Len) > l.TextSize {
@@ -225,7 +226,9 @@ func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(s
 					why = "changed since the module was first seen"
 					w = was
 				}
-			} else if len(c.frozen) < maxFrozenSites {
+			} else if why = c.firstSight(k, s, g, w, sites, alts); why == "" && len(c.frozen) < maxFrozenSites {
+				// Legal when first seen: held to these bytes from now on.
+				// An illegal site is judged again at every scan.
 				c.frozen[s.Addr] = append([]byte(nil), g...)
 			}
 		case s.Kind == SiteStaticKey:
@@ -289,6 +292,7 @@ func (c *ModuleCheck) staticCallKey(field uint64) uint64 {
 type moduleSite struct {
 	PatchSite
 	Target uint64
+	Typ    uint8 // a paravirt site's op (index into pv_ops)
 }
 
 // moduleSites reads the module's patch-site tables from its relocated
@@ -343,7 +347,11 @@ func moduleSites(ref *ModuleRef, img []byte, base uint64, masked []kimage.KoRang
 		})
 	}
 	table(".altinstructions", 12, func(entry uint64, e []byte) { add(rel(entry, e), e[10], SiteAlternative) })
-	table(".parainstructions", 16, func(_ uint64, e []byte) { add(binary.LittleEndian.Uint64(e), e[9], SiteParavirt) })
+	table(".parainstructions", 16, func(_ uint64, e []byte) {
+		if e[9] > 0 && e[9] <= maxSiteLen {
+			out = append(out, moduleSite{PatchSite: PatchSite{Addr: binary.LittleEndian.Uint64(e), Len: e[9], Kind: SiteParavirt}, Typ: e[8]})
+		}
+	})
 	table(".static_call_sites", 8, func(entry uint64, e []byte) {
 		out = append(out, moduleSite{PatchSite: PatchSite{Addr: rel(entry, e), Len: 5, Kind: SiteStaticCall}, Target: rel(entry+4, e[4:])})
 	})
@@ -373,4 +381,103 @@ func legalJump(s moduleSite, b []byte) string {
 		return ""
 	}
 	return "neither the static key's NOP nor a jump to its target"
+}
+
+// moduleAlternatives reads a module's .altinstructions from its relocated
+// core (runtime addresses): each site's replacements, a call's
+// displacement moved to the site, a jump's target kept. A replacement
+// outside the core or holding a masked relocation cannot be derived.
+func moduleAlternatives(ref *ModuleRef, img []byte, base uint64, masked []kimage.KoRange) map[uint64][]altEntry {
+	off, n, ok := ref.Ko.SectionRange(ref.Layout, ".altinstructions")
+	if !ok || off+n > uint64(len(img)) {
+		return nil
+	}
+	isMasked := func(lo, hi uint64) bool {
+		i := sort.Search(len(masked), func(i int) bool { return masked[i].Off+uint64(masked[i].Len) > lo })
+		return i < len(masked) && masked[i].Off < hi
+	}
+	out := map[uint64][]altEntry{}
+	le := binary.LittleEndian
+	for i := uint64(0); i+12 <= n; i += 12 {
+		e := img[off+i : off+i+12]
+		if isMasked(off+i, off+i+8) {
+			continue
+		}
+		instr := base + off + i + uint64(int64(int32(le.Uint32(e))))
+		repl := base + off + i + 4 + uint64(int64(int32(le.Uint32(e[4:]))))
+		il, rl := e[10], e[11]
+		if il == 0 || il > maxSiteLen || rl > il {
+			continue
+		}
+		a := altEntry{instrLen: il}
+		if repl < base || repl-base+uint64(rl) > uint64(len(img)) || isMasked(repl-base, repl-base+uint64(rl)) {
+			a.reloc = true
+		} else {
+			a.repl = append([]byte(nil), img[repl-base:repl-base+uint64(rl)]...)
+			switch {
+			case rl == 5 && a.repl[0] == 0xe8:
+				d := int64(int32(le.Uint32(a.repl[1:]))) + int64(repl) - int64(instr)
+				le.PutUint32(a.repl[1:], uint32(int32(d)))
+			case rl == 5 && a.repl[0] == 0xe9:
+				a.jmp = repl + 5 + uint64(int64(int32(le.Uint32(a.repl[1:]))))
+			}
+		}
+		if len(out[instr]) < 8 {
+			out[instr] = append(out[instr], a)
+		}
+	}
+	return out
+}
+
+// firstSight judges a module's alternative or paravirt site the first
+// time it is seen, as the kernel's are at attach: its original code, one
+// of its replacements, or a call to its pv_ops entry (for a site shared
+// by both, any of these). A site another kind of site overlaps, or whose
+// replacement cannot be derived, is accepted as seen ("" ) and held to
+// it, as before.
+func (c *ModuleCheck) firstSight(k *Kernel, s moduleSite, got, orig []byte, sites []moduleSite, alts map[uint64][]altEntry) string {
+	end := s.Addr + uint64(s.Len)
+	var pv *moduleSite
+	for i := range sites {
+		o := &sites[i]
+		if o.Addr >= end || o.Addr+uint64(o.Len) <= s.Addr {
+			continue
+		}
+		switch {
+		case o.Kind == SiteParavirt && o.Addr == s.Addr && o.Len == s.Len:
+			pv = o
+		case o.Kind == SiteAlternative && o.Addr == s.Addr && o.Len == s.Len:
+		default:
+			return "" // overlapped: not derived
+		}
+	}
+	as := alts[s.Addr]
+	for _, a := range as {
+		if a.reloc || a.instrLen != s.Len {
+			return ""
+		}
+	}
+	if bytes.Equal(got, orig) || len(as) > 0 && altLegal(s.Addr, got, orig, as) {
+		return ""
+	}
+	if pv != nil {
+		if c.Img.pvOps == 0 {
+			return ""
+		}
+		f, err := k.U64(c.Img.pvOps + c.Slide + 8*uint64(pv.Typ))
+		if err != nil {
+			return ""
+		}
+		if c.Img.pvLegal(s.Addr-c.Slide, got, f, c.Slide) {
+			return ""
+		}
+		if len(as) == 0 {
+			return fmt.Sprintf("neither the original code nor a call to its pv_ops entry %#x", f)
+		}
+		return fmt.Sprintf("neither the original code, a call to its pv_ops entry %#x, nor any of its %d replacements", f, len(as))
+	}
+	if len(as) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("neither the original code nor any of its %d replacements", len(as))
 }

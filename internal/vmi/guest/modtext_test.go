@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"sort"
@@ -139,5 +140,91 @@ func TestModuleVerify(t *testing.T) {
 	put32(modPA+sizeOff+4, uint32(l.TextSize+4096))
 	if mm, _, err := c.Verify(k, m, ref, resolve, nil); err != nil || len(mm) != 1 || mm[0].Region != "layout" {
 		t.Fatalf("layout: %+v %v", mm, err)
+	}
+}
+
+// TestModuleAlternatives: a module's alternative sites are judged when
+// first seen (as the kernel's are at attach): a fresh check of a module
+// already patched finds a site that holds neither its original code nor
+// a replacement, keeps finding it until it is restored, and then holds
+// it to what it holds.
+func TestModuleAlternatives(t *testing.T) {
+	ref, err := NewModuleRef(debianKo(t, "net/netfilter/x_tables.ko"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ref.Layout
+	const modPA, basePA, sizeOff = 0x1000, 0x10000, 0x100
+	base := uint64(pageOffset + basePA)
+	resolve := func(name string) (uint64, bool) { return 0xffffffff81000000 + uint64(len(name))*64, true }
+	img, _, err := ref.Ko.Relocate(l, base, resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phys := make([]byte, basePA+len(img)+4096)
+	copy(phys[basePA:], img)
+	binary.LittleEndian.PutUint32(phys[modPA+sizeOff+4:], uint32(l.TextSize))
+	binary.LittleEndian.PutUint32(phys[modPA+sizeOff+8:], uint32(l.ROSize))
+	k := testKernel(phys, nil)
+	k.L.Offsets = map[string]uint64{"module.core_layout.size": sizeOff}
+	ii := &ImageText{returnThunks: map[uint64]bool{}, indirectThunks: map[uint64]int{}, itsThunks: map[uint64]bool{}, ftraceTrampoline: map[uint64]bool{},
+		pvOps: pageOffset + 0x800} // pv_ops entries read as 0: BUG_func, outside this image's (empty) text
+	m := Module{Name: "x_tables", Base: base, Module: pageOffset + modPA}
+	sites := moduleSites(ref, img, base, nil)
+	alts := moduleAlternatives(ref, img, base, nil)
+	var alt moduleSite
+	for _, s := range sites {
+		if s.Kind != SiteAlternative || s.Len < 2 || len(alts[s.Addr]) == 0 || s.Addr-base+uint64(s.Len) > l.TextSize {
+			continue
+		}
+		over := false
+		for _, o := range sites {
+			same := o.Kind == SiteParavirt && o.Addr == s.Addr && o.Len == s.Len // a PVOP_ALT site
+			if o.Kind != SiteAlternative && !same && o.Addr < s.Addr+uint64(s.Len) && o.Addr+uint64(o.Len) > s.Addr {
+				over = true
+			}
+		}
+		if !over {
+			alt = s
+			break
+		}
+	}
+	if alt.Len == 0 {
+		t.Fatalf("no alternative site in x_tables without another kind of site inside (%d alternatives)", len(alts))
+	}
+	c := NewModuleCheck(ii, 0)
+	verify := func() []ModuleMismatch {
+		t.Helper()
+		mm, _, err := c.Verify(k, m, ref, resolve, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []ModuleMismatch
+		for _, x := range mm {
+			if x.Site == "alternative" || x.Site == "paravirt" {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	if mm := verify(); len(mm) != 0 {
+		t.Fatalf("clean alternatives: %+v", mm)
+	}
+	at := basePA + alt.Addr - base
+	was := append([]byte(nil), phys[at:at+uint64(alt.Len)]...)
+	copy(phys[at:], []byte{0xeb, 0xfe}) // jmp $: neither form
+	c = NewModuleCheck(ii, 0)
+	for i := 0; i < 2; i++ {
+		if mm := verify(); len(mm) != 1 || mm[0].Addr != alt.Addr || !strings.Contains(mm[0].Why, "replacements") {
+			t.Fatalf("patched alternative, scan %d: %+v", i, mm)
+		}
+	}
+	copy(phys[at:], was)
+	if mm := verify(); len(mm) != 0 {
+		t.Fatalf("restored alternative: %+v", mm)
+	}
+	copy(phys[at:], []byte{0xeb, 0xfe})
+	if mm := verify(); len(mm) != 1 || !strings.Contains(mm[0].Why, "first seen") {
+		t.Fatalf("changed after it was held: %+v", mm)
 	}
 }
