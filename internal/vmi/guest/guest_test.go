@@ -80,6 +80,8 @@ func FuzzViews(f *testing.F) {
 			"_stext": pageOffset, "_etext": pageOffset + 4096})
 		k.TaskList()
 		k.PIDTable()
+		k.inPIDTable(pageOffset+initPA%uint64(len(b)), int32(nsPA))
+		k.inTaskList(pageOffset + initPA%uint64(len(b)))
 		k.Syscalls()
 		k.IDT(pageOffset, 0xfff)
 	})

@@ -265,7 +265,7 @@ func (k *Kernel) HiddenProcesses() ([]Process, error) {
 		}
 		missing := map[uint64]Process{}
 		for _, p := range table {
-			if p.PID == p.TGID && p.PID != 0 && !inList[p.Task] {
+			if p.PID == p.TGID && p.PID != 0 && !inList[p.Task] && !k.inTaskList(p.Task) {
 				missing[p.Task] = p
 			}
 		}
@@ -274,6 +274,68 @@ func (k *Kernel) HiddenProcesses() ([]Process, error) {
 	out := slices.Collect(maps.Values(hidden))
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
 	return out, err
+}
+
+// inTaskList reports whether the task at task is linked into the task
+// list: its tasks node's neighbours point back at it. A walk of the list
+// while the guest runs can step onto a task that was just freed and
+// reused and so skip a stretch of the list; a task the walk missed but
+// whose neighbours hold it is not unlinked. One unlinked by a rootkit
+// (list_del, or its neighbours joined around it) fails this.
+func (k *Kernel) inTaskList(task uint64) bool {
+	off, err := k.Off("task_struct.tasks")
+	if err != nil {
+		return false
+	}
+	return k.linkedListNode(task + off)
+}
+
+// linkedListNode reports whether a list_head's neighbours point back at it.
+func (k *Kernel) linkedListNode(n uint64) bool {
+	next, err1 := k.U64(n)
+	prev, err2 := k.U64(n + 8)
+	if err1 != nil || err2 != nil || next == n || !kernelAddr(next) || !kernelAddr(prev) {
+		return false
+	}
+	back, err1 := k.U64(next + 8)
+	fwd, err2 := k.U64(prev)
+	return err1 == nil && err2 == nil && back == n && fwd == n
+}
+
+// inPIDTable reports whether the PID table maps the task's PID to it:
+// the init namespace's IDR, looked up by the PID number (not walked),
+// holds a struct pid whose first PIDTYPE_PID task is this task. A walk of
+// the whole tree can race the guest; a lookup is a handful of reads. A
+// rootkit that clears the IDR slot or unhooks the task from its pid fails
+// this.
+func (k *Kernel) inPIDTable(task uint64, pid int32) bool {
+	ns, err := k.Sym("init_pid_ns")
+	if err != nil || pid <= 0 {
+		return false
+	}
+	offs, err := k.offsets("pid_namespace.idr", "idr.idr_rt", "xarray.xa_head", "xa_node.shift", "xa_node.slots",
+		"pid.tasks", "task_struct.pid_links")
+	if err != nil {
+		return false
+	}
+	entry, err := k.U64(ns + offs["pid_namespace.idr"] + offs["idr.idr_rt"] + offs["xarray.xa_head"])
+	if err == nil && entry&3 != 2 && pid != 0 {
+		return false // a tree without nodes holds index 0 only
+	}
+	for depth := 0; err == nil && entry&3 == 2 && entry > 4096; depth++ {
+		node := entry &^ 3
+		var shift [1]byte
+		if depth > 12 || k.Read(node+offs["xa_node.shift"], shift[:]) != nil || shift[0] > 60 {
+			return false
+		}
+		i := (uint64(pid) >> shift[0]) & 63
+		entry, err = k.U64(node + offs["xa_node.slots"] + 8*i)
+	}
+	if err != nil || entry == 0 || entry&3 != 0 {
+		return false
+	}
+	first, err := k.U64(entry + offs["pid.tasks"])
+	return err == nil && first == task+offs["task_struct.pid_links"]
 }
 
 // confirmed takes a comparison of two views twice, 50 ms apart, and keeps

@@ -30,6 +30,9 @@ const (
 	pfIdle    = 0x2 // PF_IDLE: an idle thread (swapper/N)
 	pfExiting = 0x4 // PF_EXITING: in do_exit
 	taskDead  = 0x80
+	// taskNew: TASK_NEW, set by sched_fork and cleared by
+	// wake_up_new_task once the child is on the lists.
+	taskNew = 0x800
 	pidMax    = 4 << 20 // PID_MAX_LIMIT on 64-bit
 )
 
@@ -590,11 +593,20 @@ func (k *Kernel) hiddenTasksOnce(chk *taskCheck, regs []hv.Registers, slab bool,
 		if !ok {
 			continue
 		}
+		// Linked into either list, only missed by a walk that raced the
+		// guest (a freed and reused task under the walker): not hidden.
+		if k.inTaskList(a) || k.inPIDTable(a, p.PID) {
+			continue
+		}
 		// A child in the middle of fork is in the slab before it is in
 		// the lists, still carrying its parent's PID (copied with the
 		// whole task_struct) until alloc_pid: seen only in the slab, a
 		// PID that a listed task owns is not evidence of hiding.
-		if len(views) == 1 && views[0] == ViewSlab && pidOwner[p.PID] {
+		// After alloc_pid it carries its own PID and stays TASK_NEW until
+		// wake_up_new_task, which runs after the child is on both lists;
+		// a TASK_NEW task never runs, so one seen only in the slab is not
+		// hiding either.
+		if len(views) == 1 && views[0] == ViewSlab && (pidOwner[p.PID] || p.State&taskNew != 0) {
 			continue
 		}
 		missing[a] = HiddenTask{Process: p, Views: views}

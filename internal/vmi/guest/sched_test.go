@@ -166,8 +166,11 @@ func TestHiddenTasks(t *testing.T) {
 	m.task(slot(11), 74, "noclass")
 	put64(b, slot(11)+0x80, va(0x9310))
 	m.task(slot(12), 1, "forking")
-	// slot 13 is zero (a never-used object), 14 a hidden sleeper.
+	// slot 13 is zero (a never-used object), 14 a hidden sleeper, 15 a
+	// child past alloc_pid, not yet on the lists (TASK_NEW).
 	m.task(slot(14), 75, "sleeper")
+	m.task(slot(15), 76, "newborn")
+	binary.LittleEndian.PutUint32(b[slot(15)+0x28:], taskNew)
 
 	s, err := m.k.HiddenTasks(nil, true)
 	if err != nil || len(s.Errors) != 0 {
@@ -312,5 +315,67 @@ func BenchmarkHiddenTasks(b *testing.B) {
 		if err != nil || len(s.Hidden) != 0 {
 			b.Fatal(err, s.Hidden)
 		}
+	}
+}
+
+// A task a racing walk missed is recognised as listed by its neighbours
+// pointing back at it; one a rootkit unlinked (neighbours joined around
+// it, or list_del's poison) is not.
+func TestListMembership(t *testing.T) {
+	b := make([]byte, 1<<16)
+	k := testKernel(b, nil)
+	a, x, c := uint64(0x2000), uint64(0x3000), uint64(0x4000) // nodes: a <-> x <-> c
+	link := func(from, next, prev uint64) {
+		put64(b, from, pageOffset+next)
+		put64(b, from+8, pageOffset+prev)
+	}
+	link(a, x, c)
+	link(x, c, a)
+	link(c, a, x)
+	if !k.linkedListNode(pageOffset + x) {
+		t.Fatal("a linked node was not recognised")
+	}
+	link(a, c, c) // the rootkit joins a and c around x; x keeps its pointers
+	link(c, a, a)
+	if k.linkedListNode(pageOffset + x) {
+		t.Fatal("a node unlinked by joining its neighbours was taken as linked")
+	}
+	put64(b, x, 0xdead000000000100)
+	put64(b, x+8, 0xdead000000000122)
+	if k.linkedListNode(pageOffset + x) {
+		t.Fatal("a list_del'd node was taken as linked")
+	}
+}
+
+// inPIDTable looks a PID up in the IDR (not a walk) and requires its
+// struct pid to lead to the task.
+func TestPIDTableLookup(t *testing.T) {
+	m := newSchedMem()
+	b := m.b
+	task := m.task(slabPA, 5, "looked-up")
+	node, pidPA := uint64(0x30000), uint64(0x31000)
+	put64(b, 0x8010, va(node)|2) // init_pid_ns.idr.idr_rt.xa_head: a node
+	b[node] = 0                  // shift 0: slots by the PID's low 6 bits
+	put64(b, node+0x28+8*5, va(pidPA))
+	put64(b, pidPA+0x10, task+0x60) // pid.tasks[PIDTYPE_PID].first
+	if !m.k.inPIDTable(task, 5) {
+		t.Fatal("a task its PID maps to was not found")
+	}
+	if m.k.inPIDTable(task, 6) {
+		t.Fatal("another PID was taken as the task's")
+	}
+	put64(b, pidPA+0x10, 0)
+	if m.k.inPIDTable(task, 5) {
+		t.Fatal("a pid no longer leading to the task was taken as its")
+	}
+	put64(b, pidPA+0x10, task+0x60)
+	put64(b, node+0x28+8*5, 0) // the rootkit clears the IDR slot
+	if m.k.inPIDTable(task, 5) {
+		t.Fatal("a cleared IDR slot was taken as the task's")
+	}
+	put64(b, 0x8010, va(node)|2)
+	put64(b, node+0x28+8*5, va(node)|2) // a node pointing at itself
+	if m.k.inPIDTable(task, 5) {
+		t.Fatal("a looping tree was taken as a hit")
 	}
 }
