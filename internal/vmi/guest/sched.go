@@ -33,7 +33,7 @@ const (
 	// taskNew: TASK_NEW, set by sched_fork and cleared by
 	// wake_up_new_task once the child is on the lists.
 	taskNew = 0x800
-	pidMax    = 4 << 20 // PID_MAX_LIMIT on 64-bit
+	pidMax  = 4 << 20 // PID_MAX_LIMIT on 64-bit
 )
 
 // maxGroupDepth bounds the descent into group scheduling entities (task
