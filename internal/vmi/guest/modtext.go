@@ -97,6 +97,64 @@ type ModuleCheck struct {
 	// (CONFIG_KALLSYMS_ALL); nil until a module shows which.
 	symsAll *bool
 	syms    map[coreSymsKey]*kimage.KoCoreSymbols
+	derived map[*ModuleRef]*derivedCore
+}
+
+// derivedCore is a module's relocated core and its patch sites at one
+// base, reused while every undefined symbol resolves as it did: relocating
+// every module at every scan was most of the module check's cost.
+type derivedCore struct {
+	base   uint64
+	undef  []string
+	values []uint64 // per undef at derivation; 0: unresolved
+	core   []byte   // read only
+	masked []kimage.KoRange
+	sites  []moduleSite
+	alts   map[uint64][]altEntry
+}
+
+// derive returns ref relocated at base, from the cache when still valid.
+func (c *ModuleCheck) derive(ref *ModuleRef, base uint64, resolve func(string) (uint64, bool)) (*derivedCore, error) {
+	d := c.derived[ref]
+	if d != nil && d.base == base {
+		same := true
+		for i, name := range d.undef {
+			v, ok := resolve(name)
+			if !ok {
+				v = 0
+			}
+			if v != d.values[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return d, nil
+		}
+	}
+	core, masked, err := ref.Ko.Relocate(ref.Layout, base, resolve)
+	if err != nil {
+		return nil, err
+	}
+	d = &derivedCore{base: base, core: core, masked: masked}
+	seen := map[string]bool{}
+	for _, s := range ref.Ko.Symbols {
+		if s.Shndx == kimage.SHNUndef && s.Name != "" && !seen[s.Name] {
+			seen[s.Name] = true
+			v, ok := resolve(s.Name)
+			if !ok {
+				v = 0
+			}
+			d.undef, d.values = append(d.undef, s.Name), append(d.values, v)
+		}
+	}
+	d.sites = moduleSites(ref, core, base, masked)
+	d.alts = moduleAlternatives(ref, core, base, masked)
+	if c.derived == nil || len(c.derived) > MaxModules {
+		c.derived = map[*ModuleRef]*derivedCore{}
+	}
+	c.derived[ref] = d
+	return d, nil
 }
 
 // NewModuleCheck returns a check for a kernel verified against img.
@@ -162,12 +220,11 @@ func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(s
 		return []ModuleMismatch{{Module: m.Name, Addr: m.Base, Region: "layout",
 			Why: fmt.Sprintf("text %d and read-only %d bytes, the object lays out %d and %d", text, ro, l.TextSize, l.ROSize)}}, st, nil
 	}
-	want, masked, err := ref.Ko.Relocate(l, m.Base, resolve)
+	d, err := c.derive(ref, m.Base, resolve)
 	if err != nil {
 		return nil, st, fmt.Errorf("module %s: %w", m.Name, err)
 	}
-	core := want // the whole core: site tables may lie in data
-	want = want[:l.ROSize]
+	want, masked := d.core[:l.ROSize], d.masked
 	got := make([]byte, l.ROSize)
 	if err := k.Read(m.Base, got); err != nil {
 		return nil, st, fmt.Errorf("module %s: %w", m.Name, err)
@@ -206,8 +263,7 @@ func (c *ModuleCheck) Verify(k *Kernel, m Module, ref *ModuleRef, resolve func(s
 		}
 		return "rodata"
 	}
-	sites := moduleSites(ref, core, m.Base, masked)
-	alts := moduleAlternatives(ref, core, m.Base, masked)
+	sites, alts := d.sites, d.alts
 	for _, s := range sites {
 		off := s.Addr - m.Base
 		if off+uint64(s.Len) > l.TextSize {
