@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +51,9 @@ const (
 	responsePolicyKind = "response-policy"
 	responsePolicyName = "default"
 	quarantineKind     = "response-quarantine"
+	// seenKind holds, per VM, the finding keys of its last scan, so that a
+	// daemon restart does not answer standing findings a second time.
+	seenKind = "response-seen"
 )
 
 // AuditUser is the user the daemon's own responses are audited as.
@@ -116,7 +121,43 @@ func newResponder(ctx context.Context, stateDir string, st *store.Store, mgr *ma
 	for _, q := range qs {
 		sw.SetPortQuarantine(q.Name, true)
 	}
+	seen, err := st.ListObjects(ctx, seenKind)
+	if err != nil {
+		return nil, fmt.Errorf("findings already answered: %w", err)
+	}
+	for _, o := range seen {
+		var keys []string
+		if err := json.Unmarshal(o.Spec, &keys); err != nil {
+			// Lose nothing but the memory of what was answered: standing
+			// findings will be answered again, and the log says why.
+			log.Warn("respond: stored findings of a VM are unreadable; its standing findings will be answered again", "vm", o.Name, "err", err)
+			continue
+		}
+		m := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			m[k] = true
+		}
+		r.seen[o.Name] = m
+	}
 	return r, nil
+}
+
+// saveSeen stores vmName's last-scan finding keys (nil: forgets them).
+func (r *responder) saveSeen(vmName string, keys map[string]bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	if len(keys) == 0 {
+		if err = r.st.DeleteObject(ctx, seenKind, vmName); errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+	} else {
+		b, _ := json.Marshal(slices.Sorted(maps.Keys(keys)))
+		err = putObject(ctx, r.st, seenKind, vmName, b)
+	}
+	if err != nil {
+		r.log.Warn("respond: cannot store the findings answered; after a restart standing findings would be answered again", "vm", vmName, "err", err)
+	}
 }
 
 // gateway wraps the introspection gateway so that every check's findings
@@ -200,9 +241,13 @@ func (r *responder) findings(vmName string, rep *api.ScanReport) {
 		}
 		seen[key] = true
 	}
+	changed := !maps.Equal(r.seen[vmName], seen)
 	r.seen[vmName] = seen
 	policy := r.policy
 	r.mu.Unlock()
+	if changed {
+		r.saveSeen(vmName, seen)
+	}
 	if len(fresh) == 0 {
 		return
 	}
@@ -396,6 +441,7 @@ func (r *responder) stop(ctx context.Context, vmName string) (string, error) {
 	r.mu.Lock()
 	delete(r.seen, vmName)
 	r.mu.Unlock()
+	r.saveSeen(vmName, nil)
 	return "ok", nil
 }
 

@@ -279,6 +279,38 @@ func TestResponse(t *testing.T) {
 	if d := r2.ResponsePolicy(); len(d.VMs["web"]["syscall_hook"]) != 2 {
 		t.Fatalf("after restart, policy: %+v", d)
 	}
+	// ... and what it answered: the standing findings start no response,
+	// a new one does.
+	var mu sync.Mutex
+	var answered []api.MonitorEvent
+	r2.record = func(ev api.MonitorEvent) {
+		mu.Lock()
+		answered = append(answered, ev)
+		mu.Unlock()
+	}
+	pending := func() int {
+		r2.mu.Lock()
+		defer r2.mu.Unlock()
+		return r2.pending
+	}
+	settled := func() int {
+		for deadline := time.Now().Add(10 * time.Second); pending() != 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("after restart, responses still pending")
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return len(answered)
+	}
+	r2.findings("web", &api.ScanReport{Findings: []api.ScanFinding{hook, {Kind: "kernel_text_modified", Summary: "x"}}})
+	if n := settled(); n != 0 {
+		t.Fatalf("after restart, standing findings were answered again (%d responses)", n)
+	}
+	r2.findings("web", &api.ScanReport{Findings: []api.ScanFinding{hook, {Kind: "syscall_hook", Summary: "another"}}})
+	if n := settled(); n != 1 {
+		t.Fatalf("after restart, a new finding: %d responses, want 1", n)
+	}
 
 	var rel api.ReleaseResult
 	if err := e.c.Do(ctx, "POST", "/api/v1/vms/web/monitor/release", nil, &rel); err != nil || !rel.Quarantined {
