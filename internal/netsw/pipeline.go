@@ -318,7 +318,7 @@ func (s *Switch) reject(src *Port, f *packet.Frame, scratch []byte) []byte {
 	case packet.ProtoTCP:
 		out = packet.BuildTCPReset(scratch[:0], f)
 	default:
-		out = packet.BuildICMPUnreachable(scratch[:0], f, packet.ICMPv4AdminProhibited)
+		out = packet.BuildUnreachable(scratch[:0], f, packet.ICMPv4AdminProhibited, packet.ICMPv6AdminProhibited)
 	}
 	if out != nil {
 		src.send(out)

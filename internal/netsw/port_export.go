@@ -14,10 +14,11 @@ func (p *Port) Groups() []string { return p.groupList() }
 func (p *Port) Network() string { return p.net.cfg.Name }
 
 // RejectToSender answers the sender of c's frame, as a firewall reject
-// rule does: a TCP RST for TCP, else an ICMPv4 destination unreachable
-// with code (packet.ICMPv4PortUnreachable, ICMPv4AdminProhibited, ...).
-// Nothing is sent for frames that cannot be answered (not IP, a RST, an
-// ICMP error, from or to a group address, ICMP over IPv6). It reports
+// rule does: a TCP RST for TCP, else a destination unreachable with code
+// (packet.ICMPv4PortUnreachable, ICMPv4AdminProhibited, ICMPv4HostUnreachable;
+// over IPv6 the ICMPv6 code of the same meaning). Nothing is sent for
+// frames that cannot be answered (not IP, a RST, an ICMP error, neighbour
+// discovery, from or to a group address). It reports
 // whether an answer was sent. Only the stage running c may call it, during
 // Process: the answer is built in c's scratch buffer and sent at once on
 // c.In, counted there as a transmitted frame.
@@ -30,7 +31,14 @@ func (c *FrameContext) RejectToSender(code uint8) bool {
 	if f.Tuple.Proto == packet.ProtoTCP {
 		out = packet.BuildTCPReset(c.scratch[:0], f)
 	} else {
-		out = packet.BuildICMPUnreachable(c.scratch[:0], f, code)
+		code6 := uint8(packet.ICMPv6AdminProhibited)
+		switch code {
+		case packet.ICMPv4PortUnreachable:
+			code6 = packet.ICMPv6PortUnreachable
+		case packet.ICMPv4HostUnreachable:
+			code6 = 3 // address unreachable
+		}
+		out = packet.BuildUnreachable(c.scratch[:0], f, code, code6)
 	}
 	if out == nil {
 		return false

@@ -9,6 +9,7 @@ import (
 	"github.com/bulwark-project/bulwark/internal/netsw/firewall"
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
 	"github.com/bulwark-project/bulwark/internal/netsw/packet/packettest"
+	"github.com/bulwark-project/bulwark/internal/netsw/portsec"
 )
 
 var webDB = []firewall.Group{{Name: "web"}, {Name: "db"}}
@@ -153,8 +154,22 @@ func TestRejectAnswersSender(t *testing.T) {
 		t.Fatalf("got %s quoting %+v, want admin-prohibited unreachable for %+v", describe(f.Raw), f.Inner, sent.Tuple)
 	}
 
+	// Over IPv6 (link-local, which anti-spoofing lets a port use): an
+	// ICMPv6 administratively-prohibited unreachable.
+	fl6 := packettest.Flow{SrcMAC: a.mac, DstMAC: b.mac, Src: portsec.LinkLocal(a.mac), Dst: portsec.LinkLocal(b.mac)}
+	udp6 := fl6.UDP(40000, 53, []byte("query"))
+	a.send(udp6)
+	packet.Parse(udp6, &sent)
+	if r := packet.Parse(a.recv(), &f); r != packet.OK {
+		t.Fatalf("ICMPv6 unreachable does not parse: %s", r)
+	}
+	if f.Tuple.Proto != packet.ProtoICMPv6 || f.ICMPType != packet.ICMPv6Unreachable || f.ICMPCode != packet.ICMPv6AdminProhibited ||
+		!f.InnerValid || f.Inner != sent.Tuple || f.Tuple.Src != fl6.Dst || f.Tuple.Dst != fl6.Src {
+		t.Fatalf("got %s quoting %+v, want an ICMPv6 admin-prohibited unreachable for %+v", describe(f.Raw), f.Inner, sent.Tuple)
+	}
+
 	a.expectNotForwarded(b)
-	ts.waitDrops(b, "fw_reject", 2)
+	ts.waitDrops(b, "fw_reject", 3)
 }
 
 // A broadcast floods to every other port of its network, never to another

@@ -114,6 +114,47 @@ func BuildICMPUnreachable(dst []byte, f *Frame, code uint8) []byte {
 	return b
 }
 
+// ipv6MinMTU bounds an ICMPv6 error (RFC 4443 §2.4 (c): as much of the
+// invoking packet as fits in the minimum IPv6 MTU).
+const ipv6MinMTU = 1280
+
+// BuildICMPv6Unreachable builds an ICMPv6 destination unreachable (type 1)
+// with the given code, answering the IPv6 packet in f (which Parse
+// accepted): sent from f's destination address and MAC to its source,
+// quoting as much of f as keeps the reply within 1,280 bytes of IPv6, with
+// its checksum over the IPv6 pseudo-header. It returns nil for IPv4, for
+// ICMPv6 errors and neighbour discovery (RFC 4443 §2.4 (e)), and for
+// packets that may not be answered.
+func BuildICMPv6Unreachable(dst []byte, f *Frame, code uint8) []byte {
+	if !f.IPValid || !f.Tuple.Src.Is6() || f.ICMPError || !answerable(f) || len(f.IPHeader) != ipv6HeaderLen {
+		return nil
+	}
+	if f.Tuple.Proto == ProtoICMPv6 && (f.ICMPType < 128 || f.ICMPType >= ICMPv6RouterSolicit && f.ICMPType <= 137) {
+		return nil // errors, and neighbour discovery (router and neighbour messages, redirects)
+	}
+	quote := min(len(f.L4), ipv6MinMTU-ipv6HeaderLen-icmpHeaderLen-ipv6HeaderLen)
+	icmpLen := icmpHeaderLen + ipv6HeaderLen + quote
+	n := ethHeaderLen + ipv6HeaderLen + icmpLen
+	b := frameBuf(dst, max(n, minEthFrame))
+	ip := putReplyHeaders(b, f, ProtoICMPv6, icmpLen)
+	icmp := ip[ipv6HeaderLen : ipv6HeaderLen+icmpLen]
+	icmp[0] = ICMPv6Unreachable
+	icmp[1] = code
+	copy(icmp[icmpHeaderLen:], f.IPHeader)
+	copy(icmp[icmpHeaderLen+ipv6HeaderLen:], f.L4[:quote])
+	binary.BigEndian.PutUint16(icmp[2:4], transportChecksum(f.Tuple.Dst, f.Tuple.Src, ProtoICMPv6, icmp))
+	return b
+}
+
+// BuildUnreachable answers a rejected non-TCP packet: ICMPv4 with code4 or
+// ICMPv6 with code6, by f's family.
+func BuildUnreachable(dst []byte, f *Frame, code4, code6 uint8) []byte {
+	if f.Tuple.Src.Is6() {
+		return BuildICMPv6Unreachable(dst, f, code6)
+	}
+	return BuildICMPUnreachable(dst, f, code4)
+}
+
 // isICMPv4Error reports the ICMPv4 error types (RFC 1122 §3.2.2): no error
 // is ever sent about one of these.
 func isICMPv4Error(t uint8) bool {

@@ -136,6 +136,59 @@ func TestBuildICMPUnreachable(t *testing.T) {
 	checkChecksums(t, &r)
 }
 
+func TestBuildICMPv6Unreachable(t *testing.T) {
+	big := make([]byte, 1400)
+	for _, tt := range []struct {
+		name  string
+		frame []byte
+		quote int // bytes of the packet's payload quoted
+	}{
+		{"udp", flow6.UDP(40000, 53, []byte("query")), 8 + 5},
+		{"tcp", flow6.TCP(40000, 443, TCPSyn, 1, 0, nil), 20},
+		{"echo request", flow6.ICMP(ICMPv6EchoRequest, 0, packettest.Echo(1, 2)), 8},
+		{"large: cut at the minimum MTU", flow6.UDP(1, 2, big), 1280 - 40 - 8 - 40},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := mustParse(t, tt.frame)
+			out := BuildUnreachable(nil, f, ICMPv4AdminProhibited, ICMPv6AdminProhibited)
+			r := mustParse(t, out)
+			if r.Src != f.Dst || r.Dst != f.Src {
+				t.Errorf("MACs %v→%v, want %v→%v", r.Src, r.Dst, f.Dst, f.Src)
+			}
+			if want := (Tuple{Src: f.Tuple.Dst, Dst: f.Tuple.Src, Proto: ProtoICMPv6}); r.Tuple != want {
+				t.Errorf("tuple %v, want %v", r.Tuple, want)
+			}
+			if r.ICMPType != ICMPv6Unreachable || r.ICMPCode != ICMPv6AdminProhibited || !r.ICMPError {
+				t.Errorf("type %d code %d error %v", r.ICMPType, r.ICMPCode, r.ICMPError)
+			}
+			if !r.InnerValid || r.Inner != f.Tuple {
+				t.Errorf("inner %v (valid %v), want %v", r.Inner, r.InnerValid, f.Tuple)
+			}
+			if got := len(r.L4) - 8 - 40; got != tt.quote {
+				t.Errorf("quoted %d payload bytes, want %d", got, tt.quote)
+			}
+			if n := len(out) - 14; n > 1280 {
+				t.Errorf("IPv6 packet of %d bytes exceeds the minimum MTU", n)
+			}
+			checkChecksums(t, r)
+		})
+	}
+	for _, tt := range []struct {
+		name  string
+		frame []byte
+	}{
+		{"ipv4", flow4.UDP(1, 2, nil)},
+		{"icmpv6 error", icmpError6(ICMPv6Unreachable, ipPacket(flow6.UDP(1, 2, nil)))},
+		{"neighbour solicitation", flow6.ICMP(ICMPv6NeighborSolicit, 0, packettest.ND(0, ip6B))},
+		{"router advertisement", flow6.ICMP(ICMPv6RouterAdvert, 0, make([]byte, 12))},
+		{"multicast", packettest.Flow{SrcMAC: macA, DstMAC: macB, Src: ip6A, Dst: netip.MustParseAddr("ff02::1")}.UDP(1, 2, nil)},
+	} {
+		if BuildICMPv6Unreachable(nil, mustParse(t, tt.frame), ICMPv6AdminProhibited) != nil {
+			t.Errorf("%s: answered", tt.name)
+		}
+	}
+}
+
 func TestBuildRefuses(t *testing.T) {
 	mcast := packettest.Flow{SrcMAC: macA, DstMAC: macB, Src: ip4A, Dst: netip.MustParseAddr("224.0.0.251")}
 	bcast := packettest.Flow{SrcMAC: macA, DstMAC: Broadcast, Src: ip4A, Dst: netip.MustParseAddr("255.255.255.255")}

@@ -120,6 +120,16 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("unreachable parses as %v, inner %v want %v", got, rr.Inner, fr.Tuple)
 			}
 		}
+		if out := BuildICMPv6Unreachable(nil, &fr, ICMPv6AdminProhibited); out != nil {
+			var rr Frame
+			got := Parse(out, &rr)
+			if len(fr.L4) < 8 && got == BadICMPEmbedded {
+				return
+			}
+			if got != OK || !rr.InnerValid || rr.Inner != fr.Tuple || len(out)-14 > 1280 {
+				t.Fatalf("ICMPv6 unreachable (%d bytes) parses as %v, inner %v want %v", len(out), got, rr.Inner, fr.Tuple)
+			}
+		}
 	})
 }
 

@@ -25,6 +25,12 @@ const (
 	ICMPv4AdminProhibited = 13 // RFC 1812: communication administratively prohibited
 )
 
+// ICMPv6 destination-unreachable codes a REJECT may use (RFC 4443 §3.1).
+const (
+	ICMPv6AdminProhibited = 1 // communication with destination administratively prohibited
+	ICMPv6PortUnreachable = 4
+)
+
 // ICMPv6 types (RFC 4443, RFC 4861, RFC 2710, RFC 3810).
 const (
 	ICMPv6Unreachable     = 1
