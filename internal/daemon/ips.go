@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bulwark-project/bulwark/internal/api"
 	"github.com/bulwark-project/bulwark/internal/consolelog"
 	"github.com/bulwark-project/bulwark/internal/ipsstage"
@@ -92,4 +94,22 @@ func (n *netSecurity) wire(srv *api.Server) {
 }
 
 // metrics is the IPS's Prometheus collector.
-func (n *netSecurity) metrics() *ipssvc.Metrics { return ipssvc.NewMetrics(n.stage) }
+func (n *netSecurity) metrics() prometheus.Collector {
+	return netSecurityMetrics{ipssvc.NewMetrics(n.stage), mirrorsvc.NewMetrics(n.mirrors)}
+}
+
+// netSecurityMetrics is the IPS's and the mirror sessions' collectors as one.
+type netSecurityMetrics struct {
+	ips    *ipssvc.Metrics
+	mirror *mirrorsvc.Metrics
+}
+
+func (m netSecurityMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.ips.Describe(ch)
+	m.mirror.Describe(ch)
+}
+
+func (m netSecurityMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.ips.Collect(ch)
+	m.mirror.Collect(ch)
+}

@@ -6,7 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/bulwark-project/bulwark/internal/mirror"
 	"github.com/bulwark-project/bulwark/internal/netsw"
@@ -58,6 +62,20 @@ func TestSessions(t *testing.T) {
 	}
 	if st := svc.Status(); len(st) != 1 || st[0].Name != "tap1" {
 		t.Fatalf("status %+v", st)
+	}
+	// Each session is in the metrics, labelled; its source has no port.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewMetrics(svc))
+	want := `
+# HELP bulwark_mirror_missing_ports Sources and monitor ports of a mirror session with no switch port now.
+# TYPE bulwark_mirror_missing_ports gauge
+bulwark_mirror_missing_ports{network="n1",session="tap1",target="pcap"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "bulwark_mirror_missing_ports"); err != nil {
+		t.Error(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "bulwark_mirror_frames_total", "bulwark_mirror_bytes_total"); err != nil || n != 2 {
+		t.Errorf("frame and byte counters: %d %v", n, err)
 	}
 	m.Close()
 
