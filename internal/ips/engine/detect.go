@@ -160,8 +160,11 @@ type Detector struct {
 	turned Packet
 	pkt    Packet
 	// defrag reassembles IP fragments for Frame.
-	defrag      defrag
-	frameAlerts []Alert
+	defrag defrag
+	// evictedBlocked remembers blocked flows pushed out of the flow
+	// table (inline.go), so that flooding new flows cannot unblock one.
+	evictedBlocked blockedMemory
+	frameAlerts    []Alert
 	// windowScans counts stream window scans (tests check that a window
 	// is scanned once).
 	windowScans uint64
@@ -324,11 +327,15 @@ func (d *Detector) lookup(p *Packet) (*flow, bool) {
 	}
 	if f == nil {
 		for len(d.flows) >= d.cfg.MaxFlows && d.tail != nil {
+			if d.tail.blocked {
+				d.evictedBlocked.add(d.tail.key, d.tail.last)
+			}
 			d.remove(d.tail)
 			d.stats.FlowsEvicted++
 		}
 		d.seq++
 		f = &flow{key: k, det: d, cliAddr: p.Src, cliPort: p.SrcPort, id: flowID(k, p.Time, d.seq)}
+		f.blocked = d.evictedBlocked.take(k, p.Time, d.cfg.FlowTimeout)
 		// A SYN-ACK seen first comes from the server.
 		if p.Proto == ProtoTCP && p.TCPFlags&(rules.TCPSyn|rules.TCPAck) == rules.TCPSyn|rules.TCPAck {
 			f.cliAddr, f.cliPort = p.Dst, p.DstPort

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"time"
+
 	"github.com/bulwark-project/bulwark/internal/ips/rules"
 )
 
@@ -75,7 +77,13 @@ func (d *Detector) Inline(p *Packet, enforce bool) ([]Alert, InlineVerdict) {
 		return d.Packet(p), v
 	}
 	if enforce {
-		if f := d.flows[keyOf(p)]; f != nil && f.blocked && p.Time.Sub(f.last) <= d.cfg.FlowTimeout {
+		k := keyOf(p)
+		f := d.flows[k]
+		if f == nil && d.evictedBlocked.has(k) {
+			f, _ = d.lookup(p) // comes back with its blocked mark
+			f.last = p.Time.Add(-1)
+		}
+		if f != nil && f.blocked && p.Time.Sub(f.last) <= d.cfg.FlowTimeout {
 			d.lookup(p) // keep it recent: a blocked flow stays blocked while it is used
 			d.alerts = d.alerts[:0]
 			v.Action, v.Why, v.FlowID = InlineDrop, InlineFlowBlocked, f.id
@@ -152,4 +160,67 @@ func (d *Detector) BlockedFlows() int {
 		}
 	}
 	return n
+}
+
+// maxEvictedBlocked bounds the blocked flows remembered after eviction,
+// per Detector.
+const maxEvictedBlocked = 16384
+
+// blockedMemory holds the keys of blocked flows evicted from a full flow
+// table. Without it, a guest could open MaxFlows new flows to push its
+// blocked connection out, then resume that connection mid-stream, where
+// flow:established rules no longer match. Only blocked flows enter it, so
+// pushing one out of here takes maxEvictedBlocked more blocked flows (each
+// an alert). An entry lasts FlowTimeout from its flow's last packet, like
+// the flow it stands for. Oldest entries go first.
+type blockedMemory struct {
+	at   map[flowKey]evicted
+	ring []flowKey
+	next int
+}
+
+type evicted struct {
+	last time.Time
+	slot int // its place in ring, so a stale slot never removes a newer entry
+}
+
+func (m *blockedMemory) add(k flowKey, last time.Time) {
+	if m.at == nil {
+		m.at = map[flowKey]evicted{}
+	}
+	slot := len(m.ring)
+	if slot < maxEvictedBlocked {
+		m.ring = append(m.ring, k)
+	} else {
+		slot = m.next
+		if old := m.ring[slot]; m.at[old].slot == slot {
+			delete(m.at, old)
+		}
+		m.ring[slot] = k
+		m.next = (m.next + 1) % maxEvictedBlocked
+	}
+	m.at[k] = evicted{last: last, slot: slot}
+}
+
+// has reports whether k is remembered (cheap when nothing is).
+func (m *blockedMemory) has(k flowKey) bool {
+	if len(m.at) == 0 {
+		return false
+	}
+	_, ok := m.at[k]
+	return ok
+}
+
+// take reports whether k was a blocked flow evicted less than timeout
+// before now, and forgets it (the flow it starts again carries the mark).
+func (m *blockedMemory) take(k flowKey, now time.Time, timeout time.Duration) bool {
+	if len(m.at) == 0 {
+		return false
+	}
+	e, ok := m.at[k]
+	if !ok {
+		return false
+	}
+	delete(m.at, k)
+	return now.Sub(e.last) <= timeout
 }

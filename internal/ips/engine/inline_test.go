@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulwark-project/bulwark/internal/ips/rules"
 )
@@ -109,6 +111,48 @@ func TestAdoptBlocked(t *testing.T) {
 	c.d = nd
 	if _, v := nd.Inline(c.inlinePkt(false, "x"), true); v.Why != InlineFlowBlocked {
 		t.Errorf("after adoption: %+v", v)
+	}
+}
+
+// A blocked flow pushed out of a full flow table by new flows stays
+// blocked when it comes back: flooding the table is no way to resume a
+// blocked connection mid-stream.
+func TestBlockedSurvivesEviction(t *testing.T) {
+	set, st := rules.Load(strings.NewReader(inlineRules), &rules.Options{Disabled: Disabled})
+	if st.SkippedTotal()+st.ErrorTotal() > 0 {
+		t.Fatalf("rules: %v", st.Warnings)
+	}
+	e, err := New(set, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDetector(e, Config{MaxFlows: 4})
+	c := newTCPConn(d, 4100)
+	if _, v := d.Inline(c.inlinePkt(true, "BAD-DROP"), true); v.Action != InlineDrop {
+		t.Fatalf("the drop rule: %+v", v)
+	}
+	for port := uint16(4101); port < 4110; port++ {
+		newTCPConn(d, port) // the flood that evicts the blocked flow
+	}
+	if d.stats.FlowsEvicted == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	if _, v := d.Inline(c.inlinePkt(true, "more"), true); v.Why != InlineFlowBlocked {
+		t.Fatalf("the blocked flow after eviction: %+v", v)
+	}
+	// A key past the flow timeout is forgotten, as the flow would be.
+	var m blockedMemory
+	k := flowKey{ap: 1}
+	m.add(k, t0)
+	if m.take(k, t0.Add(time.Hour), time.Minute) || m.take(k, t0, time.Minute) {
+		t.Error("a stale or taken key was still blocked")
+	}
+	// The ring's bound: the oldest key goes, a re-added key keeps its new slot.
+	for i := 0; i < maxEvictedBlocked+1; i++ {
+		m.add(flowKey{ap: uint16(i), bp: uint16(i >> 16)}, t0)
+	}
+	if m.take(flowKey{ap: 0}, t0, time.Minute) || !m.take(flowKey{ap: 1}, t0, time.Minute) || len(m.at) > maxEvictedBlocked {
+		t.Errorf("ring bound: %d remembered", len(m.at))
 	}
 }
 
