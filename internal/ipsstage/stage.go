@@ -144,8 +144,10 @@ func (s *Stage) Close() {
 }
 
 // SetEngine installs a compiled rule set (nil: no rules, everything passes
-// uninspected, counted). Each shard gets a new Detector: flows restart
-// mid-stream, except that flows blocked under the old rules stay blocked.
+// uninspected, counted). Each shard gets a new Detector that carries the
+// old one's flows (engine.AdoptFlows): an established connection still
+// matches flow:established rules, a blocked one stays blocked; stream
+// reassembly and rule state start afresh.
 func (s *Stage) SetEngine(e *engine.Engine) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -175,7 +177,7 @@ func (s *Stage) SetEngine(e *engine.Engine) {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		if sh.det != nil {
-			dets[i].AdoptBlocked(sh.det)
+			dets[i].AdoptFlows(sh.det)
 		}
 		sh.det, sh.gen, sh.recent = dets[i], gen, [recentFrames]recentFrame{}
 		sh.mu.Unlock()

@@ -132,11 +132,32 @@ func (d *Detector) Inline(p *Packet, enforce bool) ([]Alert, InlineVerdict) {
 	return alerts, v
 }
 
-// AdoptBlocked copies the blocked marks of old's flows into d (a Detector
-// of a newly loaded rule set replacing old), so a connection blocked under
-// the old rules stays blocked: without it, the guest's retransmissions
-// would resume the connection mid-stream, where flow:established rules no
-// longer match. At most d's flow table bound is carried; it returns how many.
+// AdoptFlows carries old's flows into d (a Detector of a newly loaded rule
+// set replacing old), oldest first, up to d's flow table bound: each keeps
+// its client side, its TCP handshake state (so flow:established rules
+// still match a connection opened before the reload) and its blocked mark
+// (so a connection blocked under the old rules stays blocked: without it,
+// the guest's retransmissions would resume it). Stream reassembly, the
+// application-layer parsers and rule state (flowbits, thresholds) start
+// afresh, as for a flow picked up mid-stream. It returns how many flows
+// it carried.
+func (d *Detector) AdoptFlows(old *Detector) int {
+	n := 0
+	for f := old.tail; f != nil && n < d.cfg.MaxFlows; f = f.prev {
+		srv, srvPort := f.key.a, f.key.ap
+		if srv == f.cliAddr && srvPort == f.cliPort {
+			srv, srvPort = f.key.b, f.key.bp
+		}
+		p := Packet{Time: f.last, Proto: f.key.proto, Src: f.cliAddr, Dst: srv, SrcPort: f.cliPort, DstPort: srvPort}
+		nf, _ := d.lookup(&p)
+		nf.blocked, nf.tcp, nf.seen = f.blocked, f.tcp, f.seen
+		n++
+	}
+	return n
+}
+
+// AdoptBlocked carries only old's blocked flows (see AdoptFlows) and
+// returns how many.
 func (d *Detector) AdoptBlocked(old *Detector) int {
 	n := 0
 	for f := old.tail; f != nil && n < d.cfg.MaxFlows; f = f.prev {

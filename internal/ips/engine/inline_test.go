@@ -114,6 +114,35 @@ func TestAdoptBlocked(t *testing.T) {
 	}
 }
 
+// After a rule reload, a connection opened before it still satisfies
+// flow:established (and its client side is kept), and a blocked one stays
+// blocked.
+func TestAdoptFlows(t *testing.T) {
+	d := newTestDetector(t, inlineRules)
+	c := newTCPConn(d, 4200)
+	d.Inline(c.inlinePkt(true, "hello"), true)
+	blocked := newTCPConn(d, 4201)
+	d.Inline(blocked.inlinePkt(true, "BAD-DROP"), true)
+	nd := NewDetector(d.e, Config{})
+	if n := nd.AdoptFlows(d); n != 2 {
+		t.Fatalf("adopted %d flows, want 2", n)
+	}
+	c.d, blocked.d = nd, nd
+	if _, v := nd.Inline(c.inlinePkt(true, "x BAD-DROP y"), true); v.Action != InlineDrop || v.Why != InlineRule {
+		t.Errorf("an established rule on a connection from before the reload: %+v", v)
+	}
+	if _, v := nd.Inline(blocked.inlinePkt(true, "x"), true); v.Why != InlineFlowBlocked {
+		t.Errorf("a blocked flow after the reload: %+v", v)
+	}
+	// Without adoption the same connection is mid-stream: no match.
+	fresh := NewDetector(d.e, Config{})
+	c2 := newTCPConn(d, 4202)
+	c2.d = fresh
+	if _, v := fresh.Inline(c2.inlinePkt(true, "x BAD-DROP y"), true); v.Action != InlinePass {
+		t.Errorf("the control (no adoption) matched: %+v", v)
+	}
+}
+
 // A blocked flow pushed out of a full flow table by new flows stays
 // blocked when it comes back: flooding the table is no way to resume a
 // blocked connection mid-stream.
