@@ -1,6 +1,7 @@
 package netsw
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -89,14 +90,53 @@ type hairpinSet struct {
 
 func newHairpinSet() *hairpinSet { return &hairpinSet{seed: maphash.MakeSeed()} }
 
-// hash is the frame's keyed hash, as if padded to minWireFrame.
+// hash is the frame's keyed hash over what the frame says it holds: an
+// IPv4, IPv6 or ARP frame up to the end of its packet (a NIC or switch
+// may pad a short frame with any bytes, zero or not), another frame as if
+// zero-padded to minWireFrame.
 func (h *hairpinSet) hash(b []byte) uint64 {
+	if n := frameContentLen(b); n > 0 {
+		return maphash.Bytes(h.seed, b[:n])
+	}
 	if len(b) < minWireFrame {
 		var pad [minWireFrame]byte
 		copy(pad[:], b)
 		return maphash.Bytes(h.seed, pad[:])
 	}
 	return maphash.Bytes(h.seed, b)
+}
+
+// frameContentLen is the length of an untagged IPv4, IPv6 or ARP frame
+// without any padding after its packet, or 0 when it is none of these or
+// its length field is inconsistent.
+func frameContentLen(b []byte) int {
+	if len(b) < 14 {
+		return 0
+	}
+	var n int
+	switch binary.BigEndian.Uint16(b[12:14]) {
+	case 0x0800:
+		if len(b) < 18 {
+			return 0
+		}
+		n = 14 + int(binary.BigEndian.Uint16(b[16:18]))
+		if n < 34 {
+			return 0
+		}
+	case 0x86dd:
+		if len(b) < 20 {
+			return 0
+		}
+		n = 54 + int(binary.BigEndian.Uint16(b[18:20]))
+	case 0x0806:
+		n = 42
+	default:
+		return 0
+	}
+	if n > len(b) {
+		return 0
+	}
+	return n
 }
 
 func (h *hairpinSet) bucket(key uint64, port int32) *[hairpinWays]hairpinEntry {

@@ -1,11 +1,13 @@
 package netsw
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,6 +285,16 @@ func TestHairpinSet(t *testing.T) {
 	k := h.hash(frame)
 	if h.hash(padded) != k {
 		t.Fatal("a frame and its zero-padded copy hash differently")
+	}
+	// An IP frame padded with non-zero bytes by a NIC: the packet is what counts.
+	ping := packettest.Flow{SrcMAC: packet.MAC{2, 0, 0, 0, 0, 1}, DstMAC: packet.MAC{2, 0, 0, 0, 0, 2},
+		Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")}.ICMP(packet.ICMPv4EchoRequest, 0, packettest.Echo(1, 1))
+	junk := append(append([]byte(nil), ping...), bytes.Repeat([]byte{0xa5}, minWireFrame)...)
+	if h.hash(junk) != h.hash(ping) {
+		t.Fatal("an IP frame padded with non-zero bytes hashes differently")
+	}
+	if frameContentLen(ping[:20]) != 0 || frameContentLen(append(ping[:16:16], 0xff, 0xff)) != 0 {
+		t.Fatal("a truncated frame or an overlong length field was taken at its word")
 	}
 	h.add(k, 3, 100)
 	h.add(k, 3, 100) // the same frame sent twice: two entries
