@@ -89,6 +89,7 @@ type shard struct {
 	det     *engine.Detector
 	gen     uint64 // the engine generation det belongs to
 	pkt     engine.Packet
+	inner   engine.Packet // a GRE packet's inner packet
 	recent  [recentFrames]recentFrame
 	next    int
 	_       [64]byte // keep shards' locks on separate cache lines
@@ -283,6 +284,19 @@ func (s *Stage) inspectLocked(sh *shard, es *engineState, c *netsw.FrameContext,
 	}
 	if len(alerts) > 0 {
 		s.alertsLocked(es, alerts, c, ne, mode, v)
+	}
+	// A GRE packet between VMs: what it carries is inspected too, with
+	// its own flow, and the stricter verdict stands (a tunnel is no way
+	// around the rules).
+	if v.Action == engine.InlinePass {
+		if ia, iv, ok := sh.det.InlineInner(&sh.pkt, &sh.inner, mode == ModeBlock); ok {
+			if len(ia) > 0 {
+				s.alertsLocked(es, ia, c, ne, mode, iv)
+			}
+			if iv.Action != engine.InlinePass {
+				v = iv
+			}
+		}
 	}
 	if group {
 		r := &sh.recent[sh.next]

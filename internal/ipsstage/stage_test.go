@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/bulwark-project/bulwark/internal/netsw"
 	"github.com/bulwark-project/bulwark/internal/netsw/packet"
+	"github.com/bulwark-project/bulwark/internal/netsw/packet/packettest"
 )
 
 // In alert mode a drop rule's match is reported ("allowed") and the
@@ -126,6 +128,40 @@ func TestBlockModeDropsFlow(t *testing.T) {
 	d := c2.data("fine")
 	a.send(d)
 	b.expect(d)
+}
+
+// A GRE packet between VMs is inspected and so is what it carries: a
+// tunnel is no way around the rules. The inner packet that a drop rule
+// matches drops the GRE packet; a clean one passes.
+func TestGREInnerInspected(t *testing.T) {
+	l := newLab(t, blockPolicy(), Options{})
+	a, b := l.attach("a", 1), l.attach("b", 2)
+	inner := func(payload string) []byte {
+		src, dst := netip.MustParseAddr("192.168.77.1"), netip.MustParseAddr("192.168.77.2")
+		return packettest.IPv4(src, dst, 17, packettest.UDP(src, dst, 5555, 9999, []byte(payload)))
+	}
+	gre := func(payload string) []byte {
+		return a.flow(b).IP(47, append([]byte{0, 0, 0x08, 0x00}, inner(payload)...))
+	}
+	clean := gre("harmless")
+	a.send(clean)
+	b.expect(clean)
+	a.send(gre("x UDP-BAD y"))
+	a.expectNotForwarded(b)
+	l.waitDrops(a, "ips_drop", 1)
+	ev := l.ev.wait(t, 1)
+	if len(ev) != 1 || !ev[0].Blocked {
+		t.Fatalf("events %+v", ev)
+	}
+	var m struct {
+		Alert struct {
+			SignatureID int `json:"signature_id"`
+		} `json:"alert"`
+		DestPort int `json:"dest_port"`
+	}
+	if err := json.Unmarshal(ev[0].EVE(), &m); err != nil || m.Alert.SignatureID != 1000006 || m.DestPort != 9999 {
+		t.Errorf("EVE of the inner packet: %s (%v)", ev[0].EVE(), err)
+	}
 }
 
 // A reject rule drops the segment and answers the sender with a RST.

@@ -132,6 +132,25 @@ func (d *Detector) Inline(p *Packet, enforce bool) ([]Alert, InlineVerdict) {
 	return alerts, v
 }
 
+// InlineInner inspects the IP packet a GRE packet carries, outer being
+// the packet Inline has just inspected, as Frame does offline: into inner,
+// with its own flow (in this Detector: every packet of the tunnel comes to
+// the same one). ok is false when outer carries none or a pass rule
+// matched it. One layer: a tunnel inside the tunnel is inspected as a GRE
+// packet only. The alerts are valid until the next call.
+func (d *Detector) InlineInner(outer, inner *Packet, enforce bool) (alerts []Alert, v InlineVerdict, ok bool) {
+	if outer.tunnel == 0 || d.passed {
+		return nil, InlineVerdict{RuleIndex: -1}, false
+	}
+	st := outer.tunnelStart
+	inner.HasEther, inner.SrcMAC, inner.DstMAC, inner.LinkType, inner.Time = outer.HasEther, outer.SrcMAC, outer.DstMAC, outer.LinkType, outer.Time
+	if decodeInner(outer.Frame[st:], outer.tunnel-st, inner) != DecodeOK || inner.Fragment {
+		return nil, InlineVerdict{RuleIndex: -1}, false
+	}
+	alerts, v = d.Inline(inner, enforce)
+	return alerts, v, true
+}
+
 // AdoptFlows carries old's flows into d (a Detector of a newly loaded rule
 // set replacing old), oldest first, up to d's flow table bound: each keeps
 // its client side, its TCP handshake state (so flow:established rules
