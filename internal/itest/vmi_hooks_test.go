@@ -50,7 +50,9 @@ func TestVMIHooks(t *testing.T) {
 	script := `mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 T=/sys/kernel/tracing
 echo 'p:bw do_sys_openat2' >>$T/kprobe_events && echo 1 >$T/events/kprobes/bw/enable && echo "bw-kprobe ok"
-cat $T/kprobe_events`
+cat $T/kprobe_events
+unshare -n sleep 100000 &
+echo "bw-netns started"`
 	h.mustCLI(nil, "vm", "create", "vmih", "--kernel", filepath.Join(imgDir, "vmlinuz"),
 		"--initrd", filepath.Join(imgDir, "initrd.img"), "--memory", "256",
 		"--cmdline", "bulwark.hostname=vmih", "--disk", h.userdata("vmih", script)+":ro")
@@ -62,7 +64,7 @@ cat $T/kprobe_events`
 
 	hv := h.vmiHooks("vmih")
 	t.Logf("vmi hooks: %v in %.1f ms", hv.Items.Counts, hv.Millis)
-	var kprobe, ftrace bool
+	var kprobe, ftrace, otherNS bool
 	var lsm []guest.Hook
 	for _, hk := range hv.Items.Hooks {
 		if !hk.Known {
@@ -87,10 +89,16 @@ cat $T/kprobe_events`
 			if hk.Owner != "kernel" && !strings.HasPrefix(hk.Owner, "module ") {
 				t.Errorf("netfilter hook %+v", hk)
 			}
+			// The namespace the guest made has its own hooks (AppArmor
+			// registers per namespace): every namespace is read.
+			otherNS = otherNS || strings.HasPrefix(hk.Target, "netns ")
 		}
 	}
 	if !kprobe || !ftrace {
 		t.Fatalf("the guest's kprobe on do_sys_openat2 is not listed (kprobe %v, ftrace ops %v):\n%+v", kprobe, ftrace, hv.Items.Hooks)
+	}
+	if !otherNS {
+		t.Errorf("no netfilter hook of the guest's second network namespace is listed")
 	}
 	if len(lsm) < 100 {
 		t.Fatalf("only %d LSM hooks (the Debian kernel's BPF LSM alone has one per hook)", len(lsm))

@@ -433,9 +433,53 @@ var (
 // hooks[]} whose entries hold the function called for every packet. Only
 // the initial network namespace is read.
 func (k *Kernel) netfilterHooks(o *Owners, b *Budget) ([]Hook, error) {
-	net, err := k.Sym("init_net")
+	initNet, err := k.Sym("init_net")
 	if err != nil {
 		return nil, err
+	}
+	// Every network namespace (net_namespace_list), init_net first; a
+	// kernel whose profile lacks the list gets init_net alone.
+	nets := []uint64{initNet}
+	if head, err := k.Sym("net_namespace_list"); err == nil {
+		if lo, err := k.Off("net.list"); err == nil {
+			nets = nets[:0]
+			if err := k.walkList(head, "the network namespace list", maxNetNamespaces, func(e uint64) error {
+				nets = append(nets, e-lo)
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out []Hook
+	for _, net := range nets {
+		hs, err := k.netfilterHooksOf(o, b, net, net == initNet)
+		out = append(out, hs...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// maxNetNamespaces bounds the namespaces whose hooks are read.
+const maxNetNamespaces = 4096
+
+// netfilterHooksOf reads one namespace's hook arrays; hooks of another
+// namespace than init_net are named with its inode number (as
+// /proc/PID/ns/net shows it).
+func (k *Kernel) netfilterHooksOf(o *Owners, b *Budget, net uint64, initial bool) ([]Hook, error) {
+	where := "init_net"
+	ns := ""
+	if !initial {
+		where = fmt.Sprintf("netns at %#x", net)
+		ns = where + " "
+		if io, err := k.Off("net.ns.inum"); err == nil {
+			if inum, err := k.U32(net + io); err == nil {
+				where = fmt.Sprintf("netns %d", inum)
+				ns = where + " "
+			}
+		}
 	}
 	off, err := k.offsets("nf_hook_entries.num_hook_entries", "nf_hook_entries.hooks", "nf_hook_entry.hook")
 	if err != nil {
@@ -467,7 +511,7 @@ func (k *Kernel) netfilterHooks(o *Owners, b *Budget) ([]Hook, error) {
 			}
 			entries, err := k.U64(net + base + 8*uint64(h))
 			if err != nil {
-				return out, fmt.Errorf("init_net %s hooks: %w", fam.name, err)
+				return out, fmt.Errorf("%s %s hooks: %w", where, fam.name, err)
 			}
 			if entries == 0 {
 				continue
@@ -489,7 +533,7 @@ func (k *Kernel) netfilterHooks(o *Owners, b *Budget) ([]Hook, error) {
 					return out, err
 				}
 				fn := binary.LittleEndian.Uint64(raw[uint64(i)*esz+off["nf_hook_entry.hook"]:])
-				out = append(out, k.hook(o, "netfilter", fmt.Sprintf("%s %s #%d", fam.name, fam.hooks[h], i), fn, entries, ""))
+				out = append(out, k.hook(o, "netfilter", fmt.Sprintf("%s%s %s #%d", ns, fam.name, fam.hooks[h], i), fn, entries, ""))
 			}
 		}
 	}

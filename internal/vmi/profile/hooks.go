@@ -33,6 +33,7 @@ func init() {
 		opt("ftrace_ops.trampoline"), opt("ftrace_func_entry.direct"),
 
 		opt("net.nf.hooks_ipv4"), opt("net.nf.hooks_ipv6"), opt("net.nf.hooks_arp"), opt("net.nf.hooks_bridge"),
+		opt("net.list"), opt("net.ns.inum"),
 		opt("nf_hook_entries.num_hook_entries"), opt("nf_hook_entries.hooks"), opt("nf_hook_entry.hook"),
 
 		opt("security_hook_list.list"), opt("security_hook_list.head"), opt("security_hook_list.hook"),
