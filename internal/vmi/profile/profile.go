@@ -9,7 +9,7 @@ import (
 
 // FormatVersion changes whenever a cached profile would be read differently;
 // older cache files are then derived again.
-const FormatVersion = 5
+const FormatVersion = 6
 
 // Profile is what the monitor needs to know about one guest kernel build.
 // Addresses are link-time: with KASLR the guest's are shifted by a slide the
