@@ -95,3 +95,28 @@ func TestSiteEnvRules(t *testing.T) {
 		t.Errorf("ftrace_call: text %q, ops func %q, rogue %q", fc(fn), fc(rogue+0x10), fc(rogue))
 	}
 }
+
+// FuzzSiteEnv walks the ftrace ops list and the direct-call hash over
+// random memory: errors are fine, panics and hangs are not, and the sets
+// stay bounded.
+func FuzzSiteEnv(f *testing.F) {
+	seed := make([]byte, 1<<13)
+	binary.LittleEndian.PutUint64(seed[0x100:], pageOffset+0x200) // ftrace_ops_list → ops
+	binary.LittleEndian.PutUint64(seed[0x208:], pageOffset+0x300) // ops.next → ftrace_list_end
+	binary.LittleEndian.PutUint64(seed[0x210:], 0xffffffffc0001000)
+	f.Add(seed, uint64(0x100), uint64(0x300), uint64(0x400))
+	f.Fuzz(func(t *testing.T, b []byte, list, end, direct uint64) {
+		if len(b) < 4096 || len(b) > 1<<18 {
+			return
+		}
+		n := uint64(len(b))
+		k := testKernel(b, map[string]uint64{"ftrace_ops_list": pageOffset + list%n, "ftrace_list_end": pageOffset + end%n,
+			"direct_functions": pageOffset + direct%n})
+		k.L.Offsets = map[string]uint64{"ftrace_ops.func": 0, "ftrace_ops.next": 8, "ftrace_ops.trampoline": 16,
+			"ftrace_hash.size_bits": 0, "ftrace_hash.buckets": 8, "ftrace_func_entry.hlist": 0, "ftrace_func_entry.direct": 16}
+		env, _ := k.NewSiteEnv(nil)
+		if env == nil || len(env.Trampolines) > maxFtraceTargets || len(env.OpsFuncs) > maxFtraceTargets {
+			t.Fatalf("env %v", env)
+		}
+	})
+}
