@@ -164,3 +164,31 @@ func TestAckDeliveredAlertAddresses(t *testing.T) {
 		t.Error("the caller's packet was changed")
 	}
 }
+
+// An HTTP side that a packet of the other direction completes (here a
+// request that waited behind a hole in the previous request's body until
+// the server acknowledged it) is judged with the request's endpoints: the
+// rule header's addresses and ports match and the alert carries them.
+// Judged with the server's packet as it is, the rule never matched.
+func TestAckDeliveredHTTPSide(t *testing.T) {
+	d := newTestDetector(t, `alert http 10.0.0.1 any -> 10.0.0.2 80 (msg:"uri"; flow:to_server,established; http.uri; content:"/evil"; sid:11;)`)
+	c := newTCPConn(d, 41012)
+	c.send(true, rules.TCPAck|rules.TCPPsh, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\naaaa")
+	c.unseen(true, 4) // the body's end, never seen
+	c.send(true, rules.TCPAck|rules.TCPPsh, "GET /evil HTTP/1.1\r\nHost: x\r\n\r\n")
+	if len(c.alerts) != 0 {
+		t.Fatalf("alerts before the ack: %v", c.alerts)
+	}
+	p := Packet{Time: c.now, Proto: ProtoTCP, TCPFlags: rules.TCPAck, Window: 65535,
+		Src: srvIP, Dst: cliIP, SrcPort: 80, DstPort: 41012, Seq: c.sseq, Ack: c.cseq}
+	alerts := d.Packet(&p)
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts at the server's ack, want 1", len(alerts))
+	}
+	if a := alerts[0]; a.Src != cliIP || a.Dst != srvIP || a.SrcPort != 41012 || a.DstPort != 80 || !a.ToServer {
+		t.Errorf("alert: %v:%d -> %v:%d to_server %v", a.Src, a.SrcPort, a.Dst, a.DstPort, a.ToServer)
+	}
+	if p.Src != srvIP || p.SrcPort != 80 {
+		t.Error("the caller's packet was changed")
+	}
+}

@@ -646,8 +646,15 @@ func (d *Detector) inspectHTTP(f *flow, p *Packet, final bool) {
 			ts.prog[dir] = stage
 			d.gen++
 			pp := p
-			if pp == nil {
+			switch {
+			case pp == nil:
 				pp = &pseudo[dir]
+			case (pp.Src == f.cliAddr && pp.SrcPort == f.cliPort) != (dir == 0):
+				// A side that a packet of the other direction completed
+				// (its ACK delivered the bytes behind a hole): judged with
+				// the side's own endpoints, as the stream is
+				// (inspectStream).
+				pp = d.turn(pp)
 			}
 			c.reset(pp, f, dir == 0, kindApp)
 			c.txID, c.hasTx = tx.ID-1, true
