@@ -206,7 +206,8 @@ func siteEnv(st *vmState, scanErr func(string, error)) *guest.SiteEnv {
 	k := st.k
 	type span struct{ lo, hi uint64 }
 	var code []span
-	if mods, err := k.Modules(); err == nil {
+	mods, err := k.Modules()
+	if err == nil {
 		judged := st.mods != nil && st.mods.err == nil && st.mods.tree != nil && st.mods.tree.Len() > 0
 		for _, m := range mods {
 			if m.Base != 0 && m.Size != 0 && (!judged || st.mods.tree.Has(m.Name)) {
@@ -221,6 +222,12 @@ func siteEnv(st *vmState, scanErr func(string, error)) *guest.SiteEnv {
 			}
 		}
 		return false
+	}
+	if err != nil {
+		// Without the module list nothing tells a module's function from a
+		// rootkit's: a static call's function is then not judged by where
+		// it lies (the module check reports the list's error).
+		known = nil
 	}
 	env, err := k.NewSiteEnv(known)
 	if err != nil {

@@ -179,8 +179,7 @@ func (img *ImageText) legalStaticCall(at uint64, got []byte, slide uint64, env *
 	if !ok {
 		return fmt.Sprintf("not the encoding of its key's function %#x", f)
 	}
-	inImage := f >= img.text+slide && f < img.end+slide
-	if f != 0 && !inImage && env.KnownCode != nil && !env.KnownCode(f) {
+	if f != 0 && !img.inText(f-slide) && env.KnownCode != nil && !env.KnownCode(f) {
 		return fmt.Sprintf("its key holds %#x, outside the kernel and its known modules", f)
 	}
 	return ""

@@ -55,6 +55,7 @@ func TestSiteEnvRules(t *testing.T) {
 		{"return0 inline", ret0, xor5rax, false, true},
 		{"the image's own bytes", fn, []byte{0xe8, 9, 9, 9, 9}, false, true},
 		{"a module function nobody knows", modFn, call5(0xe8, at, modFn), false, false},
+		{"kernel data, not text", etext + 0x100, call5(0xe8, at, etext+0x100), false, false},
 	} {
 		setFunc(c.f)
 		if why := sc(c.got, c.tail); (why == "") != c.legal {
