@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -147,15 +146,7 @@ func TestAdoptFlows(t *testing.T) {
 // blocked when it comes back: flooding the table is no way to resume a
 // blocked connection mid-stream.
 func TestBlockedSurvivesEviction(t *testing.T) {
-	set, st := rules.Load(strings.NewReader(inlineRules), &rules.Options{Disabled: Disabled})
-	if st.SkippedTotal()+st.ErrorTotal() > 0 {
-		t.Fatalf("rules: %v", st.Warnings)
-	}
-	e, err := New(set, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := NewDetector(e, Config{MaxFlows: 4})
+	d := NewDetector(newTestDetector(t, inlineRules).e, Config{MaxFlows: 4})
 	c := newTCPConn(d, 4100)
 	if _, v := d.Inline(c.inlinePkt(true, "BAD-DROP"), true); v.Action != InlineDrop {
 		t.Fatalf("the drop rule: %+v", v)

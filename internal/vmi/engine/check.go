@@ -138,6 +138,7 @@ func (e *Engine) check(st *vmState, req monitor.Request) Report {
 	}
 	checkHooks(k, add, scanErr, r.Scanned)
 	checkModules(st, add, scanErr, r.Scanned)
+	st.listed, st.listedErr = nil, nil
 	r.Millis = float64(time.Since(start).Microseconds()) / 1000
 	return r
 }

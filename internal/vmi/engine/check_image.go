@@ -206,7 +206,7 @@ func siteEnv(st *vmState, scanErr func(string, error)) *guest.SiteEnv {
 	k := st.k
 	type span struct{ lo, hi uint64 }
 	var code []span
-	mods, err := k.Modules()
+	mods, err := st.modules()
 	if err == nil {
 		judged := st.mods != nil && st.mods.err == nil && st.mods.tree != nil && st.mods.tree.Len() > 0
 		for _, m := range mods {
@@ -238,4 +238,16 @@ func siteEnv(st *vmState, scanErr func(string, error)) *guest.SiteEnv {
 		env.Remember(st.recent.note(time.Now(), env.Trampolines, env.OpsFuncs))
 	}
 	return env
+}
+
+// modules walks the module list once per check: the site environment
+// and the module check both need it. check clears it afterwards.
+func (st *vmState) modules() ([]guest.Module, error) {
+	if st.listed == nil && st.listedErr == nil {
+		st.listed, st.listedErr = st.k.Modules()
+		if st.listed == nil && st.listedErr == nil {
+			st.listed = []guest.Module{}
+		}
+	}
+	return st.listed, st.listedErr
 }

@@ -127,7 +127,7 @@ func checkModules(st *vmState, add func(Finding), scanErr func(string, error), s
 	}
 	k := st.k
 	start := time.Now()
-	mods, err := k.Modules()
+	mods, err := st.modules()
 	if err != nil {
 		scanErr("modules against the initramfs", err)
 		return

@@ -39,9 +39,13 @@ type vmState struct {
 	mods     *moduleState // the initramfs's modules, when passed (check_modules.go)
 	// env is this check's runtime patch-site environment (check_image.go);
 	// recent holds ftrace targets seen in the last ftraceLinger.
-	env      *guest.SiteEnv
-	recent   ftraceRecent
-	attached time.Time
+	env    *guest.SiteEnv
+	recent ftraceRecent
+	// listed is this check's walk of the module list, taken once for the
+	// site environment and the module check (cleared after each check).
+	listed    []guest.Module
+	listedErr error
+	attached  time.Time
 }
 
 // New returns an engine caching profiles in cacheDir.
